@@ -1,0 +1,151 @@
+"""The transition of a week: table look-ups, spawns, days, overnight recovery, reward.
+
+Pure functions of (state, action, quality, params); no Python control flow on traced values.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .events import N_ACTIONS, N_EVENTS
+from .params import MAX_STEPS, N_DAYS, EnvParams
+from .reward import SLEEP_DEBT, rubric_total, seed_step_reward, terminal_bonus
+from .state import EnvState, Scenario
+
+
+def spawnable(params: EnvParams) -> jnp.ndarray:
+    """(E,) bool: events that only happen when spawned (the others are always scheduled)."""
+    return jnp.any(params.spawn[..., None] == jnp.arange(N_EVENTS), axis=(0, 1, 2))
+
+
+def active_slots(slot_event: jnp.ndarray, pending: jnp.ndarray, params: EnvParams) -> jnp.ndarray:
+    """(T,) bool: slots whose event will be presented (scheduled and not waiting for a spawn)."""
+    ev = jnp.clip(slot_event, 0, N_EVENTS - 1)
+    return (slot_event >= 0) & (~spawnable(params)[ev] | pending[ev])
+
+
+def initial_state(scenario: Scenario, params: EnvParams) -> EnvState:
+    """The Monday-morning state of the week described by ``scenario``."""
+    pending = jnp.zeros((N_EVENTS,), bool)
+    active = active_slots(scenario.slot_event, pending, params)
+    return EnvState(
+        energy=params.start_energy.astype(jnp.int32),
+        sprint=params.start_sprint.astype(jnp.int32),
+        trust=params.start_trust.astype(jnp.int32),
+        status=params.start_status.astype(jnp.int8),
+        pending=pending,
+        actions=jnp.full((N_EVENTS,), -1, jnp.int8),
+        slot=jnp.where(jnp.any(active), jnp.argmax(active), MAX_STEPS).astype(jnp.int32),
+        count=jnp.int32(0),
+        day=jnp.int32(0),
+        quality_sum=jnp.float32(0.0),
+        boundary=jnp.int32(0),
+        energy_by_day=jnp.full((N_DAYS,), -1, jnp.int8),
+        done=~jnp.any(active),
+        early_end=jnp.bool_(False),
+        slot_event=scenario.slot_event.astype(jnp.int8),
+        uniforms=scenario.uniforms.astype(jnp.float32),
+    )
+
+
+def current_event(state: EnvState) -> jnp.ndarray:
+    """Index of the event waiting for a decision (meaningless once ``done``)."""
+    return state.slot_event[jnp.clip(state.slot, 0, MAX_STEPS - 1)].astype(jnp.int32)
+
+
+def transition(state: EnvState, action, quality, params: EnvParams):
+    """Apply one decision.
+
+    Args:
+      state: the week so far.
+      action: int, index of the current event's action.  Out-of-range indices are clipped to
+        0..2 and reported as ``info["invalid_action"]``.
+      quality: message quality in [0, 1]; a negative value means "use the preset's template
+        quality for this action".  Values above 1 are clipped.
+      params: the rule book.
+
+    Returns ``(next_state, reward, info)``.  Once the week is over the transition is a no-op
+    with zero reward.
+    """
+    action = jnp.asarray(action, jnp.int32)
+    invalid = (action < 0) | (action >= N_ACTIONS)
+    a = jnp.clip(action, 0, N_ACTIONS - 1)
+    e = current_event(state)
+    quality = jnp.asarray(quality, jnp.float32)
+    q = jnp.where(quality < 0, params.template_quality[e, a], jnp.clip(quality, 0.0, 1.0))
+
+    alt = state.uniforms[e] < params.alt_prob[e, a]
+    outcome = alt.astype(jnp.int32)
+    d_energy = params.energy_delta[e, a] + jnp.where(alt, params.alt_energy_delta[e, a], 0)
+    d_sprint = params.sprint_delta[e, a] + jnp.where(alt, params.alt_sprint_delta[e, a], 0)
+    d_trust = params.trust_delta[e, a] + jnp.where(alt, params.alt_trust_delta[e, a], 0)
+
+    energy = jnp.clip(state.energy + d_energy, 0, 100)
+    sprint = jnp.clip(state.sprint + d_sprint, 0, 100)
+    trust = jnp.clip(state.trust + d_trust, 0, 100)
+    new_status = params.status_set[e, a, outcome]
+    status = jnp.where(new_status >= 0, new_status, state.status).astype(jnp.int8)
+    spawned = params.spawn[e, a, outcome]
+    pending = state.pending.at[jnp.clip(spawned, 0, N_EVENTS - 1)].max(spawned >= 0)
+    pending = pending.at[e].set(False)
+    actions = state.actions.at[e].set(a.astype(jnp.int8))
+    count = state.count + 1
+
+    early_end = energy <= params.early_end_energy
+    later = (jnp.arange(MAX_STEPS) > state.slot) & active_slots(state.slot_event, pending, params)
+    finished = ~jnp.any(later)
+    done = early_end | finished
+    next_slot = jnp.where(done, MAX_STEPS, jnp.argmax(later)).astype(jnp.int32)
+
+    # Days: count-based (seed_v1) or from the next slot's day; a finished week reaches Friday.
+    slot_day = jnp.where(finished, N_DAYS - 1, params.slot_day[jnp.clip(next_slot, 0, MAX_STEPS - 1)])
+    slot_day = jnp.where(early_end, state.day, slot_day)
+    day = jnp.where(params.day_by_count, params.count_day[jnp.clip(count, 0, MAX_STEPS)], slot_day)
+    day = jnp.maximum(day, state.day).astype(jnp.int32)
+    nights = jnp.where(early_end, 0, day - state.day)  # no recovery once the week is over
+    # Days that ended with this step keep the energy before the night's recovery; an early end
+    # leaves the rest of the week at the final energy.
+    days = jnp.arange(N_DAYS)
+    closed = (days >= state.day) & ((days < day) | done)
+    energy_by_day = jnp.where(closed, energy, state.energy_by_day).astype(jnp.int8)
+    night_index = jnp.arange(N_DAYS - 1)
+    recovered = jnp.sum(jnp.where((night_index >= state.day) & (night_index < day), params.recovery, 0))
+    slept_badly = (status[SLEEP_DEBT] == 1) & (nights > 0)
+    recovered = recovered - jnp.where(slept_badly, params.sleep_debt_penalty, 0)
+    energy = jnp.clip(energy + jnp.where(nights > 0, recovered, 0), 0, 100)
+    status = status.at[SLEEP_DEBT].set(jnp.where(nights > 0, 0, status[SLEEP_DEBT]).astype(jnp.int8))
+    energy_by_day = jnp.where(finished & ~early_end, energy_by_day.at[N_DAYS - 1].set(energy.astype(jnp.int8)), energy_by_day)
+
+    nxt = state.replace(
+        energy=energy.astype(jnp.int32),
+        sprint=sprint.astype(jnp.int32),
+        trust=trust.astype(jnp.int32),
+        status=status,
+        pending=pending,
+        actions=actions,
+        slot=next_slot,
+        count=count.astype(jnp.int32),
+        day=day,
+        quality_sum=state.quality_sum + q,
+        boundary=(state.boundary + params.boundary_credit[e, a]).astype(jnp.int32),
+        energy_by_day=energy_by_day,
+        done=done,
+        early_end=early_end,
+    )
+    bonus = jnp.where(done, terminal_bonus(nxt, params), 0.0)
+    seed_reward = seed_step_reward(d_energy, d_sprint, d_trust, q, bonus, params)
+    shaped = rubric_total(nxt, params) - rubric_total(state, params)
+    reward = jnp.where(params.shaped_reward, shaped, seed_reward).astype(jnp.float32)
+
+    # A finished week absorbs: the state stays, the reward is zero.
+    nxt = jax.tree_util.tree_map(lambda old, new: jnp.where(state.done, old, new), state, nxt)
+    reward = jnp.where(state.done, 0.0, reward)
+    info = {
+        "event": e,
+        "action": a,
+        "invalid_action": invalid & ~state.done,
+        "alt_outcome": alt & ~state.done,
+        "quality": jnp.where(state.done, 0.0, q),
+    }
+    return nxt, reward, info

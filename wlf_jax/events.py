@@ -1,0 +1,310 @@
+"""The event catalogue: one source for every event's id, sender, text and action names.
+
+The simulator indexes events and actions by position in this catalogue; the prompts, the
+decoders, the terminal UI, the server and the docs read the text from here.  Events 0-6 are
+the seven base events of the week; events 7-12 exist only when an earlier choice (or bad
+luck) spawns them (preset ``week_v2``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One of the three things Arjun can do about an event."""
+
+    name: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One workplace event: who sends it, through which channel, and what it says."""
+
+    id: str
+    title: str
+    sender: str
+    channel: str
+    stakeholder: str  # whose register the reply should fit: client, manager, peer, system, hr
+    body: str
+    actions: tuple[ActionSpec, ActionSpec, ActionSpec]
+    spawned: bool = False
+
+
+STAKEHOLDERS: tuple[str, ...] = ("david_chen", "sundar", "priya", "rahul", "arjun")
+"""Trust is tracked for these five people (client, manager, two peers, the teammate)."""
+
+DAYS: tuple[str, ...] = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
+
+STATUS_NAMES: tuple[str, ...] = ("staging", "leave", "appraisal", "oncall", "sleep_debt")
+"""Discrete status variables of the week and the meaning of their values."""
+
+STATUS_VALUES: dict[str, tuple[str, ...]] = {
+    "staging": ("broken", "fixed"),
+    "leave": ("pending", "approved", "cancelled"),
+    "appraisal": ("not_done", "done", "extended"),
+    "oncall": ("not_accepted", "accepted"),
+    "sleep_debt": ("rested", "sleep_debt"),
+}
+
+
+def _a(name: str, meaning: str) -> ActionSpec:
+    return ActionSpec(name, meaning)
+
+
+EVENTS: tuple[EventSpec, ...] = (
+    EventSpec(
+        id="E1_staging",
+        title="CRITICAL: staging disk at 98%, deploys failing",
+        sender="PagerDuty",
+        channel="pagerduty",
+        stakeholder="system",
+        body=(
+            "[PagerDuty] CRITICAL - staging-api-01: /var disk usage 98% (threshold 90%).\n"
+            "Deploys to staging are failing with 'No space left on device'. Four engineers are "
+            "blocked on the release branch. Triggered 08:12 IST. Escalation policy: "
+            "platform-primary (you)."
+        ),
+        actions=(
+            _a("fix_directly", "SSH in, clear the logs, restart the service and fix it yourself"),
+            _a("delegate_oncall", "Hand it to the on-call engineer (Rahul) with a short brief"),
+            _a("escalate_infra", "Raise a ticket with the infra team and let them handle it"),
+        ),
+    ),
+    EventSpec(
+        id="E2_slack",
+        title="Two quick calls, right now?",
+        sender="Priya and Rahul",
+        channel="slack",
+        stakeholder="peer",
+        body=(
+            "Priya: hey Arjun, got 15 min for a quick call on the auth module? token refresh "
+            "is acting weird\n"
+            "Rahul: also need you on the API spec review before I merge, call now-ish?"
+        ),
+        actions=(
+            _a("async_boundary", "Reply with async answers now and offer a slot later in the day"),
+            _a("both_calls_now", "Drop everything and take both calls immediately"),
+            _a("ignore_slack", "Leave the messages unanswered"),
+        ),
+    ),
+    EventSpec(
+        id="E3_client_email",
+        title="Re: Re: Dashboard latency - any update?",
+        sender="David Chen (client, US)",
+        channel="email",
+        stakeholder="client",
+        body=(
+            "Hi Arjun,\n\nFollowing up again on the dashboard latency issue. Our ops team is "
+            "seeing 8-second loads on the main view and my VP is asking me for a date. Can you "
+            "tell me where this stands and when we can expect a fix?\n\nThanks,\nDavid"
+        ),
+        actions=(
+            _a("acknowledge_timeline", "Acknowledge the issue and give a realistic timeline"),
+            _a("full_apology", "Apologise profusely and promise a fix as fast as possible"),
+            _a("cc_manager", "Reply briefly and cc your manager to share the pressure"),
+        ),
+    ),
+    EventSpec(
+        id="E4_leave",
+        title="Reminder: leave request for Thursday still pending",
+        sender="HR portal",
+        channel="hr",
+        stakeholder="manager",
+        body=(
+            "Your leave request LV-2291 (Thursday, 1 day, personal) has been pending approval "
+            "for 92 days. Approver: Sundar. Requests not actioned before the date lapse "
+            "automatically."
+        ),
+        actions=(
+            _a("ping_sundar", "Ping Sundar today and ask him to approve the leave"),
+            _a("wait_hope", "Wait and hope it gets approved on its own"),
+            _a("cancel_leave", "Cancel the leave to avoid bothering anyone"),
+        ),
+    ),
+    EventSpec(
+        id="E5_appraisal",
+        title="Self-appraisal due Friday",
+        sender="HR portal",
+        channel="hr",
+        stakeholder="manager",
+        body=(
+            "Your annual self-appraisal is due Friday 18:00. 12 sections, estimated 90 minutes. "
+            "Late submissions are not considered in this cycle's calibration."
+        ),
+        actions=(
+            _a("block_wednesday", "Block a calendar slot on Wednesday afternoon to write it"),
+            _a("rush_tonight", "Rush it tonight after work"),
+            _a("ask_extension", "Ask HR for an extension"),
+        ),
+    ),
+    EventSpec(
+        id="E6_oncall",
+        title="Can you take my on-call Wednesday night? (third ask)",
+        sender="Arjun (teammate)",
+        channel="slack",
+        stakeholder="peer",
+        body=(
+            "hey, really sorry to ask again - can you cover my on-call Wednesday night? family "
+            "thing came up. I know you covered the last two, I owe you big time"
+        ),
+        actions=(
+            _a("no_clearly_kindly", "Decline clearly and kindly"),
+            _a("yes_people_pleaser", "Say yes again"),
+            _a("counter_offer", "Offer a swap: you cover his shift if he takes one of yours"),
+        ),
+    ),
+    EventSpec(
+        id="E7_standup",
+        title="Optional: client standup 10:30 PM IST",
+        sender="Calendar (David Chen)",
+        channel="calendar",
+        stakeholder="client",
+        body=(
+            "Invitation: Dashboard sync (optional) - 10:30 PM to 11:15 PM IST. Organizer: "
+            "David Chen. 'Optional, but it would be great to have engineering there.'"
+        ),
+        actions=(
+            _a("decline_async", "Decline and send a written async update instead"),
+            _a("attend_sacrifice", "Attend the late standup"),
+            _a("delegate_teammate", "Ask Priya to attend in your place"),
+        ),
+    ),
+    # ---- spawned events (week_v2) -------------------------------------------------------
+    EventSpec(
+        id="S1_staging_relapse",
+        title="CRITICAL (re-triggered): staging disk at 99%",
+        sender="PagerDuty",
+        channel="pagerduty",
+        stakeholder="system",
+        body=(
+            "[PagerDuty] CRITICAL - staging-api-01: /var disk usage 99%. The alert resolved "
+            "yesterday has re-triggered; the log rotation fix did not hold. Release branch "
+            "blocked again."
+        ),
+        actions=(
+            _a("take_over_fix", "Take it over and fix the root cause yourself"),
+            _a("pair_with_rahul", "Pair with Rahul for an hour and fix it together"),
+            _a("roll_back_release", "Roll staging back and defer the release"),
+        ),
+        spawned=True,
+    ),
+    EventSpec(
+        id="S2_slack_followup",
+        title="Escalation: no reply on auth and API spec",
+        sender="Sundar (manager), cc Priya and Rahul",
+        channel="slack",
+        stakeholder="manager",
+        body=(
+            "Sundar: Arjun, Priya and Rahul say they've been waiting on you since yesterday for "
+            "the auth module and the API spec. Can you unblock them today?"
+        ),
+        actions=(
+            _a("own_and_schedule", "Own the miss and put a fixed slot on the calendar"),
+            _a("calls_all_day", "Spend the afternoon on calls with both of them"),
+            _a("keep_ignoring", "Keep ignoring it"),
+        ),
+        spawned=True,
+    ),
+    EventSpec(
+        id="S3_client_reescalation",
+        title="Escalation: the promised fix is not there",
+        sender="David Chen (client, US), cc his VP",
+        channel="email",
+        stakeholder="client",
+        body=(
+            "Arjun, on Monday you told me this would be fixed 'as fast as possible'. It's "
+            "Thursday and the dashboard is still at 8 seconds. I've looped in my VP. I need a "
+            "real plan today."
+        ),
+        actions=(
+            _a("honest_plan", "Send an honest status with a realistic, dated plan"),
+            _a("promise_again", "Promise again that it will be fixed by tomorrow"),
+            _a("hand_to_manager", "Hand the thread over to Sundar"),
+        ),
+        spawned=True,
+    ),
+    EventSpec(
+        id="S4_leave_conflict",
+        title="Leave clashes with the release",
+        sender="Sundar (manager)",
+        channel="slack",
+        stakeholder="manager",
+        body=(
+            "Sundar: just saw your leave request for Thursday - that's release day. Can we talk "
+            "about moving it? Let me know today."
+        ),
+        actions=(
+            _a("hold_with_handover", "Keep the leave and send a concrete handover plan"),
+            _a("give_up_leave", "Give up the leave"),
+            _a("move_to_next_week", "Move the leave to next week"),
+        ),
+        spawned=True,
+    ),
+    EventSpec(
+        id="S5_night_incident",
+        title="2:14 AM page: payments-api 5xx spike",
+        sender="PagerDuty",
+        channel="pagerduty",
+        stakeholder="system",
+        body=(
+            "[PagerDuty] HIGH - payments-api: 5xx rate 12% over 5 min. Triggered 02:14 IST. "
+            "You are on call (covering for Arjun)."
+        ),
+        actions=(
+            _a("handle_alone", "Get up and handle it alone until it is resolved"),
+            _a("wake_secondary", "Mitigate and hand over to the secondary on-call"),
+            _a("snooze_alert", "Snooze the alert until the morning"),
+        ),
+        spawned=True,
+    ),
+    EventSpec(
+        id="S6_thursday_exhaustion",
+        title="Thursday: three hours of sleep, sprint review at 11",
+        sender="Your own body",
+        channel="self",
+        stakeholder="manager",
+        body=(
+            "You slept three hours after the night incident. The sprint review is at 11:00 and "
+            "two stories are still open."
+        ),
+        actions=(
+            _a("take_half_day", "Tell Sundar and take the afternoon off to recover"),
+            _a("push_through", "Push through the day on coffee"),
+            _a("ask_cover", "Ask Rahul to present your stories at the review"),
+        ),
+        spawned=True,
+    ),
+)
+
+N_EVENTS: int = len(EVENTS)
+N_ACTIONS: int = 3
+N_STAKEHOLDERS: int = len(STAKEHOLDERS)
+N_STATUS: int = len(STATUS_NAMES)
+N_BASE_EVENTS: int = sum(not e.spawned for e in EVENTS)
+
+EVENT_IDS: tuple[str, ...] = tuple(e.id for e in EVENTS)
+ACTION_NAMES: tuple[tuple[str, str, str], ...] = tuple(
+    tuple(a.name for a in e.actions) for e in EVENTS  # type: ignore[misc]
+)
+
+
+def event_index(event_id: str) -> int:
+    """Index of an event id such as ``"E4_leave"``; raises ``KeyError`` with the known ids."""
+    try:
+        return EVENT_IDS.index(event_id)
+    except ValueError:
+        raise KeyError(f"unknown event {event_id!r}; known: {', '.join(EVENT_IDS)}") from None
+
+
+def action_index(event_id: str, action_name: str) -> int:
+    """Index (0, 1, 2) of an action name of an event."""
+    names = ACTION_NAMES[event_index(event_id)]
+    try:
+        return names.index(action_name)
+    except ValueError:
+        raise KeyError(
+            f"unknown action {action_name!r} for {event_id}; known: {', '.join(names)}"
+        ) from None

@@ -1,0 +1,103 @@
+"""Rollout helpers: ``lax.scan`` over a week, ``vmap`` over weeks.
+
+A policy is a pure function ``policy(policy_params, obs, key) -> action`` (int32 scalar).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from .env import WorkWeek, observe
+from .events import N_ACTIONS
+from .params import COMPONENT_NAMES, MAX_STEPS, EnvParams
+from .reward import components, rubric_total
+from .state import EnvState, Scenario, sample_scenario
+
+Policy = Callable[[Any, jnp.ndarray, jax.Array], jnp.ndarray]
+
+_env = WorkWeek()
+
+
+def random_policy(policy_params, obs, key) -> jnp.ndarray:
+    """Uniform over the three actions."""
+    del policy_params, obs
+    return jax.random.randint(key, (), 0, N_ACTIONS)
+
+
+def play_week(policy: Policy, policy_params, params: EnvParams, key: jax.Array,
+              scenario: Scenario | None = None) -> dict[str, jnp.ndarray]:
+    """Play one week to the end (``MAX_STEPS`` scan steps; finished weeks absorb).
+
+    Returns a dict: ``return`` (sum of rewards), ``score`` (final rubric), ``components`` (5,),
+    ``actions`` (E,) action per event (-1 = not presented), ``energy_by_day`` (5,) in [0, 1],
+    ``early_end``, ``decisions``, ``rewards`` (T,), ``events`` (T,) (-1 after the end),
+    ``final_state``.
+    """
+    k_reset, k_steps = jax.random.split(key)
+    if scenario is None:
+        scenario = sample_scenario(k_reset, params)
+    _, state = _env.reset_to_scenario(scenario, params)
+
+    def body(state: EnvState, k):
+        obs = observe(state, params)
+        action = policy(policy_params, obs, k)
+        was_done = state.done
+        _, nxt, reward, _, info = _env.step_env(None, state, action, params)
+        return nxt, (reward, jnp.where(was_done, -1, info["event"]))
+
+    final, (rewards, events) = jax.lax.scan(body, state, jax.random.split(k_steps, MAX_STEPS))
+    return {
+        "return": jnp.sum(rewards),
+        "score": rubric_total(final, params),
+        "components": components(final, params),
+        "actions": final.actions.astype(jnp.int32),
+        "energy_by_day": final.energy_by_day.astype(jnp.float32) / 100.0,
+        "early_end": final.early_end,
+        "decisions": final.count,
+        "rewards": rewards,
+        "events": events,
+        "final_state": final,
+    }
+
+
+def rollout(policy: Policy, params: EnvParams, key: jax.Array, n_weeks: int,
+            policy_params: Any = None) -> dict[str, jnp.ndarray]:
+    """Play ``n_weeks`` independent weeks (``vmap`` over weeks); every output gains a leading
+    ``n_weeks`` axis.  Jit the caller (or use :func:`make_rollout`) for speed."""
+    keys = jax.random.split(key, n_weeks)
+    return jax.vmap(lambda k: play_week(policy, policy_params, params, k))(keys)
+
+
+def make_rollout(policy: Policy, n_weeks: int):
+    """A jitted ``f(policy_params, params, key) -> summary`` playing ``n_weeks`` weeks."""
+
+    @jax.jit
+    def run(policy_params, params, key):
+        return rollout(policy, params, key, n_weeks, policy_params)
+
+    return run
+
+
+def summarize(out: dict[str, jnp.ndarray]) -> dict[str, Any]:
+    """Means and 95% confidence half-widths of a batched rollout, as plain Python numbers."""
+    import numpy as np
+
+    n = out["score"].shape[0]
+    score = np.asarray(out["score"], np.float64)
+    ret = np.asarray(out["return"], np.float64)
+    ci = lambda x: float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0  # noqa: E731
+    comps = np.asarray(out["components"], np.float64).mean(0)
+    return {
+        "weeks": int(n),
+        "mean_score": float(score.mean()),
+        "ci95_score": ci(score),
+        "mean_return": float(ret.mean()),
+        "ci95_return": ci(ret),
+        "components": {k: float(v) for k, v in zip(COMPONENT_NAMES, comps)},
+        "energy_by_day": [float(v) for v in np.asarray(out["energy_by_day"], np.float64).mean(0)],
+        "early_end_rate": float(np.asarray(out["early_end"]).mean()),
+        "mean_decisions": float(np.asarray(out["decisions"]).mean()),
+    }

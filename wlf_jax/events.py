@@ -62,10 +62,13 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="pagerduty",
         stakeholder="system",
         body=(
-            "[PagerDuty] CRITICAL - staging-api-01: /var disk usage 98% (threshold 90%).\n"
-            "Deploys to staging are failing with 'No space left on device'. Four engineers are "
-            "blocked on the release branch. Triggered 08:12 IST. Escalation policy: "
-            "platform-primary (you)."
+            "[PagerDuty] #INC-4417 CRITICAL - staging-api-01: disk usage on /var at 98% "
+            "(threshold 90%)\n"
+            "Service: staging-platform | Urgency: high | Triggered: Mon 08:12 IST\n"
+            "Details: deploys to staging fail with 'No space left on device'; /var/log/app is "
+            "41 GB (log rotation last ran 9 days ago). 4 engineers blocked on release/2.14.\n"
+            "Escalation policy: platform-primary -> you. Runbook: wiki/staging-disk-full\n"
+            "[Acknowledge] [Resolve] [Reassign]"
         ),
         actions=(
             _a("fix_directly", "SSH in, clear the logs, restart the service and fix it yourself"),
@@ -80,9 +83,13 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="slack",
         stakeholder="peer",
         body=(
+            "#team-platform, 10:41 AM\n"
             "Priya: hey Arjun, got 15 min for a quick call on the auth module? token refresh "
-            "is acting weird\n"
-            "Rahul: also need you on the API spec review before I merge, call now-ish?"
+            "is acting weird on the mobile client, refresh tokens expire after 5 min instead "
+            "of 24h \U0001F605\n"
+            "Rahul: +1, also need you on the API spec review before I merge the v2 endpoints. "
+            "can we hop on a call now-ish? huddle link: meet/plat-sync\n"
+            "Priya: @Arjun ping"
         ),
         actions=(
             _a("async_boundary", "Reply with async answers now and offer a slot later in the day"),
@@ -97,9 +104,14 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="email",
         stakeholder="client",
         body=(
-            "Hi Arjun,\n\nFollowing up again on the dashboard latency issue. Our ops team is "
-            "seeing 8-second loads on the main view and my VP is asking me for a date. Can you "
-            "tell me where this stands and when we can expect a fix?\n\nThanks,\nDavid"
+            "Subject: Re: Re: Dashboard latency - any update?\n\n"
+            "Hi Arjun,\n\n"
+            "Following up again on the dashboard latency issue (third time this month). Our ops "
+            "team is seeing 8-second loads on the main Fleet Overview page, mostly in the "
+            "mornings US Eastern, and my VP asked me for a date in our Tuesday review.\n\n"
+            "Can you tell me where this stands, what the cause is, and when we can realistically "
+            "expect a fix? Even a rough plan would help me manage expectations on our side.\n\n"
+            "Thanks,\nDavid Chen\nDirector of Operations Engineering"
         ),
         actions=(
             _a("acknowledge_timeline", "Acknowledge the issue and give a realistic timeline"),
@@ -114,9 +126,12 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="hr",
         stakeholder="manager",
         body=(
-            "Your leave request LV-2291 (Thursday, 1 day, personal) has been pending approval "
-            "for 92 days. Approver: Sundar. Requests not actioned before the date lapse "
-            "automatically."
+            "HR Portal - automated reminder\n"
+            "Your leave request LV-2291 (Thursday, 1 day, personal: family function) has been "
+            "pending approval for 92 days.\n"
+            "Approver: Sundar (Engineering Manager). Status: Awaiting approval.\n"
+            "Note: requests not actioned by the approver before the leave date lapse "
+            "automatically and the day is marked as unplanned absence."
         ),
         actions=(
             _a("ping_sundar", "Ping Sundar today and ask him to approve the leave"),
@@ -131,8 +146,11 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="hr",
         stakeholder="manager",
         body=(
-            "Your annual self-appraisal is due Friday 18:00. 12 sections, estimated 90 minutes. "
-            "Late submissions are not considered in this cycle's calibration."
+            "HR Portal - Performance cycle FY25\n"
+            "Reminder: your annual self-appraisal is due this Friday, 18:00 IST. 12 sections "
+            "(goals, impact, peer feedback, growth plan), estimated time 90 minutes. Your "
+            "progress: 0 of 12 sections.\n"
+            "Late submissions will not be considered in this cycle's calibration."
         ),
         actions=(
             _a("block_wednesday", "Block a calendar slot on Wednesday afternoon to write it"),
@@ -147,8 +165,10 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="slack",
         stakeholder="peer",
         body=(
-            "hey, really sorry to ask again - can you cover my on-call Wednesday night? family "
-            "thing came up. I know you covered the last two, I owe you big time"
+            "Direct message, 4:52 PM\n"
+            "Arjun (teammate): hey, really sorry to ask again \U0001F64F can you cover my on-call "
+            "Wednesday night (8 PM - 8 AM)? family thing came up. I know you covered the last "
+            "two, I owe you big time. I can put it in the rota sheet if you say ok"
         ),
         actions=(
             _a("no_clearly_kindly", "Decline clearly and kindly"),
@@ -163,8 +183,12 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="calendar",
         stakeholder="client",
         body=(
-            "Invitation: Dashboard sync (optional) - 10:30 PM to 11:15 PM IST. Organizer: "
-            "David Chen. 'Optional, but it would be great to have engineering there.'"
+            "Invitation: Dashboard latency sync (optional)\n"
+            "When: Tonight, 10:30 PM - 11:15 PM IST (12:00 PM - 12:45 PM US Eastern)\n"
+            "Organizer: David Chen | Guests: Sundar, Priya, you (optional)\n"
+            "Note from organizer: 'Optional, but it would be great to have engineering there to "
+            "walk us through the latency numbers.'\n"
+            "Going? [Yes] [No] [Maybe]"
         ),
         actions=(
             _a("decline_async", "Decline and send a written async update instead"),
@@ -180,9 +204,11 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="pagerduty",
         stakeholder="system",
         body=(
-            "[PagerDuty] CRITICAL - staging-api-01: /var disk usage 99%. The alert resolved "
-            "yesterday has re-triggered; the log rotation fix did not hold. Release branch "
-            "blocked again."
+            "[PagerDuty] #INC-4431 CRITICAL (re-triggered) - staging-api-01: disk usage on "
+            "/var at 99%\n"
+            "Related: #INC-4417 (resolved Monday). The log rotation change did not hold; "
+            "/var/log/app grew 30 GB overnight. Release/2.14 deploys blocked again.\n"
+            "Escalation policy: platform-primary -> you."
         ),
         actions=(
             _a("take_over_fix", "Take it over and fix the root cause yourself"),
@@ -198,8 +224,10 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="slack",
         stakeholder="manager",
         body=(
-            "Sundar: Arjun, Priya and Rahul say they've been waiting on you since yesterday for "
-            "the auth module and the API spec. Can you unblock them today?"
+            "#team-platform, thread\n"
+            "Sundar: @Arjun, Priya and Rahul say they've been waiting on you since yesterday "
+            "for the auth module and the API spec review, and the v2 merge is now slipping. "
+            "Can you unblock them today? Let me know what you need from me."
         ),
         actions=(
             _a("own_and_schedule", "Own the miss and put a fixed slot on the calendar"),
@@ -215,9 +243,13 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="email",
         stakeholder="client",
         body=(
-            "Arjun, on Monday you told me this would be fixed 'as fast as possible'. It's "
-            "Thursday and the dashboard is still at 8 seconds. I've looped in my VP. I need a "
-            "real plan today."
+            "Subject: Re: Re: Re: Dashboard latency - escalation\n\n"
+            "Arjun,\n\n"
+            "On Monday you told me this would be fixed 'as fast as possible'. It's Thursday and "
+            "the Fleet Overview page still takes 8 seconds. I've looped in my VP, who is asking "
+            "whether we should bring this up in the renewal discussion.\n\n"
+            "I need a real plan today: what is being done, by whom, and by when.\n\n"
+            "David"
         ),
         actions=(
             _a("honest_plan", "Send an honest status with a realistic, dated plan"),
@@ -233,8 +265,10 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="slack",
         stakeholder="manager",
         body=(
-            "Sundar: just saw your leave request for Thursday - that's release day. Can we talk "
-            "about moving it? Let me know today."
+            "Direct message, Wednesday 11:05 AM\n"
+            "Sundar: hey Arjun, just saw your leave request for Thursday - sorry it sat in my "
+            "queue. Thursday is release day for 2.14 though. Can we talk about moving it? Let me "
+            "know today so I can plan cover."
         ),
         actions=(
             _a("hold_with_handover", "Keep the leave and send a concrete handover plan"),
@@ -250,8 +284,12 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="pagerduty",
         stakeholder="system",
         body=(
-            "[PagerDuty] HIGH - payments-api: 5xx rate 12% over 5 min. Triggered 02:14 IST. "
-            "You are on call (covering for Arjun)."
+            "[PagerDuty] #INC-4440 HIGH - payments-api: 5xx error rate 12% over 5 min "
+            "(threshold 2%)\n"
+            "Triggered: Thu 02:14 IST. You are primary on call (covering for Arjun). "
+            "Secondary: Rahul.\n"
+            "Runbook: wiki/payments-5xx | Dashboard: grafana/payments\n"
+            "[Acknowledge] [Escalate to secondary] [Snooze 4h]"
         ),
         actions=(
             _a("handle_alone", "Get up and handle it alone until it is resolved"),
@@ -267,8 +305,9 @@ EVENTS: tuple[EventSpec, ...] = (
         channel="self",
         stakeholder="manager",
         body=(
-            "You slept three hours after the night incident. The sprint review is at 11:00 and "
-            "two stories are still open."
+            "07:40 AM. You slept three hours after the night incident and your head is "
+            "pounding. The sprint review is at 11:00, two of your stories are still open, and "
+            "Sundar has asked everyone to demo their own work."
         ),
         actions=(
             _a("take_half_day", "Tell Sundar and take the afternoon off to recover"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from . import float64
 from .events import N_ACTIONS, N_EVENTS
 from .params import MAX_STEPS, N_DAYS, EnvParams
 from .reward import SLEEP_DEBT, rubric_total, seed_step_reward, terminal_bonus
@@ -33,6 +34,12 @@ def initial_state(scenario: Scenario, params: EnvParams) -> EnvState:
         energy=params.start_energy.astype(jnp.int32),
         sprint=params.start_sprint.astype(jnp.int32),
         trust=params.start_trust.astype(jnp.int32),
+        drift=jnp.where(
+            params.float64_arithmetic,
+            float64.literal_offset(jnp.concatenate([params.start_energy[None], params.start_sprint[None],
+                                                    params.start_trust]).astype(jnp.int32)),
+            0,
+        ).astype(jnp.int32),
         status=params.start_status.astype(jnp.int8),
         pending=pending,
         actions=jnp.full((N_EVENTS,), -1, jnp.int8),
@@ -81,9 +88,15 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     d_sprint = params.sprint_delta[e, a] + jnp.where(alt, params.alt_sprint_delta[e, a], 0)
     d_trust = params.trust_delta[e, a] + jnp.where(alt, params.alt_trust_delta[e, a], 0)
 
-    energy = jnp.clip(state.energy + d_energy, 0, 100)
-    sprint = jnp.clip(state.sprint + d_sprint, 0, 100)
-    trust = jnp.clip(state.trust + d_trust, 0, 100)
+    # energy, sprint and the five trusts move together: integer hundredths, or the original's
+    # float64 values when the rule book asks for them (see float64.py)
+    old = jnp.concatenate([state.energy[None], state.sprint[None], state.trust])
+    delta = jnp.concatenate([d_energy[None], d_sprint[None], d_trust]).astype(jnp.int32)
+    f_values, f_drift = float64.add(old, state.drift, delta)
+    exact = params.float64_arithmetic
+    values = jnp.where(exact, f_values, jnp.clip(old + delta, 0, 100))
+    drift = jnp.where(exact, f_drift, 0)
+    energy, sprint, trust = values[0], values[1], values[2:]
     new_status = params.status_set[e, a, outcome]
     status = jnp.where(new_status >= 0, new_status, state.status).astype(jnp.int8)
     spawned = params.spawn[e, a, outcome]
@@ -92,7 +105,7 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     actions = state.actions.at[e].set(a.astype(jnp.int8))
     count = state.count + 1
 
-    early_end = energy <= params.early_end_energy
+    early_end = float64.at_most(energy, drift[0], params.early_end_energy, exact)
     later = (jnp.arange(MAX_STEPS) > state.slot) & active_slots(state.slot_event, pending, params)
     finished = ~jnp.any(later)
     done = early_end | finished
@@ -113,6 +126,7 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     recovered = jnp.sum(jnp.where((night_index >= state.day) & (night_index < day), params.recovery, 0))
     slept_badly = (status[SLEEP_DEBT] == 1) & (nights > 0)
     recovered = recovered - jnp.where(slept_badly, params.sleep_debt_penalty, 0)
+    # overnight recovery is a week_v2 mechanic (integer hundredths; seed_v1 has none)
     energy = jnp.clip(energy + jnp.where(nights > 0, recovered, 0), 0, 100)
     status = status.at[SLEEP_DEBT].set(jnp.where(nights > 0, 0, status[SLEEP_DEBT]).astype(jnp.int8))
     energy_by_day = jnp.where(finished & ~early_end, energy_by_day.at[N_DAYS - 1].set(energy.astype(jnp.int8)), energy_by_day)
@@ -121,6 +135,7 @@ def transition(state: EnvState, action, quality, params: EnvParams):
         energy=energy.astype(jnp.int32),
         sprint=sprint.astype(jnp.int32),
         trust=trust.astype(jnp.int32),
+        drift=drift.astype(jnp.int32),
         status=status,
         pending=pending,
         actions=actions,

@@ -70,6 +70,7 @@ class EnvParams:
     recovery: Any  # (N_DAYS - 1,) int32: energy restored overnight after day d
     sleep_debt_penalty: Any  # () int32: recovery lost the night after sleep debt
     early_end_energy: Any  # () int32: the week ends when energy <= this after a step
+    float64_arithmetic: Any  # () bool: reproduce the original's float64 drift (seed_v1)
     # reward
     shaped_reward: Any  # () bool: potential-based rubric shaping (else the seed formula)
     reward_coef: Any  # (4,) float32: seed formula: energy, sprint, |trust|, quality
@@ -110,6 +111,7 @@ _SPEC: dict[str, tuple[tuple[int, ...], str]] = {
     "recovery": ((N_DAYS - 1,), "int"),
     "sleep_debt_penalty": ((), "int"),
     "early_end_energy": ((), "int"),
+    "float64_arithmetic": ((), "bool"),
     "shaped_reward": ((), "bool"),
     "reward_coef": ((4,), "float"),
     "bonus_thresholds": ((4,), "int"),
@@ -241,4 +243,10 @@ def replace(params: EnvParams, name: str | None = None, **changes: Any) -> EnvPa
 
 def to_python(params: EnvParams) -> dict[str, Any]:
     """The rule book as nested Python lists / numbers (for the plain-Python implementation)."""
-    return {k: np.asarray(getattr(params, k)).tolist() for k in _SPEC} | {"name": params.name}
+    def plain(arr: np.ndarray):
+        if arr.dtype.kind == "f":  # shortest decimal that round-trips the float32 (0.3, not 0.30000001)
+            flat = [float(np.format_float_positional(x, unique=True)) for x in arr.astype(np.float32).flat]
+            return np.array(flat, dtype=object).reshape(arr.shape).tolist()
+        return arr.tolist()
+
+    return {k: plain(np.asarray(getattr(params, k))) for k in _SPEC} | {"name": params.name}

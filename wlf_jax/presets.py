@@ -162,6 +162,7 @@ def seed_v1() -> EnvParams:
         recovery=[0, 0, 0, 0],
         sleep_debt_penalty=0,
         early_end_energy=5,
+        float64_arithmetic=True,
         shaped_reward=False,
         reward_coef=[0.5, 0.3, 0.1, 0.12],
         bonus_thresholds=[70, 60, 30, 70],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from . import float64
 from .params import EnvParams
 from .state import EnvState
 
@@ -13,9 +14,17 @@ FIXED, APPROVED, DONE, ACCEPTED = 1, 1, 1, 1
 DAVID = 0
 
 
-def energy_score(energy: jnp.ndarray, params: EnvParams) -> jnp.ndarray:
+def _energy_at_least(state: EnvState, threshold, params: EnvParams) -> jnp.ndarray:
+    return float64.at_least(state.energy, state.drift[0], threshold, params.float64_arithmetic)
+
+
+def _sprint_at_least(state: EnvState, threshold, params: EnvParams) -> jnp.ndarray:
+    return float64.at_least(state.sprint, state.drift[1], threshold, params.float64_arithmetic)
+
+
+def energy_score(state: EnvState, params: EnvParams) -> jnp.ndarray:
     """energy_to_friday: the score of the highest threshold reached (thresholds descend)."""
-    reached = energy >= params.energy_thresholds  # (3,)
+    reached = _energy_at_least(state, params.energy_thresholds, params)  # (3,)
     first = jnp.argmax(jnp.concatenate([reached, jnp.ones((1,), bool)]))
     return params.energy_scores[first]
 
@@ -24,11 +33,11 @@ def components(state: EnvState, params: EnvParams) -> jnp.ndarray:
     """The five rubric components of "the week if it ended now", each in [0, 1]. Shape (5,)."""
     technical = (
         params.tech_weights[0] * (state.status[STAGING] == FIXED)
-        + params.tech_weights[1] * (state.sprint >= params.tech_sprint_threshold)
+        + params.tech_weights[1] * _sprint_at_least(state, params.tech_sprint_threshold, params)
     )
     communication = state.quality_sum / jnp.maximum(state.count, 1)
     boundary = jnp.clip(state.boundary / 100.0, 0.0, 1.0)
-    energy = energy_score(state.energy, params)
+    energy = energy_score(state, params)
     relationship = jnp.clip(jnp.sum(params.relationship_weights * state.trust) / 100.0, 0.0, 1.0)
     return jnp.stack([technical, communication, boundary, energy, relationship]).astype(jnp.float32)
 
@@ -42,13 +51,13 @@ def terminal_bonus(state: EnvState, params: EnvParams) -> jnp.ndarray:
     """seed_v1's end-of-week bonus, from the state after the last step."""
     thr, val = params.bonus_thresholds, params.bonus_values
     terms = jnp.stack([
-        state.sprint >= thr[0],
+        _sprint_at_least(state, thr[0], params),
         state.status[STAGING] == FIXED,
         state.status[LEAVE] == APPROVED,
         state.status[APPRAISAL] == DONE,
-        state.energy >= thr[1],
-        state.energy < thr[2],
-        state.trust[DAVID] >= thr[3],
+        _energy_at_least(state, thr[1], params),
+        ~_energy_at_least(state, thr[2], params),
+        float64.at_least(state.trust[DAVID], state.drift[2 + DAVID], thr[3], params.float64_arithmetic),
         state.status[ONCALL] != ACCEPTED,
     ])
     return jnp.sum(jnp.where(terms, val, 0.0))

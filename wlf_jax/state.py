@@ -32,6 +32,7 @@ class EnvState:
     energy: Any  # () int32
     sprint: Any  # () int32
     trust: Any  # (S,) int32
+    drift: Any  # (2 + S,) int32: float64 offsets of energy, sprint, trust (see float64.py)
     status: Any  # (K,) int8, see events.STATUS_VALUES
     pending: Any  # (E,) bool: spawned events waiting for their slot
     actions: Any  # (E,) int8: action chosen for each event, -1 = not handled

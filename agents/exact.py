@@ -1,0 +1,349 @@
+"""Exact solutions: expectimax over every chance outcome (no sampling) and exact policy values.
+
+Chance in a week is (a) the order of shuffled events, revealed one event at a time, and (b) the
+binary outcome of each (event, action) with ``alt_prob``.  The solver walks the decision graph
+built from the plain-Python dynamics (:mod:`wlf_jax.reference`), merging states that agree on
+everything the future depends on, and memoises Q*(state, action).
+
+* :class:`ExactSolver` — ``solve()`` gives V*, the optimal expected return and week score,
+  ``q(week)`` gives Q* for any reachable state, ``evaluate(policy)`` the exact expected return,
+  score, rubric components, energy by day, action frequencies and early-end probability of any
+  (stochastic) policy.
+* :func:`pattern_scenarios` + :func:`exact_scores` (JAX) — the exact expected score of many
+  deterministic policies at once, by enumerating every order and outcome pattern with its
+  probability; used to search all state-independent maps exhaustively.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
+from wlf_jax.params import COMPONENT_NAMES, EnvParams, to_python
+from wlf_jax.reference import N_DAYS, UNREVEALED, ReferenceWeek, Week
+
+# A host policy maps a list of decision states to one probability vector over the 3 actions each.
+HostPolicy = Callable[[Sequence[Week]], np.ndarray]
+
+
+def state_key(w: Week) -> tuple:
+    """What the future of a week depends on (and what an observation shows): states with equal
+    keys have equal values, whatever order or path led to them."""
+    handled = sum(1 << e for e, a in enumerate(w.actions) if a >= 0)
+    current = w.slot_event[w.slot] if not w.done else -1
+    return (w.values, w.status, w.pending, handled, w.count, w.day, round(w.quality_sum, 9),
+            w.boundary, w.slot, current, w.done)
+
+
+@dataclass
+class Evaluation:
+    """Exact expectations of one policy."""
+
+    exact_return: float
+    exact_score: float
+    components: dict[str, float]
+    energy_by_day: list[float]
+    early_end_prob: float
+    action_freq: dict[str, list[float]]  # per event: probability of each action (given it occurs)
+    event_prob: dict[str, float] = field(default_factory=dict)  # probability the event occurs
+
+    def as_dict(self) -> dict:
+        return {
+            "exact_return": self.exact_return, "exact_score": self.exact_score,
+            "components": self.components, "energy_by_day": self.energy_by_day,
+            "early_end_prob": self.early_end_prob, "action_freq": self.action_freq,
+            "event_prob": self.event_prob,
+        }
+
+
+class ExactSolver:
+    """Expectimax over the week's decision graph for one rule book (either preset)."""
+
+    def __init__(self, params: EnvParams):
+        self.params = params
+        self.rules = to_python(params)
+        self.ref = ReferenceWeek(self.rules)
+        r = self.rules
+        self.shuffled_slots = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
+        self.shuffled_events = frozenset(r["slot_event"][t] for t in self.shuffled_slots)
+        if self.shuffled_events & self.ref.spawnable:
+            raise ValueError("exact solver: spawned events cannot sit in shuffled slots")
+        self._q: dict[tuple, tuple[float, float, float]] = {}
+        self._trans: dict[tuple, list] = {}
+        self.solve_seconds: float | None = None
+
+    # -- the decision graph -----------------------------------------------------------------
+    def initial(self) -> list[tuple[float, Week]]:
+        """Distribution over Monday-morning decision states."""
+        r = self.rules
+        slot_event = [UNREVEALED if t in self.shuffled_slots else e for t, e in enumerate(r["slot_event"])]
+        w = self.ref.reset(slot_event, [1.0] * N_EVENTS)
+        return self._reveal(w)
+
+    def _reveal(self, w: Week) -> list[tuple[float, Week]]:
+        if w.done or w.slot_event[w.slot] != UNREVEALED:
+            return [(1.0, w)]
+        seen = {e for e in w.slot_event if e >= 0}
+        left = sorted(self.shuffled_events - seen)
+        out = []
+        for e in left:
+            se = list(w.slot_event)
+            se[w.slot] = e
+            out.append((1.0 / len(left), w._replace(slot_event=tuple(se))))
+        return out
+
+    def transitions(self, w: Week, action: int) -> list[tuple[float, float, Week]]:
+        """``[(probability, reward, next_week)]`` for ``action`` in decision state ``w``."""
+        key = (state_key(w), action)
+        hit = self._trans.get(key)
+        if hit is not None:
+            return hit
+        p_alt = self.ref.alt_probability(w, action)
+        out = []
+        for p, alt in ((1.0 - p_alt, False), (p_alt, True)):
+            if p <= 0.0:
+                continue
+            nw, reward = self.ref.apply(w, action, alt)
+            for p2, w2 in self._reveal(nw):
+                out.append((p * p2, reward, w2))
+        self._trans[key] = out
+        return out
+
+    # -- optimal values ---------------------------------------------------------------------
+    def q(self, w: Week) -> tuple[float, float, float]:
+        """Q*(w, a) for the three actions: expected return from ``w`` (exact)."""
+        key = state_key(w)
+        hit = self._q.get(key)
+        if hit is not None:
+            return hit
+        values = []
+        for a in range(N_ACTIONS):
+            total = 0.0
+            for p, reward, w2 in self.transitions(w, a):
+                total += p * (reward + (0.0 if w2.done else max(self.q(w2))))
+            values.append(total)
+        out = tuple(values)
+        self._q[key] = out
+        return out
+
+    def value(self) -> float:
+        """V* of the week: the optimal expected return from Monday morning."""
+        return sum(p * max(self.q(w)) for p, w in self.initial())
+
+    def solve(self) -> "ExactSolver":
+        """Compute Q* for every reachable state; records ``solve_seconds``."""
+        t0 = time.perf_counter()
+        self.value()
+        self.solve_seconds = time.perf_counter() - t0
+        return self
+
+    @property
+    def n_states(self) -> int:
+        return len(self._q)
+
+    def optimal_action(self, w: Week) -> int:
+        """argmax_a Q*(w, a), lowest index on ties."""
+        q = self.q(w)
+        return int(np.argmax(np.round(np.asarray(q), 12)))
+
+    def optimal_policy(self) -> HostPolicy:
+        return lambda weeks: np.eye(N_ACTIONS)[[self.optimal_action(w) for w in weeks]]
+
+    def myopic_policy(self) -> HostPolicy:
+        """Best expected immediate reward at each step (exact over the step's chance)."""
+        def act(weeks):
+            out = []
+            for w in weeks:
+                imm = [sum(p * r for p, r, _ in self.transitions(w, a)) for a in range(N_ACTIONS)]
+                out.append(int(np.argmax(np.round(imm, 12))))
+            return np.eye(N_ACTIONS)[out]
+        return act
+
+    # -- exact policy evaluation ------------------------------------------------------------
+    def evaluate(self, policy: HostPolicy) -> Evaluation:
+        """Exact expectations of ``policy`` by pushing probability mass through the graph."""
+        layer: dict[tuple, list] = {}
+        for p, w in self.initial():
+            layer.setdefault(state_key(w), [0.0, w])[0] += p
+        ret = 0.0
+        score = 0.0
+        comps = np.zeros(len(COMPONENT_NAMES))
+        energy_by_day = np.zeros(N_DAYS)
+        early = 0.0
+        freq = np.zeros((N_EVENTS, N_ACTIONS))
+        scale = 1.0 if self.ref.floats else 100.0
+        while layer:
+            items = list(layer.values())
+            dists = np.asarray(policy([w for _, w in items]), dtype=np.float64)
+            nxt: dict[tuple, list] = {}
+            for (p, w), dist in zip(items, dists):
+                e = w.slot_event[w.slot]
+                for a in range(N_ACTIONS):
+                    pa = p * dist[a]
+                    if pa <= 0.0:
+                        continue
+                    freq[e, a] += pa
+                    for pt, reward, w2 in self.transitions(w, a):
+                        m = pa * pt
+                        ret += m * reward
+                        for d in range(w.day, N_DAYS):
+                            if w2.energy_by_day[d] is not None and (d < w2.day or w2.done):
+                                energy_by_day[d] += m * w2.energy_by_day[d] / scale
+                        if w2.done:
+                            c = self.ref.components(w2)
+                            comps += m * np.asarray(c)
+                            score += m * self.ref.score(w2)
+                            early += m * w2.early_end
+                        else:
+                            nxt.setdefault(state_key(w2), [0.0, w2])[0] += m
+            layer = nxt
+        occurs = freq.sum(1)
+        return Evaluation(
+            exact_return=ret,
+            exact_score=score,
+            components={k: float(v) for k, v in zip(COMPONENT_NAMES, comps)},
+            energy_by_day=[float(v) for v in energy_by_day],
+            early_end_prob=float(early),
+            action_freq={EVENT_IDS[e]: [float(x) for x in freq[e] / max(occurs[e], 1e-12)]
+                         for e in range(N_EVENTS) if occurs[e] > 0},
+            event_prob={EVENT_IDS[e]: float(occurs[e]) for e in range(N_EVENTS) if occurs[e] > 0},
+        )
+
+
+def fixed_map_policy(action_map: Sequence[int]) -> HostPolicy:
+    """A state-independent policy: ``action_map[event]`` whatever the state."""
+    eye = np.eye(N_ACTIONS)
+    return lambda weeks: eye[[action_map[w.slot_event[w.slot]] for w in weeks]]
+
+
+def uniform_policy() -> HostPolicy:
+    return lambda weeks: np.full((len(weeks), N_ACTIONS), 1.0 / N_ACTIONS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exact values of many deterministic policies at once (JAX): enumerate every chance pattern.
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class PatternSet:
+    """Every equally-structured chance pattern of a week: orders of the shuffled slots times
+    main/alternative outcomes of every event that has a chance outcome."""
+
+    slot_event: np.ndarray  # (N, T) int32
+    uniforms: np.ndarray  # (N, E) float32: 0.0 forces the alternative outcome, 1.0 the main one
+    order_weight: np.ndarray  # (N,) float64: probability of the order
+    alt_bit: np.ndarray  # (N, E) bool
+    chance_events: np.ndarray  # (E,) bool
+
+
+def pattern_scenarios(params: EnvParams) -> PatternSet:
+    """Enumerate orders x outcome patterns (seed_v1: 720 x 2; week_v2: 1 x 2**7)."""
+    r = to_python(params)
+    slot_event = np.asarray(r["slot_event"], np.int32)
+    shuffle = np.asarray(r["slot_shuffle"], bool) & (slot_event >= 0)
+    slots = np.flatnonzero(shuffle)
+    events = slot_event[slots]
+    orders = []
+    for perm in itertools.permutations(events):
+        se = slot_event.copy()
+        se[slots] = perm
+        orders.append(se)
+    chance = np.asarray(r["alt_prob"]).max(axis=1) > 0
+    chance_ids = np.flatnonzero(chance)
+    n_bits = len(chance_ids)
+    bits = np.array(list(itertools.product([False, True], repeat=n_bits)), bool).reshape(-1, n_bits)
+    n = len(orders) * len(bits)
+    se_all = np.repeat(np.asarray(orders, np.int32), len(bits), axis=0)
+    alt = np.zeros((n, N_EVENTS), bool)
+    alt[:, chance_ids] = np.tile(bits, (len(orders), 1))
+    uniforms = np.where(alt, 0.0, 1.0).astype(np.float32)
+    return PatternSet(se_all, uniforms, np.full(n, 1.0 / len(orders)), alt, chance)
+
+
+def pattern_weights(patterns: PatternSet, actions: np.ndarray, params: EnvParams) -> np.ndarray:
+    """Probability of each pattern given the actions taken in it (``actions``: (..., N, E), -1 =
+    event not reached).  Unreached chance events count both outcomes, so their factor is 1/2."""
+    p_alt = np.asarray(params.alt_prob, np.float64)  # (E, A)
+    a = np.clip(actions, 0, N_ACTIONS - 1)
+    p = np.take_along_axis(np.broadcast_to(p_alt, a.shape[:-1] + p_alt.shape), a[..., None], -1)[..., 0]
+    factor = np.where(patterns.alt_bit, p, 1.0 - p)
+    factor = np.where(actions >= 0, factor, 0.5)
+    factor = np.where(patterns.chance_events, factor, 1.0)
+    return np.prod(factor, axis=-1) * patterns.order_weight
+
+
+def exact_scores(params: EnvParams, action_maps: np.ndarray, batch: int = 4096,
+                 progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact expected (score, return) of each state-independent map in ``action_maps`` (M, E)."""
+    import jax
+    import jax.numpy as jnp
+
+    from wlf_jax.env import WorkWeek
+    from wlf_jax.reward import rubric_total
+    from wlf_jax.state import Scenario
+
+    env = WorkWeek()
+    pats = pattern_scenarios(params)
+    se, un = jnp.asarray(pats.slot_event), jnp.asarray(pats.uniforms)
+
+    def one_week(amap, slot_event, uniforms):
+        _, s = env.reset_to_scenario(Scenario(slot_event, uniforms), params)
+
+        def body(carry, _):
+            s, ret = carry
+            e = s.slot_event[jnp.clip(s.slot, 0, env.max_steps - 1)]
+            _, s2, r, _, _ = env.step_env(None, s, amap[e], params)
+            return (s2, ret + r), None
+
+        (s, ret), _ = jax.lax.scan(body, (s, 0.0), None, length=env.max_steps)
+        return rubric_total(s, params), ret, s.actions
+
+    run = jax.jit(jax.vmap(lambda m: jax.vmap(lambda a, b: one_week(m, a, b))(se, un)))
+    scores, returns = [], []
+    per = max(1, batch // len(pats.slot_event)) if len(pats.slot_event) < batch else 1
+    for i in range(0, len(action_maps), per):
+        chunk = np.asarray(action_maps[i:i + per], np.int32)
+        pad = per - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
+        sc, rt, acts = jax.device_get(run(jnp.asarray(chunk)))
+        w = pattern_weights(pats, np.asarray(acts, np.int64), params)
+        scores.append((w * sc).sum(-1)[: per - pad])
+        returns.append((w * rt).sum(-1)[: per - pad])
+        if progress:
+            progress(len(chunk) - pad)
+    return np.concatenate(scores), np.concatenate(returns)
+
+
+def relevant_maps(params: EnvParams) -> np.ndarray:
+    """All state-independent maps, pruned to one representative where an event's action cannot
+    matter (a spawned event that no reachable choice spawns).  (M, E) int32."""
+    r = to_python(params)
+    spawn = np.asarray(r["spawn"])
+    scheduled = [e for e in r["slot_event"] if e >= 0]
+    base = [e for e in scheduled if not (spawn == e).any()]
+    spawned = [e for e in scheduled if (spawn == e).any()]
+    maps = []
+    for choice in itertools.product(range(N_ACTIONS), repeat=len(base)):
+        # (map, events that can occur under it); spawned events expanded in schedule order
+        frontier = [(dict(zip(base, choice)), set(base))]
+        for e in spawned:
+            new = []
+            for m, live in frontier:
+                if any((spawn[src, m[src]] == e).any() for src in live):
+                    new.extend(({**m, e: a}, live | {e}) for a in range(N_ACTIONS))
+                else:
+                    new.append(({**m, e: 0}, live))
+            frontier = new
+        for m, _ in frontier:
+            row = np.zeros(N_EVENTS, np.int32)
+            for e, a in m.items():
+                row[e] = a
+            maps.append(row)
+    return np.asarray(maps, np.int32)
+

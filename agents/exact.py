@@ -347,3 +347,42 @@ def relevant_maps(params: EnvParams) -> np.ndarray:
             maps.append(row)
     return np.asarray(maps, np.int32)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Observations of host-side decision states, so trained networks can be evaluated exactly.
+# ---------------------------------------------------------------------------------------------
+
+def weeks_to_obs(weeks: Sequence[Week], params: EnvParams) -> np.ndarray:
+    """The JAX observation (``wlf_jax.observe``) of each decision state, computed on the host.
+
+    Shape (n, OBS_SIZE) float32; equal to ``observe`` of the same state (tested).
+    """
+    from wlf_jax.env import OBS_LAYOUT, _STATUS_SIZES
+
+    floats = bool(np.asarray(params.float64_arithmetic))
+    n = len(weeks)
+    out = np.zeros((n, sum(k for _, k in OBS_LAYOUT)), np.float32)
+    for i, w in enumerate(weeks):
+        vals = np.asarray(w.values, np.float64)
+        vals = np.round(vals * 100) / 100 if floats else vals / 100
+        parts = [vals[:1], vals[1:2], vals[2:], np.eye(N_DAYS)[w.day]]
+        event = np.zeros(N_EVENTS)
+        if not w.done:
+            event[w.slot_event[w.slot]] = 1
+        parts.append(event)
+        parts.extend(np.eye(k)[v] for k, v in zip(_STATUS_SIZES, w.status))
+        parts.append(np.asarray([a >= 0 for a in w.actions], np.float64))
+        parts.append(np.asarray([e in w.pending for e in range(N_EVENTS)], np.float64))
+        parts.append([w.count / len(w.slot_event)])
+        parts.append([w.quality_sum / max(w.count, 1)])
+        parts.append([w.boundary / 100])
+        out[i] = np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])
+    return out
+
+
+def obs_policy(act_batch: Callable[[np.ndarray], np.ndarray], params: EnvParams) -> HostPolicy:
+    """Wrap ``act_batch(obs (n, OBS_SIZE)) -> actions (n,)`` (e.g. a network's greedy action) as
+    a host policy for :meth:`ExactSolver.evaluate`."""
+    eye = np.eye(N_ACTIONS)
+    return lambda weeks: eye[np.asarray(act_batch(weeks_to_obs(weeks, params)), np.int64)]

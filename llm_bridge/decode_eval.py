@@ -1,0 +1,129 @@
+"""Accuracy and speed of a decoder on a labelled reply file (library side of `wlf decode-eval`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from wlf_jax.events import ACTION_NAMES, EVENT_IDS, N_ACTIONS
+
+from .decode import LabelledReply, get_decoder, load_labelled
+
+
+def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") -> dict[str, Any]:
+    """Accuracy of ``decoder`` on labelled ``rows``.
+
+    Returns a JSON-ready dict: ``decoder``, ``n``, ``accuracy``, ``per_event`` {event id:
+    accuracy}, ``per_event_n``, ``confusion`` {event id: 3x3 counts, rows = true action,
+    columns = decoded action}, ``mean_confidence`` and up to 50 ``errors``.
+    """
+    dec = get_decoder(decoder)
+    confusion = {eid: [[0] * N_ACTIONS for _ in range(N_ACTIONS)] for eid in EVENT_IDS}
+    errors, conf_sum, correct = [], 0.0, 0
+    for r in rows:
+        d = dec.decode(r.event, r.text)
+        eid = EVENT_IDS[r.event]
+        confusion[eid][r.action][d.action] += 1
+        conf_sum += d.confidence
+        if d.action == r.action:
+            correct += 1
+        elif len(errors) < 50:
+            errors.append({"event": eid, "want": ACTION_NAMES[r.event][r.action],
+                           "got": ACTION_NAMES[r.event][d.action], "confidence": round(d.confidence, 3),
+                           "text": r.text})
+    per_event, per_event_n = {}, {}
+    for eid, m in confusion.items():
+        n = sum(map(sum, m))
+        if n:
+            per_event[eid] = sum(m[i][i] for i in range(N_ACTIONS)) / n
+            per_event_n[eid] = n
+    n = len(rows)
+    return {
+        "decoder": getattr(dec, "name", decoder),
+        "n": n,
+        "accuracy": correct / n if n else 0.0,
+        "per_event": per_event,
+        "per_event_n": per_event_n,
+        "confusion": {k: v for k, v in confusion.items() if k in per_event},
+        "mean_confidence": conf_sum / n if n else 0.0,
+        "errors": errors,
+    }
+
+
+def evaluate_file(path: str | Path, decoder: str = "default", baseline: str | None = "keyword_v1") -> dict[str, Any]:
+    """:func:`evaluate_decoder` on a JSONL file, plus ``file`` and (optionally) the same
+    numbers for a ``baseline`` decoder under ``baseline``."""
+    rows = load_labelled(path)
+    if not rows:
+        raise ValueError(f"{path}: no labelled replies")
+    out = evaluate_decoder(rows, decoder)
+    out["file"] = str(path)
+    if baseline and baseline != out["decoder"]:
+        b = evaluate_decoder(rows, baseline)
+        out["baseline"] = {k: b[k] for k in ("decoder", "accuracy", "per_event")}
+    return out
+
+
+def format_report(result: dict[str, Any], show_errors: int = 10) -> str:
+    """Plain-text report: per-event accuracy (and the baseline's), confusion tables, errors."""
+    base = result.get("baseline")
+    lines = [f"decoder {result['decoder']} on {result.get('file', '?')}: {result['n']} replies, "
+             f"accuracy {result['accuracy']:.3f}"
+             + (f"  ({base['decoder']}: {base['accuracy']:.3f})" if base else "")]
+    head = f"{'event':<24} {'n':>4} {result['decoder']:>10}" + (f" {base['decoder']:>10}" if base else "")
+    lines += ["", head, "-" * len(head)]
+    for eid, acc in result["per_event"].items():
+        row = f"{eid:<24} {result['per_event_n'][eid]:>4} {acc:>10.3f}"
+        if base:
+            row += f" {base['per_event'].get(eid, float('nan')):>10.3f}"
+        lines.append(row)
+    lines += ["", "confusion (rows: labelled action, columns: decoded action)"]
+    for eid, m in result["confusion"].items():
+        names = ACTION_NAMES[EVENT_IDS.index(eid)]
+        w = max(len(x) for x in names)
+        lines.append(f"{eid}")
+        lines.append(" " * (w + 5) + " ".join(f"{i:>5}" for i in range(N_ACTIONS)))
+        for i, name in enumerate(names):
+            lines.append(f"  {i} {name:<{w}} " + " ".join(f"{c:>5}" for c in m[i]))
+    if show_errors and result["errors"]:
+        lines += ["", f"first {min(show_errors, len(result['errors']))} errors:"]
+        for e in result["errors"][:show_errors]:
+            lines.append(f"  {e['event']}: want {e['want']}, got {e['got']} ({e['confidence']:.2f}): {e['text'][:100]!r}")
+    return "\n".join(lines)
+
+
+def benchmark(texts: Sequence[str], events: Sequence[int | str], decoder: str = "default",
+              repeats: int = 5, verbose: bool = True) -> dict[str, float]:
+    """Decoder throughput in messages per second, best of ``repeats`` passes.
+
+    Every pass starts with cold text caches (each message is normalised from scratch), so the
+    number is for unseen messages; the per-token feature cache stays warm, as it would in a
+    long run.  Reports both wall-clock and process CPU time (the CPU rate is the one to trust
+    on a machine shared with other jobs).  Prints a line when ``verbose``.
+    """
+    from . import textnorm
+
+    dec = get_decoder(decoder)
+    for e, t in zip(events, texts):  # warm-up: training, imports, token cache
+        dec.decode(e, t)
+    best_wall = best_cpu = 0.0
+    for _ in range(repeats):
+        textnorm.normalize.cache_clear()
+        w0, c0 = time.perf_counter(), time.process_time()
+        for e, t in zip(events, texts):
+            dec.decode(e, t)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        best_wall = max(best_wall, len(texts) / wall)
+        best_cpu = max(best_cpu, len(texts) / max(cpu, 1e-9))
+    out = {"messages": len(texts), "wall_msgs_per_s": best_wall, "cpu_msgs_per_s": best_cpu}
+    if verbose:
+        print(f"decoder {getattr(dec, 'name', decoder)}: {best_wall:,.0f} msgs/s wall, "
+              f"{best_cpu:,.0f} msgs/s CPU time ({len(texts)} distinct messages, best of {repeats})")
+    return out
+
+
+def benchmark_file(path: str | Path, decoder: str = "default", repeats: int = 5) -> dict[str, float]:
+    """:func:`benchmark` on the texts of a labelled file."""
+    rows = load_labelled(path)
+    return benchmark([r.text for r in rows], [r.event for r in rows], decoder, repeats)

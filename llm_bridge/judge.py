@@ -206,7 +206,7 @@ def _relevance(event_id: str, text: str) -> tuple[float, bool]:
     if own >= best_other:
         return 1.0, False
     strength = min(1.0, max(0.0, (best_other - 0.10) / 0.15))
-    mismatch = min(1.0, max(0.0, (0.6 - own / best_other) / 0.45))
+    mismatch = min(1.0, max(0.0, (0.65 - own / best_other) / 0.35))
     gate = 1.0 - 0.9 * strength * mismatch
     return gate, gate < 0.5
 

@@ -80,6 +80,10 @@ SHORTHAND: dict[str, str] = {
     "blokd": "blocked", "raisd": "raised", "snoozin": "snoozing", "takin": "taking",
     "joinin": "joining", "replyin": "replying", "pingng": "pinging", "giv": "give",
     "thru": "through", "n": "and", "nite": "night", "clinet": "client",
+    # Hindi words common in Indian English chat
+    "nahi": "not", "nahin": "not", "nai": "not", "mat": "not", "abhi": "now", "aaj": "today",
+    "kal": "tomorrow", "raat": "night", "subah": "morning", "khud": "myself", "chalo": "okay",
+    "theek": "okay", "thik": "okay", "haanji": "yes",
 }
 
 NEGATORS = frozenset({"not", "never", "no", "nor", "without", "unable", "neither", "nothing",

@@ -56,6 +56,31 @@ def initial_state(scenario: Scenario, params: EnvParams) -> EnvState:
     )
 
 
+_INT_FIELDS = ("energy_delta", "sprint_delta", "trust_delta", "alt_energy_delta", "alt_sprint_delta",
+               "alt_trust_delta", "status_set", "spawn", "boundary_credit")
+
+
+def choice_row(params: EnvParams, e, a) -> dict[str, jnp.ndarray]:
+    """Every table entry of (event ``e``, action ``a``), read with one gather.
+
+    The integer tables are packed side by side into one (E * A, columns) array, so a batched
+    step does a single gather instead of one per table (the packing is constant-folded under
+    ``jit`` when ``params`` are constants, and cheap otherwise).
+    """
+    flat = [jnp.reshape(getattr(params, f), (N_EVENTS * N_ACTIONS, -1)).astype(jnp.int32)
+            for f in _INT_FIELDS]
+    packed = jnp.concatenate(flat, axis=1)
+    floats = jnp.stack([params.alt_prob.reshape(-1), params.template_quality.reshape(-1)], axis=1)
+    idx = e * N_ACTIONS + a
+    row, frow = packed[idx], floats[idx]
+    out, start = {}, 0
+    for f, block in zip(_INT_FIELDS, flat):
+        out[f] = row[start:start + block.shape[1]]
+        start += block.shape[1]
+    out["alt_prob"], out["template_quality"] = frow[0], frow[1]
+    return out
+
+
 def current_event(state: EnvState) -> jnp.ndarray:
     """Index of the event waiting for a decision (meaningless once ``done``)."""
     return state.slot_event[jnp.clip(state.slot, 0, MAX_STEPS - 1)].astype(jnp.int32)
@@ -80,13 +105,14 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     a = jnp.clip(action, 0, N_ACTIONS - 1)
     e = current_event(state)
     quality = jnp.asarray(quality, jnp.float32)
-    q = jnp.where(quality < 0, params.template_quality[e, a], jnp.clip(quality, 0.0, 1.0))
+    row = choice_row(params, e, a)
+    q = jnp.where(quality < 0, row["template_quality"], jnp.clip(quality, 0.0, 1.0))
 
-    alt = state.uniforms[e] < params.alt_prob[e, a]
-    outcome = alt.astype(jnp.int32)
-    d_energy = params.energy_delta[e, a] + jnp.where(alt, params.alt_energy_delta[e, a], 0)
-    d_sprint = params.sprint_delta[e, a] + jnp.where(alt, params.alt_sprint_delta[e, a], 0)
-    d_trust = params.trust_delta[e, a] + jnp.where(alt, params.alt_trust_delta[e, a], 0)
+    events = jnp.arange(N_EVENTS)
+    alt = jnp.sum(jnp.where(events == e, state.uniforms, 0.0)) < row["alt_prob"]
+    d_energy = row["energy_delta"][0] + jnp.where(alt, row["alt_energy_delta"][0], 0)
+    d_sprint = row["sprint_delta"][0] + jnp.where(alt, row["alt_sprint_delta"][0], 0)
+    d_trust = row["trust_delta"] + jnp.where(alt, row["alt_trust_delta"], 0)
 
     # energy, sprint and the five trusts move together: integer hundredths, or the original's
     # float64 values when the rule book asks for them (see float64.py)
@@ -97,12 +123,12 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     values = jnp.where(exact, f_values, jnp.clip(old + delta, 0, 100))
     drift = jnp.where(exact, f_drift, 0)
     energy, sprint, trust = values[0], values[1], values[2:]
-    new_status = params.status_set[e, a, outcome]
+    n_status = state.status.shape[0]
+    new_status = jnp.where(alt, row["status_set"][n_status:], row["status_set"][:n_status])
     status = jnp.where(new_status >= 0, new_status, state.status).astype(jnp.int8)
-    spawned = params.spawn[e, a, outcome]
-    pending = state.pending.at[jnp.clip(spawned, 0, N_EVENTS - 1)].max(spawned >= 0)
-    pending = pending.at[e].set(False)
-    actions = state.actions.at[e].set(a.astype(jnp.int8))
+    spawned = jnp.where(alt, row["spawn"][1], row["spawn"][0])
+    pending = (state.pending | (events == spawned)) & (events != e)
+    actions = jnp.where(events == e, a, state.actions).astype(jnp.int8)
     count = state.count + 1
 
     early_end = float64.at_most(energy, drift[0], params.early_end_energy, exact)
@@ -143,7 +169,7 @@ def transition(state: EnvState, action, quality, params: EnvParams):
         count=count.astype(jnp.int32),
         day=day,
         quality_sum=state.quality_sum + q,
-        boundary=(state.boundary + params.boundary_credit[e, a]).astype(jnp.int32),
+        boundary=(state.boundary + row["boundary_credit"][0]).astype(jnp.int32),
         energy_by_day=energy_by_day,
         done=done,
         early_end=early_end,

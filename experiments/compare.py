@@ -1,0 +1,190 @@
+"""`wlf baselines`: every agent's exact value (solver) and sampled statistics, and the design
+properties of SPEC §3.3 computed from exact values."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+
+from agents.exact import (
+    ExactSolver, HostPolicy, exact_scores, fixed_map_policy, relevant_maps, uniform_policy,
+)
+from agents.fixed import FIXED_MAP_NAMES, action_map, describe_map, map_policy, random_policy
+from wlf_jax import presets
+from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
+from wlf_jax.params import COMPONENT_NAMES, EnvParams
+from wlf_jax.reference import Week
+from wlf_jax.rollout import make_rollout, summarize
+
+AGENT_ORDER = ("random", "accept_all", "decline_all", "ignore_all", "strategic", "myopic",
+               "best_fixed_map", "optimal")
+
+PROPERTIES = {
+    "state_matters": "optimal >= 1.03 x best_fixed_map",
+    "myopia_fails": "optimal >= 1.10 x myopic",
+    "yes_to_everything_fails": "accept_all <= 0.75 x optimal",
+    "no_to_everything_fails": "decline_all <= 0.75 x optimal and ignore_all <= 0.50 x optimal",
+    "luck_is_not_enough": "random <= 0.80 x optimal",
+}
+
+
+def design_properties(exact: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """The five design properties from exact week scores (``{agent: score}``)."""
+    opt = exact["optimal"]
+    ratio = {k: v / opt for k, v in exact.items()}
+    props = {
+        "state_matters": (opt / exact["best_fixed_map"], opt / exact["best_fixed_map"] >= 1.03),
+        "myopia_fails": (opt / exact["myopic"], opt / exact["myopic"] >= 1.10),
+        "yes_to_everything_fails": (ratio["accept_all"], ratio["accept_all"] <= 0.75),
+        "no_to_everything_fails": (ratio["decline_all"],
+                                   ratio["decline_all"] <= 0.75 and ratio["ignore_all"] <= 0.50),
+        "luck_is_not_enough": (ratio["random"], ratio["random"] <= 0.80),
+    }
+    out = {k: {"value": float(v), "required": PROPERTIES[k], "holds": bool(h)} for k, (v, h) in props.items()}
+    out["no_to_everything_fails"]["ignore_all_ratio"] = float(ratio["ignore_all"])
+    return out
+
+
+def best_fixed_map(params: EnvParams, progress: Callable[[int, int], None] | None = None):
+    """Exhaustive search over every state-independent map (pruned where a choice cannot
+    matter), each valued exactly; the best has the highest expected return.  Returns (map (E,),
+    its exact score, number of maps)."""
+    maps = relevant_maps(params)
+    done = [0]
+
+    def tick(n):
+        done[0] += n
+        if progress:
+            progress(done[0], len(maps))
+
+    scores, returns = exact_scores(params, maps, progress=tick)
+    # the same objective as the optimal agent: expected return (= score - a constant on
+    # week_v2; seed_v1's reward is its own formula)
+    i = int(np.argmax(np.round(returns, 9)))
+    return maps[i], float(scores[i]), len(maps)
+
+
+def sample_host_policy(solver: ExactSolver, policy: HostPolicy, n_weeks: int, seed: int) -> dict[str, Any]:
+    """Play ``n_weeks`` fresh weeks with a host policy through the plain-Python dynamics."""
+    ref = solver.ref
+    rules = ref.r
+    rng = random.Random(seed)
+    shuffled = [t for t, s in enumerate(rules["slot_shuffle"]) if s]
+    scale = 1.0 if ref.floats else 100.0
+    scores, returns, comps, ebd, early = [], [], [], [], []
+    freq = np.zeros((N_EVENTS, N_ACTIONS))
+    for _ in range(n_weeks):
+        order = list(rules["slot_event"])
+        moved = [order[t] for t in shuffled]
+        rng.shuffle(moved)
+        for t, e in zip(shuffled, moved):
+            order[t] = e
+        w: Week = ref.reset(order, [rng.random() for _ in range(ref.n_events)])
+        total = 0.0
+        while not w.done:
+            a = int(np.argmax(policy([w])[0]))
+            freq[w.slot_event[w.slot], a] += 1
+            w, r = ref.step(w, a)
+            total += r
+        scores.append(ref.score(w))
+        returns.append(total)
+        comps.append(ref.components(w))
+        ebd.append([0.0 if v is None else v / scale for v in w.energy_by_day])
+        early.append(w.early_end)
+    return _stats(np.asarray(scores), np.asarray(returns), np.asarray(comps), np.asarray(ebd),
+                  np.asarray(early), freq)
+
+
+def _ci(x: np.ndarray) -> float:
+    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
+
+
+def _freq_dict(freq: np.ndarray) -> dict[str, list[float]]:
+    occ = freq.sum(1)
+    return {EVENT_IDS[e]: [float(x) for x in freq[e] / occ[e]] for e in range(N_EVENTS) if occ[e] > 0}
+
+
+def _stats(scores, returns, comps, ebd, early, freq) -> dict[str, Any]:
+    return {
+        "weeks": int(len(scores)),
+        "mean_score": float(scores.mean()), "ci95_score": _ci(scores),
+        "mean_return": float(returns.mean()), "ci95_return": _ci(returns),
+        "components": {k: float(v) for k, v in zip(COMPONENT_NAMES, comps.mean(0))},
+        "energy_by_day": [float(v) for v in ebd.mean(0)],
+        "early_end_rate": float(early.mean()),
+        "action_freq": _freq_dict(freq),
+    }
+
+
+def sample_jax_policy(policy, policy_params, params: EnvParams, n_weeks: int, seed: int) -> dict[str, Any]:
+    """Sampled statistics of a JAX policy over ``n_weeks`` fresh weeks (one ``vmap``)."""
+    out = jax.device_get(make_rollout(policy, n_weeks)(policy_params, params, jax.random.key(seed)))
+    s = summarize(out)
+    acts = np.asarray(out["actions"])
+    freq = np.stack([(acts == a).sum(0) for a in range(N_ACTIONS)], axis=1).astype(np.float64)
+    s["action_freq"] = _freq_dict(freq)
+    return s
+
+
+def run_baselines(preset: str = "week_v2", weeks: int = 100_000, seed: int = 0,
+                  extra_agents: dict[str, Callable] | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Exact and sampled statistics of every agent, and the design properties.
+
+    ``extra_agents`` maps a name to ``act_batch(obs (n, OBS_SIZE)) -> actions`` (e.g. trained
+    networks' greedy actions); they are valued exactly and sampled like the others.
+    """
+    say = progress or (lambda _m: None)
+    params = presets.get(preset)
+    t0 = time.perf_counter()
+    say("solving exactly")
+    solver = ExactSolver(params).solve()
+    say(f"searching every fixed map")
+    bmap, bscore, n_maps = best_fixed_map(params, lambda d, n: say(f"fixed maps {d:,}/{n:,}"))
+    maps = {name: action_map(name) for name in FIXED_MAP_NAMES}
+    maps["best_fixed_map"] = bmap
+    host = {"random": uniform_policy(), "myopic": solver.myopic_policy(),
+            "optimal": solver.optimal_policy()}
+    host.update({name: fixed_map_policy(m) for name, m in maps.items()})
+    from agents.exact import obs_policy
+
+    for name, act in (extra_agents or {}).items():
+        host[name] = obs_policy(act, params)
+    agents: dict[str, Any] = {}
+    for i, name in enumerate([*AGENT_ORDER, *(extra_agents or {})]):
+        say(f"agent {name}: exact value")
+        ev = solver.evaluate(host[name])
+        say(f"agent {name}: sampling {weeks:,} weeks")
+        if name == "random":
+            sampled = sample_jax_policy(random_policy, None, params, weeks, seed + i)
+        elif name in maps:
+            sampled = sample_jax_policy(map_policy, maps[name], params, weeks, seed + i)
+        else:
+            sampled = sample_host_policy(solver, host[name], weeks, seed + i)
+        agents[name] = {
+            "exact_return": ev.exact_return,
+            "exact_score": ev.exact_score,
+            **sampled,
+            "exact_components": ev.components,
+            "exact_energy_by_day": ev.energy_by_day,
+            "exact_early_end_prob": ev.early_end_prob,
+            "exact_action_freq": ev.action_freq,
+        }
+        if name in maps:
+            agents[name]["map"] = describe_map(maps[name])
+    exact = {k: v["exact_score"] for k, v in agents.items()}
+    return {
+        "preset": preset,
+        "weeks": weeks,
+        "seed": seed,
+        "solve_s": solver.solve_seconds,
+        "states": solver.n_states,
+        "fixed_maps_searched": n_maps,
+        "wall_s": time.perf_counter() - t0,
+        "agents": agents,
+        "properties": design_properties(exact),
+    }

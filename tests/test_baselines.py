@@ -1,0 +1,114 @@
+"""week_v2's design properties (SPEC §3.3) hold on exact values; the solver is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from agents.exact import ExactSolver, exact_scores, fixed_map_policy, uniform_policy
+from agents.fixed import action_map
+from experiments.compare import best_fixed_map, design_properties
+from wlf_jax import presets
+from wlf_jax.params import replace
+
+
+@pytest.fixture(scope="module")
+def week_v2_exact():
+    params = presets.week_v2()
+    solver = ExactSolver(params).solve()
+    exact = {"optimal": solver.evaluate(solver.optimal_policy()).exact_score,
+             "myopic": solver.evaluate(solver.myopic_policy()).exact_score,
+             "random": solver.evaluate(uniform_policy()).exact_score}
+    for name in ("accept_all", "decline_all", "ignore_all", "strategic"):
+        exact[name] = solver.evaluate(fixed_map_policy(action_map(name))).exact_score
+    _, exact["best_fixed_map"], _ = best_fixed_map(params)
+    return solver, exact
+
+
+def test_design_properties_hold_on_week_v2(week_v2_exact):
+    _, exact = week_v2_exact
+    props = design_properties(exact)
+    failing = {k: v for k, v in props.items() if not v["holds"]}
+    assert not failing, failing
+
+
+def test_design_properties_fail_on_seed_v1():
+    """The original rule book has one dominant action per event: the properties must NOT hold
+    there (so the check above can fail)."""
+    params = presets.seed_v1()
+    solver = ExactSolver(params).solve()
+    opt = solver.evaluate(solver.optimal_policy()).exact_score
+    strat = solver.evaluate(fixed_map_policy(action_map("strategic"))).exact_score
+    assert abs(opt - strat) < 1e-9  # a fixed map is exactly optimal in seed_v1
+    assert design_properties({"optimal": opt, "best_fixed_map": strat, "myopic": opt,
+                              "accept_all": 0.4, "decline_all": 0.6, "ignore_all": 0.47,
+                              "random": 0.48})["state_matters"]["holds"] is False
+
+
+def test_optimal_value_equals_the_return_of_its_policy(week_v2_exact):
+    solver, exact = week_v2_exact
+    ev = solver.evaluate(solver.optimal_policy())
+    assert abs(ev.exact_return - solver.value()) < 1e-9
+    # potential-based shaping: return = final rubric - Φ(Monday morning)
+    w0 = solver.initial()[0][1]
+    assert abs(ev.exact_return - (ev.exact_score - solver.ref.score(w0))) < 1e-9
+    # nothing beats the optimum, and the optimum beats every fixed agent
+    assert all(v <= exact["optimal"] + 1e-12 for v in exact.values())
+
+
+def _brute_force(params, events_kept):
+    """Enumerate every deterministic history-dependent policy on a reduced week by recursion
+    over (action, chance) without any merging; returns the optimal expected return."""
+    from wlf_jax.params import to_python
+    from wlf_jax.reference import ReferenceWeek
+
+    ref = ReferenceWeek(to_python(params))
+
+    def best(w):
+        if w.done:
+            return 0.0
+        vals = []
+        e = w.slot_event[w.slot]
+        for a in range(3):
+            p = ref.r["alt_prob"][e][a]
+            v = 0.0
+            for prob, alt in ((1 - p, False), (p, True)):
+                if prob > 0:
+                    nw, r = ref.apply(w, a, alt)
+                    v += prob * (r + best(nw))
+            vals.append(v)
+        return max(vals)
+
+    se = [e if e in events_kept else -1 for e in ref.r["slot_event"]]
+    return best(ref.reset(se, [1.0] * 13))
+
+
+# event indices: 0-6 = E1..E7; 7 relapse, 8 Slack follow-up, 9 re-escalation, 10 leave
+# conflict, 11 night incident, 12 Thursday exhaustion
+@pytest.mark.parametrize("kept", [(0, 1, 2), (0, 3, 7, 10), (5, 6, 11, 12), (1, 2, 8, 9)])
+def test_solver_matches_brute_force_on_reduced_weeks(kept):
+    params = presets.week_v2()
+    slot_event = np.asarray(params.slot_event)
+    spawn = np.asarray(params.spawn)
+    reduced = replace(params, slot_event=np.where(np.isin(slot_event, kept), slot_event, -1),
+                      spawn=np.where(np.isin(spawn, kept), spawn, -1))
+    solver = ExactSolver(reduced).solve()
+    assert abs(solver.value() - _brute_force(reduced, kept)) < 1e-9
+
+
+def test_pattern_enumeration_matches_the_solver_for_fixed_maps():
+    params = presets.week_v2()
+    solver = ExactSolver(params)
+    maps = np.stack([action_map(n) for n in ("accept_all", "strategic", "ignore_all")])
+    scores, returns = exact_scores(params, maps)
+    for m, s, r in zip(maps, scores, returns):
+        ev = solver.evaluate(fixed_map_policy(m))
+        assert abs(ev.exact_score - s) < 1e-5 and abs(ev.exact_return - r) < 1e-5
+
+
+def test_seed_v1_pattern_enumeration_covers_every_order():
+    from agents.exact import pattern_scenarios
+
+    pats = pattern_scenarios(presets.seed_v1())
+    assert len(pats.slot_event) == 720 * 2
+    assert abs(pats.order_weight.sum() - 2.0) < 1e-9  # 720 orders x 2 leave outcomes

@@ -1,0 +1,252 @@
+"""The simulator: golden parity, JAX vs plain Python, jit/vmap/scan, reproducibility, bad input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from experiments.golden import check_file
+from wlf_jax import InvalidParamsError, WorkWeek, presets
+from wlf_jax.events import EVENT_IDS, N_EVENTS
+from wlf_jax.params import MAX_STEPS, replace, to_python
+from wlf_jax.reference import ReferenceWeek
+from wlf_jax.rollout import make_rollout, random_policy
+from wlf_jax.state import Scenario, sample_scenario
+
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "seed_v1_trajectories.json"
+env = WorkWeek()
+PRESETS = {name: presets.get(name) for name in ("seed_v1", "week_v2")}
+REFS = {name: ReferenceWeek(to_python(p)) for name, p in PRESETS.items()}
+
+
+@jax.jit
+def _jit_step_seed(state, action, quality):
+    return env.step_env(None, state, action, PRESETS["seed_v1"], quality)
+
+
+@jax.jit
+def _jit_step_v2(state, action, quality):
+    return env.step_env(None, state, action, PRESETS["week_v2"], quality)
+
+
+STEPS = {"seed_v1": _jit_step_seed, "week_v2": _jit_step_v2}
+
+
+def _exact_value(h: int, drift: int) -> Fraction:
+    return Fraction(int(h), 100) + Fraction(int(drift), 25 * 2**60)
+
+
+# -- golden parity ----------------------------------------------------------------------------
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="shared golden file not present")
+def test_golden_trajectories_have_no_mismatch():
+    n, mismatches = check_file(GOLDEN)
+    assert n == 400
+    assert mismatches == []
+
+
+def test_golden_check_reports_a_changed_rule(tmp_path):
+    """The checker is not vacuous: a trajectory with a wrong reward is reported."""
+    import json
+
+    if not GOLDEN.exists():
+        pytest.skip("shared golden file not present")
+    data = json.loads(GOLDEN.read_text())
+    data["cases"] = data["cases"][:3]
+    data["cases"][1]["steps"][0]["reward"] += 0.01
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    n, mismatches = check_file(path)
+    assert n == 3 and len(mismatches) >= 1 and "case 1: step 0 reward" in mismatches[0]
+
+
+# -- differential: JAX vs the plain-Python implementation -------------------------------------
+
+def _scenario(preset: str, perm_seed: int, uniforms: list[float]):
+    params = PRESETS[preset]
+    rules = REFS[preset].r
+    slot_event = list(rules["slot_event"])
+    shuffled = [t for t, s in enumerate(rules["slot_shuffle"]) if s]
+    moved = [slot_event[t] for t in shuffled]
+    rng = np.random.default_rng(perm_seed)
+    rng.shuffle(moved)
+    for t, e in zip(shuffled, moved):
+        slot_event[t] = e
+    return params, slot_event, uniforms
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    preset=st.sampled_from(["seed_v1", "week_v2"]),
+    perm_seed=st.integers(0, 10_000),
+    uniforms=st.lists(st.floats(0.0, 0.99951171875, width=32), min_size=N_EVENTS, max_size=N_EVENTS),
+    actions=st.lists(st.integers(0, 2), min_size=MAX_STEPS, max_size=MAX_STEPS),
+    # message qualities with 4 decimals, like the golden file's (seed_v1 rounds rewards to 4)
+    qualities=st.lists(st.one_of(st.just(-1.0), st.integers(0, 10_000).map(lambda x: x / 10_000)),
+                       min_size=MAX_STEPS, max_size=MAX_STEPS),
+)
+def test_jax_matches_plain_python(preset, perm_seed, uniforms, actions, qualities):
+    params, slot_event, uniforms = _scenario(preset, perm_seed, uniforms)
+    ref = REFS[preset]
+    w = ref.reset(slot_event, uniforms)
+    _, s = env.reset_to_scenario(
+        Scenario(jnp.asarray(slot_event, jnp.int32), jnp.asarray(uniforms, jnp.float32)), params)
+    for a, q in zip(actions, qualities):
+        if w.done:
+            break
+        w, r_ref = ref.step(w, a, None if q < 0 else q)
+        _, s, r_jax, done, info = STEPS[preset](s, a, q)
+        assert bool(done) == w.done
+        assert abs(float(r_jax) - r_ref) < 2e-5
+        values = [s.energy, s.sprint, *s.trust]
+        for k, (h, v) in enumerate(zip(values, w.values)):
+            if ref.floats:
+                assert _exact_value(h, s.drift[k]) == Fraction(v)
+            else:
+                assert int(h) == v
+        assert tuple(int(x) for x in s.status) == w.status
+        assert {i for i in range(N_EVENTS) if s.pending[i]} == set(w.pending)
+        assert int(s.day) == w.day and int(s.count) == w.count
+        assert int(s.boundary) == w.boundary
+        np.testing.assert_allclose(np.asarray(info["components"]), ref.components(w), atol=1e-5)
+    assert w.done and bool(s.done)
+
+
+# -- jit / vmap / scan, reproducibility, invariants --------------------------------------------
+
+def test_step_never_retraces():
+    params = PRESETS["week_v2"]
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def step(state, action):
+        return env.step(jax.random.key(0), state, action, params)
+
+    _, s = env.reset(jax.random.key(1), params)
+    for a in [0, 1, 2, 0, 1, 2, 0]:
+        _, s, *_ = step(s, jnp.int32(a))
+
+
+def test_same_key_same_week_different_keys_different_orders():
+    params = PRESETS["seed_v1"]
+    a = sample_scenario(jax.random.key(3), params)
+    b = sample_scenario(jax.random.key(3), params)
+    assert np.array_equal(a.slot_event, b.slot_event) and np.array_equal(a.uniforms, b.uniforms)
+    orders = {tuple(np.asarray(sample_scenario(jax.random.key(k), params).slot_event[:7]))
+              for k in range(40)}
+    assert len(orders) > 20  # 720 possible orders
+    for order in orders:
+        assert order[0] == EVENT_IDS.index("E1_staging")
+        assert sorted(order) == list(range(7))
+
+
+@pytest.mark.parametrize("preset", ["seed_v1", "week_v2"])
+def test_whole_weeks_under_jit_vmap_stay_in_bounds_and_end(preset):
+    params = PRESETS[preset]
+    out = make_rollout(random_policy, 2048)(None, params, jax.random.key(0))
+    s = out["final_state"]
+    for x in (s.energy, s.sprint, s.trust):
+        assert int(jnp.min(x)) >= 0 and int(jnp.max(x)) <= 100
+    assert bool(jnp.all(s.done))
+    assert int(jnp.max(out["decisions"])) <= MAX_STEPS
+    assert bool(jnp.all(jnp.isfinite(out["return"]))) and bool(jnp.all(jnp.isfinite(out["score"])))
+    assert float(jnp.min(out["score"])) >= 0.0 and float(jnp.max(out["score"])) <= 1.0
+    if preset == "week_v2":  # return = final rubric - the constant Φ(Monday morning)
+        _, s0 = env.reset(jax.random.key(0), params)
+        from wlf_jax.reward import rubric_total
+
+        phi0 = float(rubric_total(s0, params))
+        np.testing.assert_allclose(np.asarray(out["return"]), np.asarray(out["score"]) - phi0, atol=1e-4)
+
+
+def test_rollout_is_reproducible_from_the_key():
+    params = PRESETS["week_v2"]
+    run = make_rollout(random_policy, 256)
+    a, b = run(None, params, jax.random.key(7)), run(None, params, jax.random.key(7))
+    c = run(None, params, jax.random.key(8))
+    assert np.array_equal(a["actions"], b["actions"]) and np.array_equal(a["score"], b["score"])
+    assert not np.array_equal(a["actions"], c["actions"])
+
+
+def test_auto_reset_step_starts_a_new_week():
+    params = PRESETS["seed_v1"]
+    _, s = env.reset(jax.random.key(0), params)
+    for _ in range(7):
+        _, s, _, done, _ = env.step(jax.random.key(5), s, 0, params)
+    assert bool(done)
+    assert int(s.count) == 0 and not bool(s.done)
+
+
+@pytest.mark.parametrize("bad", [-1, 3, 99])
+def test_out_of_range_action_is_clipped_and_flagged_under_jit(bad):
+    params = PRESETS["week_v2"]
+    _, s = env.reset(jax.random.key(0), params)
+    step = jax.jit(lambda s, a: env.step_env(None, s, a, params))
+    _, s_bad, r_bad, _, info = step(s, jnp.int32(bad))
+    _, s_ok, r_ok, _, info_ok = step(s, jnp.int32(min(max(bad, 0), 2)))
+    assert bool(info["invalid_action"]) and not bool(info_ok["invalid_action"])
+    assert float(r_bad) == float(r_ok) and int(s_bad.energy) == int(s_ok.energy)
+
+
+def test_describe_names_the_event_and_status():
+    params = PRESETS["week_v2"]
+    _, s = env.reset(jax.random.key(0), params)
+    d = env.describe(s, params)
+    assert d["event"]["id"] == "E1_staging" and len(d["event"]["actions"]) == 3
+    assert d["day"] == "Monday" and d["status"]["energy"] == 0.75
+    _, s, *_ = env.step_env(None, s, 2, params)
+    d = env.describe(s, params)
+    assert d["history"] == [{"event": "E1_staging", "action": "escalate_infra"}]
+
+
+# -- invalid rule books ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("alt_prob", "prob", "alt_prob"),
+    ("template_quality", "nan", "template_quality"),
+    ("energy_delta", "shape", "energy_delta"),
+    ("rubric_weights", [0.5, 0.5, 0.5, 0.0, 0.0], "rubric_weights"),
+    ("spawn", "spawn", "spawn"),
+])
+def test_invalid_params_are_rejected_with_the_field_named(field, value, fragment):
+    params = PRESETS["week_v2"]
+    arr = np.array(getattr(params, field))
+    if value == "prob":
+        arr = arr.copy()
+        arr[0, 1] = 1.5
+    elif value == "nan":
+        arr = arr.astype(np.float32)
+        arr[2, 0] = np.nan
+    elif value == "shape":
+        arr = arr[:, :2]
+    elif value == "spawn":
+        arr = arr.copy()
+        arr[0, 0, 0] = 99
+    else:
+        arr = np.asarray(value)
+    with pytest.raises(InvalidParamsError, match=fragment):
+        replace(params, **{field: arr})
+
+
+def test_integer_fields_reject_fractions():
+    with pytest.raises(InvalidParamsError, match="start_energy"):
+        replace(PRESETS["seed_v1"], start_energy=80.5)
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(KeyError, match="known: week_v2, seed_v1"):
+        presets.get("week_v9")
+
+
+def test_state_fits_in_256_bytes():
+    from experiments.bench import state_bytes
+
+    assert state_bytes(PRESETS["week_v2"]) <= 256

@@ -21,7 +21,7 @@ from wlf_jax.reference import ReferenceWeek
 from wlf_jax.rollout import make_rollout, random_policy
 from wlf_jax.state import Scenario, sample_scenario
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "seed_v1_trajectories.json"
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden" / "seed_v1_trajectories.json"
 env = WorkWeek()
 PRESETS = {name: presets.get(name) for name in ("seed_v1", "week_v2")}
 REFS = {name: ReferenceWeek(to_python(p)) for name, p in PRESETS.items()}
@@ -46,7 +46,6 @@ def _exact_value(h: int, drift: int) -> Fraction:
 
 # -- golden parity ----------------------------------------------------------------------------
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="shared golden file not present")
 def test_golden_trajectories_have_no_mismatch():
     n, mismatches = check_file(GOLDEN)
     assert n == 400
@@ -57,8 +56,6 @@ def test_golden_check_reports_a_changed_rule(tmp_path):
     """The checker is not vacuous: a trajectory with a wrong reward is reported."""
     import json
 
-    if not GOLDEN.exists():
-        pytest.skip("shared golden file not present")
     data = json.loads(GOLDEN.read_text())
     data["cases"] = data["cases"][:3]
     data["cases"][1]["steps"][0]["reward"] += 0.01

@@ -1,0 +1,117 @@
+"""`wlf demo`: the main job on embedded defaults, a few minutes on a 2-core CPU.
+
+Steps: exact baselines on week_v2 and seed_v1, short PPO and tabular Q training runs, LLM weeks
+(scripted writers and the tiny offline model), the throughput benchmark, every figure, and a
+closing summary.  Each step writes its JSON into the output folder as soon as it finishes, so an
+interrupted demo keeps what it did.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+def _write(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    """The demo as (title, thunk) pairs; each thunk returns a small summary dict."""
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
+
+    def baselines(preset):
+        def run():
+            from experiments.compare import run_baselines
+
+            res = run_baselines(preset, weeks=weeks, seed=0)
+            _write(out / f"baselines_{preset}.json", res)
+            return {"optimal": res["agents"]["optimal"]["exact_score"],
+                    "properties_hold": all(p["holds"] for p in res["properties"].values()),
+                    "solve_s": res["solve_s"]}
+        return run
+
+    steps.append(("baselines week_v2 (exact optimum + every agent)", baselines("week_v2")))
+    steps.append(("baselines seed_v1", baselines("seed_v1")))
+
+    try:
+        from experiments import train  # noqa: F401
+        have_train = hasattr(train, "run_training")
+    except ImportError:
+        have_train = False
+    if have_train:
+        for algo, preset, budget in (("ppo", "week_v2", None), ("q", "week_v2", None)):
+            def run(algo=algo, preset=preset, budget=budget):
+                from experiments.train import run_training
+
+                res = run_training(algo, preset=preset, seeds=2 if quick else 3,
+                                   budget_steps=budget, out=out / f"train_{algo}_{preset}")
+                return {"ratio_to_optimal": res["ratio_to_optimal"], "wall_s": res["wall_s"]}
+            steps.append((f"train {algo} on {preset}", run))
+
+    try:
+        from llm_bridge import llm_policy  # noqa: F401
+        have_llm = hasattr(llm_policy, "run_llm_weeks")
+    except ImportError:
+        have_llm = False
+    if have_llm:
+        def llm_weeks():
+            from llm_bridge.llm_policy import run_llm_weeks
+
+            summary = {}
+            for policy in ("scripted:strategic", "scripted:people_pleaser", "tiny"):
+                res = run_llm_weeks(policy=policy, preset="week_v2", weeks=16 if quick else 64,
+                                    out=out / "llm")
+                _write(out / f"llm_{policy.replace(':', '_')}.json", res)
+                summary[policy] = res["agents"]["llm"]["mean_score"]
+            return summary
+        steps.append(("LLM weeks (scripted writers, tiny offline model)", llm_weeks))
+
+    def bench():
+        from experiments.bench import run_bench
+
+        res = run_bench("week_v2", batches=(1_000, 10_000, 100_000), python_seconds=1.0)
+        _write(out / "bench.json", res)
+        return {"jax_steps_per_s": round(res["jax_steps_per_s"]), "ratio": round(res["ratio"])}
+
+    steps.append(("throughput benchmark", bench))
+
+    def figures():
+        from experiments.report import make_report
+
+        made = make_report(out, out / "figures")
+        return {"figures": [str(p) for p in made]}
+
+    steps.append(("figures", figures))
+    return steps
+
+
+def run_demo(out: str | Path = "wlf_out", weeks: int = 20_000, quick: bool = False,
+             console=None) -> dict[str, Any]:
+    """Run every demo step with a progress bar; returns (and saves) the summary."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = console or Console()
+    steps = demo_steps(out, weeks, quick)
+    summary: dict[str, Any] = {"out": str(out), "steps": {}}
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("demo", total=len(steps))
+        for title, thunk in steps:
+            progress.update(task, description=title)
+            t = time.perf_counter()
+            result = thunk()
+            summary["steps"][title] = {"seconds": round(time.perf_counter() - t, 1), **result}
+            _write(out / "summary.json", summary)
+            progress.advance(task)
+    summary["wall_s"] = round(time.perf_counter() - t0, 1)
+    _write(out / "summary.json", summary)
+    return summary

@@ -1,0 +1,101 @@
+"""`wlf report`: every figure from the JSON results saved in a folder.
+
+Reads what is present (``baselines_<preset>.json``, ``train_*/result.json`` + curves,
+``llm_*.json``, ``sensitivity*.json``) and writes PNGs; missing inputs are skipped, not errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from experiments import plots
+
+RADAR_AGENTS = ("optimal", "strategic", "myopic", "accept_all", "decline_all", "ignore_all", "random")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _trained_agents(src: Path, preset: str) -> dict[str, dict[str, Any]]:
+    """Trained policies' exact evaluations saved by `wlf train` for this preset."""
+    out = {}
+    for res in sorted(src.glob("train_*/result.json")):
+        r = _load(res)
+        if not r or r.get("preset") != preset or "exact_eval" not in r:
+            continue
+        out[r["algo"]] = r
+    return out
+
+
+def baseline_figures(src: Path, dst: Path) -> list[Path]:
+    """Radar, energy by day, decision heatmap and score bars for each baselines file."""
+    made = []
+    for path in sorted(src.glob("baselines_*.json")):
+        res = _load(path)
+        if not res:
+            continue
+        preset = res["preset"]
+        agents = res["agents"]
+        trained = _trained_agents(src, preset)
+        radar = {k: agents[k]["exact_components"] for k in RADAR_AGENTS if k in agents}
+        radar.update({k: r["exact_eval"]["components"] for k, r in trained.items()})
+        made.append(plots.rubric_radar(radar, dst / f"radar_{preset}.png",
+                                       f"Rubric by agent on {preset} (exact expectations)"))
+        energy = {k: {"energy_by_day": agents[k]["exact_energy_by_day"],
+                      "early_end": agents[k]["exact_early_end_prob"]}
+                  for k in ("optimal", "strategic", "myopic", "accept_all", "ignore_all", "random") if k in agents}
+        energy.update({k: {"energy_by_day": r["exact_eval"]["energy_by_day"],
+                           "early_end": r["exact_eval"]["early_end_prob"]} for k, r in trained.items()})
+        made.append(plots.energy_by_day(energy, dst / f"energy_{preset}.png",
+                                        f"Energy Monday → Friday on {preset} (exact expectations)"))
+        heat = {k: agents[k]["exact_action_freq"] for k in ("random", "myopic", "strategic", "optimal") if k in agents}
+        for k, r in trained.items():
+            if "initial_action_freq" in r["exact_eval"]:
+                heat[f"{k} (before)"] = r["exact_eval"]["initial_action_freq"]
+            heat[f"{k} (trained)"] = r["exact_eval"]["action_freq"]
+        made.append(plots.decision_heatmap(heat, dst / f"decisions_{preset}.png",
+                                           f"What each agent decides on {preset}"))
+        rows = {k: (a["exact_score"], a.get("ci95_score", 0.0)) for k, a in agents.items()}
+        rows.update({k: (r["exact_eval"]["exact_score"], 0.0) for k, r in trained.items()})
+        made.append(plots.agent_scores(rows, agents["optimal"]["exact_score"],
+                                       dst / f"scores_{preset}.png",
+                                       f"Week score by agent on {preset}"))
+    return made
+
+
+def learning_curve_figures(src: Path, dst: Path) -> list[Path]:
+    """One learning-curve figure per preset, all algorithms overlaid."""
+    by_preset: dict[str, dict[str, Any]] = {}
+    for res in sorted(src.glob("train_*/result.json")):
+        r = _load(res)
+        curve = _load(res.parent / "curve.json")
+        if not r or not curve:
+            continue
+        by_preset.setdefault(r["preset"], {})[r["algo"]] = {
+            "steps": curve["env_steps"], "scores": curve["scores"], "optimal": r["optimal_score"]}
+    return [plots.learning_curves(runs, dst / f"learning_{preset}.png",
+                                  f"Learning on {preset}: greedy-policy week score")
+            for preset, runs in by_preset.items()]
+
+
+def make_report(src: str | Path, dst: str | Path | None = None) -> list[Path]:
+    """Write every figure the results in ``src`` allow into ``dst`` (default ``src/figures``)."""
+    src = Path(src)
+    if not src.is_dir():
+        raise FileNotFoundError(f"no results folder {src}")
+    dst = Path(dst) if dst else src / "figures"
+    made = baseline_figures(src, dst) + learning_curve_figures(src, dst)
+    for extra in ("sensitivity", "llm"):
+        for png in sorted(src.glob(f"{extra}*/*.png")) + sorted(src.glob(f"{extra}*.png")):
+            target = dst / png.name
+            if png.resolve() != target.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(png.read_bytes())
+                made.append(target)
+    return made

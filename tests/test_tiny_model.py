@@ -71,3 +71,16 @@ def test_cli_builds_the_same_model_for_the_same_seed(tiny, tmp_path, capsys):
     a, b = load_file(tiny / "model.safetensors"), load_file(tmp_path / "m" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "m" / "tokenizer.json").read_text() == (tiny / "tokenizer.json").read_text()
+
+
+def test_eval_llm_with_the_tiny_model(tiny, tmp_path, capsys):
+    from experiments.cli import main
+
+    out = tmp_path / "res.json"
+    assert main(["eval-llm", "--model", str(tiny), "--weeks", "8", "--max-new-tokens", "8",
+                 "--json", str(out), "--transcript", str(tmp_path / "t.jsonl")]) == 0
+    res = json.loads(out.read_text())
+    s = res["agents"]["llm"]
+    assert s["weeks"] == 8 and s["replies"] >= 56 and 0.0 <= s["mean_score"] <= 1.0
+    assert s["model"] == str(tiny)
+    assert "agent llm" in capsys.readouterr().out

@@ -1,0 +1,355 @@
+"""Play full weeks with a writer of free text: a local Hugging Face causal LM, or a scripted
+persona.  Each reply is decoded into an action and judged for quality; both go to the
+simulator (``step_env(None, state, action, params, quality)``).
+
+Weeks are played side by side: the simulator state has a leading batch axis (``vmap``-ed
+``reset`` / ``step_env``, jitted) and, at every decision, the prompts of all unfinished weeks go
+to the model as one batch of generations.
+
+    from llm_bridge.llm_policy import HFWriter, evaluate_writer
+    result = evaluate_writer(HFWriter("/path/to/model"), preset="week_v2", n_weeks=32)
+
+torch and transformers are imported only by :class:`HFWriter`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from wlf_jax.events import ACTION_NAMES, EVENT_IDS
+
+from .decode import get_decoder
+from .judge import get_judge
+from .prompts import build_messages, render_chat
+
+Messages = list[dict[str, str]]
+
+
+# ---- writers ----------------------------------------------------------------------------
+
+class Writer:
+    """Something that writes replies: ``write(descs, messages) -> list[str]`` for a batch of
+    decisions (``descs`` are ``WorkWeek.describe`` dicts, ``messages`` the chat prompts)."""
+
+    name = "writer"
+
+    def write(self, descs: Sequence[Mapping[str, Any]], messages: Sequence[Messages]) -> list[str]:
+        raise NotImplementedError
+
+
+# Canned replies per persona and event (two phrasings each, picked at random per decision).
+SCRIPTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "people_pleaser": {
+        "E1_staging": ("On it right away, I'll fix it myself, restarting everything now!",
+                       "So sorry everyone, ssh-ing in now and fixing it myself immediately."),
+        "E2_slack": ("Sure sure, joining the huddle right now, both of you!",
+                     "Of course, calling you both now, dropping everything."),
+        "E3_client_email": ("Hi David, I am so so sorry. This is unacceptable and entirely my fault. We will fix it as fast as possible, I promise.",
+                            "Hi David, deepest apologies for all the trouble. It will be fixed immediately, whatever it takes."),
+        "E4_leave": ("I don't want to bother Sundar, I'll just wait and hope it gets approved.",
+                     "It's fine, I'll cancel the leave, the team needs me more."),
+        "E5_appraisal": ("I'll just do it tonight after work, no problem.",
+                         "I'll stay up tonight and finish it, no need to block anything."),
+        "E6_oncall": ("Sure, of course I'll cover Wednesday again, no worries at all!",
+                      "Yes, happy to take it, family comes first. Put me down."),
+        "E7_standup": ("Hi David, of course I'll attend tonight, see you at 10:30!",
+                       "Accepted - I'll join the call tonight, no problem at all."),
+        "S1_staging_relapse": ("So sorry, I'll take it over and fix it myself right now, all night if needed.",
+                               "My fault, taking over the fix myself immediately."),
+        "S2_slack_followup": ("Sorry Sundar! I'll spend the whole afternoon on calls with them, whatever they need.",
+                              "Clearing my entire afternoon for calls with both of them."),
+        "S3_client_reescalation": ("Hi David, I promise it will be fixed by tomorrow, guaranteed. So sorry again.",
+                                   "Hi David, tomorrow for sure, you have my word. Deepest apologies."),
+        "S4_leave_conflict": ("No problem Sundar, I'll give up the leave, the release comes first.",
+                              "Sure, cancel my leave, I'll be there Thursday."),
+        "S5_night_incident": ("Up! Handling it alone, no need to wake anyone, I'll stay on till it's fixed.",
+                              "On it myself, won't page the secondary, I'll stay up."),
+        "S6_thursday_exhaustion": ("Coffee and push through, I can't let the team down.",
+                                   "I'll power through the full day, no break."),
+    },
+    "stonewaller": {
+        "E1_staging": ("Escalating to infra. Ticket raised.", "Infra's box. Ticket filed."),
+        "E2_slack": ("", "busy"),
+        "E3_client_email": ("cc Sundar.", "Looping in Sundar."),
+        "E4_leave": ("Not chasing anyone. Waiting.", "Will wait."),
+        "E5_appraisal": ("Asking HR for an extension.", "Need an extension."),
+        "E6_oncall": ("No.", "Can't. Ask someone else."),
+        "E7_standup": ("Declined.", "Not attending. Will skip."),
+        "S1_staging_relapse": ("Roll back. Defer the release.", "Rollback."),
+        "S2_slack_followup": ("", "Not replying."),
+        "S3_client_reescalation": ("Sundar, over to you.", "Handing this to Sundar."),
+        "S4_leave_conflict": ("Moving it to next week.", "Next week then."),
+        "S5_night_incident": ("Snooze.", "Snoozing till morning."),
+        "S6_thursday_exhaustion": ("Rahul presents.", "Rahul, cover the review."),
+    },
+    "strategic": {
+        "E1_staging": ("Ack - taking this myself: clearing /var/log/app on staging-api-01 per the runbook and restarting the service. ETA 20 min, I'll post in #releases when deploys are green.",
+                       "On it. Rotating the logs and restarting the api myself; I'll confirm here within 20 minutes."),
+        "E2_slack": ("Heads down till 1 on the client issue. Priya: check the refresh TTL in the mobile config. Rahul: I'll comment on the spec PR by 2. Happy to do a call at 3 if anything's still open.",
+                     "Can't do calls right now, but drop your questions in the thread and I'll answer in writing by 2 - free for a quick call at 4 if needed."),
+        "E3_client_email": ("Hi David,\n\nThanks for following up. We traced the slow loads to an unindexed query; the fix is in review and ships Thursday. I'll send you before/after numbers on Friday morning your time.\n\nBest,\nArjun",
+                            "Hi David, thank you for your patience. Realistic date: Thursday. I'll update you on Wednesday either way, with the cause and the test results.\n\nRegards,\nArjun"),
+        "E4_leave": ("Hi Sundar, my Thursday leave (LV-2291) has been pending for three months - could you approve it today? Priya has agreed to cover. Thanks!",
+                     "Hi Sundar, a quick one: could you approve my Thursday leave today? Handover notes are ready. Thank you!"),
+        "E5_appraisal": ("Blocking Wednesday 2-4 PM on my calendar for the self-appraisal, well before Friday.",
+                         "Booked a focus slot on Wednesday afternoon to write the appraisal properly."),
+        "E6_oncall": ("Hey, I can't cover Wednesday this time - I've done the last two and need the night. Hope the family thing goes okay; maybe ask in the rota channel?",
+                      "Sorry, I have to say no this time, I'm running on empty after the last two. Hope everything's alright at home - Rahul or the rota group might be able to help."),
+        "E7_standup": ("Hi David, thanks for the invite. I won't join the 10:30 PM call as it's late here, but I'll email a written update with the latency numbers by 9 PM IST.",
+                       "Hi David, I'll skip tonight's sync but you'll have my written notes on the latency numbers before it starts. Happy to take questions tomorrow."),
+        "S1_staging_relapse": ("Rahul, let's pair on this for an hour at 2 - you drive, I'll walk you through the logrotate setup so we fix it for good together.",
+                               "Pairing with Rahul for an hour this afternoon to fix the rotation properly together."),
+        "S2_slack_followup": ("Fair, Sundar - that's on me. I've booked 3 PM today with Priya and Rahul to unblock both.",
+                              "My miss, sorry. Invite sent for 2:30 today with both of them; I'll post notes after."),
+        "S3_client_reescalation": ("Hi David, you're right, 'as fast as possible' wasn't a plan. Honest status: the fix is in staging; production Tuesday 9 AM ET, with numbers to you the same day. I'll update you daily until then.\n\nArjun",
+                                   "Hi David, here is a realistic, dated plan: staging sign-off Friday, production Tuesday, report Wednesday. I'll confirm each step.\n\nArjun"),
+        "S4_leave_conflict": ("Hi Sundar, I'd like to keep Thursday. Handover: Priya runs the release checklist, Rahul owns rollback, and I'll walk them through it tomorrow.",
+                              "I'll keep the leave, with a proper handover - release steps documented and a walkthrough with Priya on Wednesday."),
+        "S5_night_incident": ("Acked. Applying the runbook mitigation now, then handing over to Rahul as secondary with a summary.",
+                              "Mitigated with a pod restart; escalating to the secondary on-call to take it from here."),
+        "S6_thursday_exhaustion": ("Hi Sundar, I was on the incident most of the night - I'll present my stories at 11 and then take the afternoon off to recover.",
+                                   "I'll do the review, then take a half day to recover. Letting Sundar know."),
+    },
+}
+
+
+class ScriptedWriter(Writer):
+    """A persona with canned replies (``people_pleaser``, ``stonewaller``, ``strategic``).
+
+    Shows the pipeline end to end without a model: its replies still go through the decoder
+    and the judge like a model's.
+    """
+
+    def __init__(self, persona: str, seed: int = 0):
+        if persona not in SCRIPTS:
+            raise KeyError(f"unknown persona {persona!r}; known: {', '.join(SCRIPTS)}")
+        self.persona = persona
+        self.name = f"scripted:{persona}"
+        self._rng = random.Random(seed)
+
+    def write(self, descs, messages) -> list[str]:
+        """One canned reply per decision."""
+        return [self._rng.choice(SCRIPTS[self.persona][d["event"]["id"]]) for d in descs]
+
+
+class HFWriter(Writer):
+    """A local Hugging Face causal LM (``local_files_only``: no download), batched generation.
+
+    Prompts are rendered with the tokenizer's chat template and left-padded; sampling is
+    seeded (``torch.manual_seed``) so a run is reproducible on the same machine.  On CPU,
+    torch uses ``num_threads`` threads (default 1, since JAX shares the process).
+    """
+
+    def __init__(self, model_path: str | Path, device: str | None = None, max_new_tokens: int = 96,
+                 temperature: float = 0.7, top_p: float = 0.95, batch_size: int = 16,
+                 show_options: bool = True, seed: int = 0, num_threads: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(model_path)
+        if not path.exists():
+            raise FileNotFoundError(f"model folder not found: {path}")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "cpu":
+            # torch's and XLA's thread pools share the CPU in this process; one torch thread
+            # avoids oversubscription (10x slower generation on a busy 2-core machine)
+            torch.set_num_threads(num_threads or 1)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype).to(self.device)
+        self.model.eval()
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.batch_size = batch_size
+        self.show_options = show_options
+        self.name = "llm"
+        self.model_path = str(path)
+        torch.manual_seed(seed)
+
+    def write(self, descs, messages) -> list[str]:
+        """Generate one reply per prompt, ``batch_size`` prompts at a time."""
+        import torch
+
+        texts = [render_chat(self.tokenizer, m) for m in messages]
+        out: list[str] = []
+        limit = getattr(self.tokenizer, "model_max_length", 32768) or 32768
+        max_prompt = max(16, min(limit, 1 << 20) - self.max_new_tokens)
+        for i in range(0, len(texts), self.batch_size):
+            chunk = texts[i:i + self.batch_size]
+            enc = self.tokenizer(chunk, return_tensors="pt", padding=True, truncation=True,
+                                 max_length=max_prompt, add_special_tokens=False).to(self.device)
+            kwargs = dict(max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+            if self.temperature > 0:
+                kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+            else:
+                kwargs.update(do_sample=False)
+            with torch.no_grad():
+                gen = self.model.generate(**enc, **kwargs)
+            new = gen[:, enc["input_ids"].shape[1]:]
+            out += [t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)]
+        return out
+
+
+def make_writer(policy: str = "llm", model: str | None = None, persona: str = "strategic", **kw) -> Writer:
+    """A writer from command-line style options: ``llm`` (needs ``model``) or ``scripted``."""
+    if policy == "scripted":
+        return ScriptedWriter(persona, seed=kw.get("seed", 0))
+    if policy == "llm":
+        if not model:
+            raise ValueError("--model PATH is required with --policy llm")
+        return HFWriter(model, **kw)
+    raise ValueError(f"unknown policy {policy!r}; known: llm, scripted")
+
+
+# ---- playing weeks ----------------------------------------------------------------------
+
+@dataclass
+class WeekResults:
+    """Outcome of :func:`play_weeks`: per-week arrays and the transcript of a few weeks."""
+
+    summary: dict[str, Any]
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def _batched_env():
+    """WorkWeek with ``reset``/``step_env`` vmapped over weeks and jitted (compiled once)."""
+    import jax
+
+    from wlf_jax import WorkWeek
+
+    env = WorkWeek()
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    step = jax.jit(jax.vmap(lambda s, a, q, p: env.step_env(None, s, a, p, q), in_axes=(0, 0, 0, None)))
+    return env, reset, step
+
+
+def play_weeks(writer: Writer, preset: str = "week_v2", n_weeks: int = 16, seed: int = 0,
+               decoder: str = "default", judge: str = "default", transcript_weeks: int = 3,
+               show_options: bool = True, progress: Callable[[int, int], None] | None = None) -> WeekResults:
+    """Play ``n_weeks`` weeks with ``writer``; every reply is decoded and judged.
+
+    Returns a :class:`WeekResults` whose ``summary`` has the shape of
+    ``wlf_jax.rollout.summarize`` (score mean and 95% CI, components, energy by day, ...) plus
+    ``action_freq`` {event: [fraction per action]}, ``mean_quality``, ``mean_confidence`` and
+    ``replies``; ``transcript`` lists the first ``transcript_weeks`` weeks step by step
+    (prompt, reply, decoded action, confidence, quality, reward).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from wlf_jax import presets
+    from wlf_jax.params import MAX_STEPS
+    from wlf_jax.reward import components, rubric_total
+    from wlf_jax.rollout import summarize
+
+    params = presets.get(preset)
+    env, reset, step = _batched_env()
+    dec, jud = get_decoder(decoder), get_judge(judge)
+    keys = jax.random.split(jax.random.key(seed), n_weeks)
+    _, state = reset(keys, params)
+    returns = np.zeros(n_weeks)
+    transcript: list[dict[str, Any]] = []
+    qualities, confidences = [], []
+    counts = {eid: np.zeros(3, np.int64) for eid in EVENT_IDS}
+    for t in range(MAX_STEPS):
+        host = jax.tree_util.tree_map(np.asarray, state)
+        active = [i for i in range(n_weeks) if not bool(host.done[i])]
+        if not active:
+            break
+        descs = [env.describe(jax.tree_util.tree_map(lambda x: x[i], host), params) for i in active]
+        msgs = [build_messages(d, show_options=show_options) for d in descs]
+        replies = writer.write(descs, msgs)
+        actions = np.zeros(n_weeks, np.int32)
+        quality = np.full(n_weeks, -1.0, np.float32)
+        decoded = {}
+        for i, d, reply in zip(active, descs, replies):
+            ev = d["event"]["index"]
+            out = dec.decode(ev, reply)
+            q = jud(ev, reply)
+            actions[i], quality[i] = out.action, q
+            decoded[i] = (out, q)
+            counts[d["event"]["id"]][out.action] += 1
+            qualities.append(q)
+            confidences.append(out.confidence)
+        _, state, reward, _, _ = step(state, jnp.asarray(actions), jnp.asarray(quality), params)
+        reward = np.asarray(reward)
+        returns += np.where([bool(not host.done[i]) for i in range(n_weeks)], reward, 0.0)
+        for i, d, m, reply in zip(active, descs, msgs, replies):
+            if i < transcript_weeks:
+                out, q = decoded[i]
+                transcript.append({
+                    "week": i, "step": t, "day": d["day"], "event": d["event"]["id"],
+                    "prompt": m[-1]["content"], "reply": reply,
+                    "action": ACTION_NAMES[d["event"]["index"]][out.action],
+                    "confidence": round(out.confidence, 4), "quality": q, "reward": float(reward[i]),
+                })
+        if progress:
+            progress(t + 1, MAX_STEPS)
+    final = state
+    out = {
+        "score": np.asarray(jax.vmap(rubric_total, in_axes=(0, None))(final, params)),
+        "return": returns,
+        "components": np.asarray(jax.vmap(components, in_axes=(0, None))(final, params)),
+        "energy_by_day": np.asarray(final.energy_by_day, np.float32) / 100.0,
+        "early_end": np.asarray(final.early_end),
+        "decisions": np.asarray(final.count),
+    }
+    summary = summarize(out)
+    summary.update({
+        "agent": writer.name,
+        "preset": preset,
+        "decoder": getattr(dec, "name", decoder),
+        "judge": judge if judge != "default" else "judge_v2",
+        "replies": len(qualities),
+        "mean_quality": float(np.mean(qualities)) if qualities else 0.0,
+        "mean_confidence": float(np.mean(confidences)) if confidences else 0.0,
+        # same shape as `wlf baselines`: {event id: [p(action 0), p(action 1), p(action 2)]}
+        "action_freq": {eid: [float(x) for x in c / c.sum()] for eid, c in counts.items() if c.sum()},
+    })
+    if getattr(writer, "model_path", None):
+        summary["model"] = writer.model_path
+    return WeekResults(summary, transcript)
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The table printed by ``wlf eval-llm``."""
+    from wlf_jax.params import COMPONENT_NAMES
+
+    lines = [
+        f"agent {summary['agent']} on {summary['preset']}: {summary['weeks']} weeks, {summary['replies']} replies",
+        f"  week score      {summary['mean_score']:.4f} ± {summary['ci95_score']:.4f} (95% CI)",
+        f"  return          {summary['mean_return']:.4f} ± {summary['ci95_return']:.4f}",
+        f"  message quality {summary['mean_quality']:.3f} ({summary['judge']}), decoder confidence "
+        f"{summary['mean_confidence']:.3f} ({summary['decoder']})",
+        f"  early end rate  {summary['early_end_rate']:.3f}, decisions per week {summary['mean_decisions']:.2f}",
+        "  components      " + ", ".join(f"{k} {summary['components'][k]:.3f}" for k in COMPONENT_NAMES),
+        "  energy by day   " + " ".join(f"{d[:3]} {v:.2f}" for d, v in zip(
+            ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"), summary["energy_by_day"])),
+        "  actions:",
+    ]
+    for eid, freq in summary["action_freq"].items():
+        names = ACTION_NAMES[EVENT_IDS.index(eid)]
+        lines.append(f"    {eid:<24} " + "  ".join(f"{a} {f:.2f}" for a, f in zip(names, freq)))
+    return "\n".join(lines)
+
+
+def write_transcript(transcript: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Write a transcript as JSON Lines (one decision per line)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in transcript:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path

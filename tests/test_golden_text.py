@@ -10,7 +10,10 @@ import pytest
 
 from llm_bridge.golden_text import check_text_rules, is_text_rules
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "seed_v1_text_rules.json"
+_NAME = "seed_v1_text_rules.json"
+_CANDIDATES = [Path(__file__).parent / "data" / "golden" / _NAME,
+               Path(__file__).resolve().parents[2] / "shared" / "golden" / _NAME]
+GOLDEN = next((p for p in _CANDIDATES if p.exists()), _CANDIDATES[0])
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,7 @@ class ExactSolver:
             raise ValueError("exact solver: spawned events cannot sit in shuffled slots")
         self._q: dict[tuple, tuple[float, float, float]] = {}
         self._trans: dict[tuple, list] = {}
+        self._myopic: dict[tuple, int] = {}
         self.solve_seconds: float | None = None
 
     # -- the decision graph -----------------------------------------------------------------
@@ -147,22 +148,24 @@ class ExactSolver:
         return len(self._q)
 
     def optimal_action(self, w: Week) -> int:
-        """argmax_a Q*(w, a), lowest index on ties."""
-        q = self.q(w)
-        return int(np.argmax(np.round(np.asarray(q), 12)))
+        """argmax_a Q*(w, a), lowest index on ties (values rounded to 1e-12)."""
+        return _argmax(self.q(w))
+
+    def myopic_action(self, w: Week) -> int:
+        """argmax_a of the expected immediate reward (exact over the step's chance)."""
+        key = state_key(w)
+        hit = self._myopic.get(key)
+        if hit is None:
+            hit = _argmax([sum(p * r for p, r, _ in self.transitions(w, a)) for a in range(N_ACTIONS)])
+            self._myopic[key] = hit
+        return hit
 
     def optimal_policy(self) -> HostPolicy:
-        return lambda weeks: np.eye(N_ACTIONS)[[self.optimal_action(w) for w in weeks]]
+        return deterministic(self.optimal_action)
 
     def myopic_policy(self) -> HostPolicy:
-        """Best expected immediate reward at each step (exact over the step's chance)."""
-        def act(weeks):
-            out = []
-            for w in weeks:
-                imm = [sum(p * r for p, r, _ in self.transitions(w, a)) for a in range(N_ACTIONS)]
-                out.append(int(np.argmax(np.round(imm, 12))))
-            return np.eye(N_ACTIONS)[out]
-        return act
+        """Best expected immediate reward at each step."""
+        return deterministic(self.myopic_action)
 
     # -- exact policy evaluation ------------------------------------------------------------
     def evaluate(self, policy: HostPolicy) -> Evaluation:
@@ -215,10 +218,30 @@ class ExactSolver:
         )
 
 
+def _argmax(values) -> int:
+    best, arg = None, 0
+    for a, v in enumerate(values):
+        v = round(v, 12)
+        if best is None or v > best:
+            best, arg = v, a
+    return arg
+
+
+def deterministic(act: Callable[[Week], int]) -> HostPolicy:
+    """A host policy from a one-state action function; ``.act`` keeps the function."""
+    eye = np.eye(N_ACTIONS)
+
+    def policy(weeks):
+        return eye[[act(w) for w in weeks]]
+
+    policy.act = act  # type: ignore[attr-defined]
+    return policy
+
+
 def fixed_map_policy(action_map: Sequence[int]) -> HostPolicy:
     """A state-independent policy: ``action_map[event]`` whatever the state."""
-    eye = np.eye(N_ACTIONS)
-    return lambda weeks: eye[[action_map[w.slot_event[w.slot]] for w in weeks]]
+    table = [int(a) for a in action_map]
+    return deterministic(lambda w: table[w.slot_event[w.slot]])
 
 
 def uniform_policy() -> HostPolicy:

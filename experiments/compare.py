@@ -77,6 +77,7 @@ def sample_host_policy(solver: ExactSolver, policy: HostPolicy, n_weeks: int, se
     scale = 1.0 if ref.floats else 100.0
     scores, returns, comps, ebd, early = [], [], [], [], []
     freq = np.zeros((N_EVENTS, N_ACTIONS))
+    act = getattr(policy, "act", None) or (lambda w: int(np.argmax(policy([w])[0])))
     for _ in range(n_weeks):
         order = list(rules["slot_event"])
         moved = [order[t] for t in shuffled]
@@ -86,7 +87,7 @@ def sample_host_policy(solver: ExactSolver, policy: HostPolicy, n_weeks: int, se
         w: Week = ref.reset(order, [rng.random() for _ in range(ref.n_events)])
         total = 0.0
         while not w.done:
-            a = int(np.argmax(policy([w])[0]))
+            a = act(w)
             freq[w.slot_event[w.slot], a] += 1
             w, r = ref.step(w, a)
             total += r

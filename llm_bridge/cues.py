@@ -180,10 +180,15 @@ PRIOR = 1.0
 
 def compile_cues():
     """Compiled cue tables: ``{event: [(action, regex), ...]}`` and one regex of named generic groups."""
-    def one(pats) -> re.Pattern:
+    from wlf_jax.events import ACTION_NAMES, EVENT_IDS
+
+    def one(ev: str, a: int, pats) -> re.Pattern:
         pats = (pats,) if isinstance(pats, str) else tuple(pats)
+        # a reply that names the action outright ("decline_async", "both calls now")
+        name = ACTION_NAMES[EVENT_IDS.index(ev)][a]
+        pats = pats + (re.escape(name), re.escape(name.replace("_", " ")))
         return re.compile(r"(?:(?<=\s)|^)(?:" + "|".join(pats) + r")(?=\W|$)")
 
-    per_event = {ev: [(a, one(pats)) for a, pats in acts.items()] for ev, acts in CUES.items()}
+    per_event = {ev: [(a, one(ev, a, pats)) for a, pats in acts.items()] for ev, acts in CUES.items()}
     generic = re.compile("|".join(f"(?P<{name}>{p})" for name, p in GENERIC))
     return per_event, generic

@@ -309,7 +309,7 @@ def _stuffing_gate(words: list[str], low: str) -> float:
 # ---- components -------------------------------------------------------------------------
 
 def _register(spec, raw: str, low: str, words: list[str]) -> float:
-    stakeholder, channel = spec.stakeholder, spec.channel
+    stakeholder = spec.stakeholder
     score = 0.7
     slang = len(_SLANG.findall(low))
     emoji = sum(1 for c in raw if ord(c) >= 0x2600)

@@ -35,7 +35,6 @@ def test_chat_template_and_generation(tiny):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from llm_bridge.prompts import build_messages, render_chat
-    from llm_bridge.tiny_model import tokenizer_corpus  # noqa: F401  (importable without torch work)
 
     tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(tiny, local_files_only=True)

@@ -36,7 +36,9 @@ def state_key(w: Week) -> tuple:
     keys have equal values, whatever order or path led to them."""
     handled = sum(1 << e for e, a in enumerate(w.actions) if a >= 0)
     current = w.slot_event[w.slot] if not w.done else -1
-    return (w.values, w.status, w.pending, handled, w.count, w.day, round(w.quality_sum, 9),
+    # qualities are rounded to 1e-5 so a float32 sum (JAX) and a float64 sum (plain Python) of
+    # the same template qualities give the same key
+    return (w.values, w.status, w.pending, handled, w.count, w.day, round(w.quality_sum, 5),
             w.boundary, w.slot, current, w.done)
 
 
@@ -73,7 +75,7 @@ class ExactSolver:
         self.shuffled_events = frozenset(r["slot_event"][t] for t in self.shuffled_slots)
         if self.shuffled_events & self.ref.spawnable:
             raise ValueError("exact solver: spawned events cannot sit in shuffled slots")
-        self._q: dict[tuple, tuple[float, float, float]] = {}
+        self._qmemo: dict[tuple, tuple[float, float, float]] = {}
         self._trans: dict[tuple, list] = {}
         self._myopic: dict[tuple, int] = {}
         self.solve_seconds: float | None = None
@@ -115,26 +117,43 @@ class ExactSolver:
         self._trans[key] = out
         return out
 
+    def canonical(self, w: Week) -> Week:
+        """The decision state as the solver sees it: shuffled slots after the current one are
+        unrevealed (a week played from a scenario knows its future order; a policy must not)."""
+        if not self.shuffled_slots or w.done:
+            return w
+        se = list(w.slot_event)
+        for t in self.shuffled_slots:
+            if t > w.slot:
+                se[t] = UNREVEALED
+        return w._replace(slot_event=tuple(se))
+
     # -- optimal values ---------------------------------------------------------------------
     def q(self, w: Week) -> tuple[float, float, float]:
-        """Q*(w, a) for the three actions: expected return from ``w`` (exact)."""
+        """Q*(w, a) for the three actions: expected return from decision state ``w`` (exact).
+
+        ``w`` may come from a played week (reference dynamics, or converted from JAX); its
+        future event order is hidden before solving."""
+        return self._q(self.canonical(w))
+
+    def _q(self, w: Week) -> tuple[float, float, float]:
         key = state_key(w)
-        hit = self._q.get(key)
+        hit = self._qmemo.get(key)
         if hit is not None:
             return hit
         values = []
         for a in range(N_ACTIONS):
             total = 0.0
             for p, reward, w2 in self.transitions(w, a):
-                total += p * (reward + (0.0 if w2.done else max(self.q(w2))))
+                total += p * (reward + (0.0 if w2.done else max(self._q(w2))))
             values.append(total)
         out = tuple(values)
-        self._q[key] = out
+        self._qmemo[key] = out
         return out
 
     def value(self) -> float:
         """V* of the week: the optimal expected return from Monday morning."""
-        return sum(p * max(self.q(w)) for p, w in self.initial())
+        return sum(p * max(self._q(w)) for p, w in self.initial())
 
     def solve(self) -> "ExactSolver":
         """Compute Q* for every reachable state; records ``solve_seconds``."""
@@ -145,14 +164,15 @@ class ExactSolver:
 
     @property
     def n_states(self) -> int:
-        return len(self._q)
+        return len(self._qmemo)
 
     def optimal_action(self, w: Week) -> int:
         """argmax_a Q*(w, a), lowest index on ties (values rounded to 1e-12)."""
-        return _argmax(self.q(w))
+        return _argmax(self._q(self.canonical(w)))
 
     def myopic_action(self, w: Week) -> int:
         """argmax_a of the expected immediate reward (exact over the step's chance)."""
+        w = self.canonical(w)
         key = state_key(w)
         hit = self._myopic.get(key)
         if hit is None:
@@ -409,3 +429,29 @@ def obs_policy(act_batch: Callable[[np.ndarray], np.ndarray], params: EnvParams)
     a host policy for :meth:`ExactSolver.evaluate`."""
     eye = np.eye(N_ACTIONS)
     return lambda weeks: eye[np.asarray(act_batch(weeks_to_obs(weeks, params)), np.int64)]
+
+
+def week_from_state(state, params: EnvParams) -> Week:
+    """The plain-Python :class:`Week` of a (single, unbatched) JAX ``EnvState`` — e.g. to ask the
+    solver for Q* of a state reached in the JAX simulator."""
+    from fractions import Fraction
+
+    s = {k: np.asarray(v) for k, v in vars(state).items()}
+    floats = bool(np.asarray(params.float64_arithmetic))
+    hundredths = [int(s["energy"]), int(s["sprint"]), *[int(t) for t in s["trust"]]]
+    if floats:
+        values = tuple(float(Fraction(h, 100) + Fraction(int(o), 25 * 2**60))
+                       for h, o in zip(hundredths, s["drift"]))
+    else:
+        values = tuple(hundredths)
+    scale = 100.0 if floats else 1.0
+    return Week(
+        values=values, status=tuple(int(x) for x in s["status"]),
+        pending=frozenset(int(i) for i in np.flatnonzero(s["pending"])),
+        actions=tuple(int(a) for a in s["actions"]), slot=int(s["slot"]), count=int(s["count"]),
+        day=int(s["day"]), quality_sum=float(s["quality_sum"]), boundary=int(s["boundary"]),
+        energy_by_day=tuple(None if v < 0 else (v / scale if floats else int(v)) for v in s["energy_by_day"]),
+        done=bool(s["done"]), early_end=bool(s["early_end"]),
+        slot_event=tuple(int(e) for e in s["slot_event"]),
+        uniforms=tuple(float(u) for u in s["uniforms"]),
+    )

@@ -221,3 +221,19 @@ class ReferenceWeek:
             w, rew = self.step(w, a, q)
             rewards.append(rew)
         return w, rewards
+
+
+def week_to_json(w: Week) -> dict:
+    """A JSON-ready dict of a week (floats of float64 rule books round-trip exactly)."""
+    d = w._asdict()
+    d["pending"] = sorted(w.pending)
+    return d
+
+
+def week_from_json(d: dict) -> Week:
+    """Inverse of :func:`week_to_json`."""
+    fields = dict(d)
+    for k in ("values", "status", "actions", "energy_by_day", "slot_event", "uniforms"):
+        fields[k] = tuple(fields[k])
+    fields["pending"] = frozenset(fields["pending"])
+    return Week(**fields)

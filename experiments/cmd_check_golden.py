@@ -17,18 +17,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import json
-    from pathlib import Path
-
-    from llm_bridge import golden_text
-
-    # The text-rules file lists its cases under "rows"; experiments.golden.load expects "cases".
-    try:
-        data = json.loads(Path(args.path).read_text())
-    except (OSError, json.JSONDecodeError):
-        data = None  # let experiments.golden report the unreadable file
-    if golden_text.is_text_rules(data):
-        return golden_text.main(args.path)
     from experiments.golden import main
 
     return main(args.path)

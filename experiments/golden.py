@@ -31,8 +31,8 @@ def load(path: str | Path) -> dict[str, Any]:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read golden file {path}: {exc}") from exc
-    if not isinstance(data, dict) or "cases" not in data:
-        raise ValueError(f"{path}: not a golden file (no 'cases' list)")
+    if not isinstance(data, dict) or not isinstance(data.get("cases", data.get("rows")), list):
+        raise ValueError(f"{path}: not a golden file (no 'cases' or 'rows' list)")
     return data
 
 
@@ -118,8 +118,7 @@ def check_trajectories(data: dict[str, Any]) -> tuple[int, list[str]]:
 def check_file(path: str | Path) -> tuple[int, list[str]]:
     """Check a golden file of either format; returns (cases, mismatch messages)."""
     data = load(path)
-    cases = data["cases"]
-    if cases and "steps" in cases[0]:
+    if "cases" in data:
         return check_trajectories(data)
     from llm_bridge.golden_text import check_text_rules
 

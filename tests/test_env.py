@@ -247,3 +247,22 @@ def test_state_fits_in_256_bytes():
     from experiments.bench import state_bytes
 
     assert state_bytes(PRESETS["week_v2"]) <= 256
+
+
+def test_check_golden_cli_exit_status(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    text_rules = GOLDEN.parent / "seed_v1_text_rules.json"
+    ok = subprocess.run([sys.executable, "-m", "experiments.cli", "check-golden", str(text_rules)],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("600 cases, 0 mismatches")
+    data = json.loads(GOLDEN.read_text())
+    data["cases"] = data["cases"][:5]
+    data["cases"][0]["steps"][0]["energy"] = 0.5
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    res = subprocess.run([sys.executable, "-m", "experiments.cli", "check-golden", str(bad)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and res.stdout.strip().endswith("5 cases, 1 mismatches")

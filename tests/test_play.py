@@ -46,3 +46,21 @@ def test_cli_with_piped_stdin():
     assert proc.returncode == 0, proc.stderr
     assert "week score" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_typed_reply_is_decoded_judged_and_confirmed():
+    out = io.StringIO()
+    answers = ["On it - SSH-ing into staging now, will clear the logs and restart myself.", "y"]
+    answers += ["1"] * 20
+    final = play("week_v2", seed=0, read=_reader(answers), out=out, color=False)
+    text = out.getvalue()
+    assert "read as fix_directly" in text and "message quality" in text
+    assert final["history"][0] == {"event": "E1_staging", "action": "fix_directly"}
+
+
+def test_a_declined_decoding_is_not_applied():
+    out = io.StringIO()
+    answers = ["I'll hand this to the on-call engineer", "n", "1"] + ["1"] * 20
+    final = play("week_v2", seed=0, read=_reader(answers), out=out, color=False)
+    assert "read as delegate_oncall" in out.getvalue()
+    assert final["history"][0]["action"] == "fix_directly"

@@ -53,23 +53,26 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
                 return {"ratio_to_optimal": res["ratio_to_optimal"], "wall_s": res["wall_s"]}
             steps.append((f"train {algo} on {preset}", run))
 
-    try:
-        from llm_bridge import llm_policy  # noqa: F401
-        have_llm = hasattr(llm_policy, "run_llm_weeks")
-    except ImportError:
-        have_llm = False
-    if have_llm:
-        def llm_weeks():
-            from llm_bridge.llm_policy import run_llm_weeks
+    def llm_weeks():
+        from llm_bridge.llm_policy import make_writer, play_weeks, write_transcript
+        from llm_bridge.tiny_model import build_tiny_model
 
-            summary = {}
-            for policy in ("scripted:strategic", "scripted:people_pleaser", "tiny"):
-                res = run_llm_weeks(policy=policy, preset="week_v2", weeks=16 if quick else 64,
-                                    out=out / "llm")
-                _write(out / f"llm_{policy.replace(':', '_')}.json", res)
-                summary[policy] = res["agents"]["llm"]["mean_score"]
-            return summary
-        steps.append(("LLM weeks (scripted writers, tiny offline model)", llm_weeks))
+        tiny = out / "tiny_model"
+        if not (tiny / "config.json").exists():
+            build_tiny_model(tiny)
+        writers = [make_writer("scripted", persona=p) for p in ("strategic", "people_pleaser", "stonewaller")]
+        writers.append(make_writer("llm", model=str(tiny), max_new_tokens=32))
+        agents, transcript = {}, []
+        for writer in writers:
+            n = 8 if writer.name.startswith("llm") or quick else 64
+            res = play_weeks(writer, preset="week_v2", n_weeks=n, seed=0, transcript_weeks=1)
+            agents[writer.name] = res.summary
+            transcript += [{"agent": writer.name, **row} for row in res.transcript]
+        _write(out / "llm_weeks.json", {"preset": "week_v2", "agents": agents})
+        write_transcript(transcript, out / "llm_transcript.jsonl")
+        return {name: round(a["mean_score"], 4) for name, a in agents.items()}
+
+    steps.append(("LLM weeks (scripted writers, tiny offline model)", llm_weeks))
 
     def bench():
         from experiments.bench import run_bench

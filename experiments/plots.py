@@ -19,7 +19,7 @@ AGENT_COLOURS = {
     "optimal": "#1b9e77", "best_fixed_map": "#66a61e", "strategic": "#7570b3",
     "myopic": "#e6ab02", "random": "#999999", "accept_all": "#d95f02",
     "decline_all": "#e7298a", "ignore_all": "#a6761d", "ppo": "#1f78b4", "q": "#6a3d9a",
-    "dqn": "#b15928", "llm": "#fb9a99",
+    "dqn": "#b15928", "llm": "#fb9a99", "scripted": "#cab2d6",
 }
 _EXTRA = ["#1f78b4", "#6a3d9a", "#b15928", "#fb9a99", "#cab2d6", "#ff7f00"]
 
@@ -139,10 +139,10 @@ def agent_scores(rows: dict[str, tuple[float, float]], optimal: float, path: Pat
     errs = [rows[n][1] for n in names]
     ax.barh(names, vals, xerr=errs, color=[colour(n) for n in names])
     ax.axvline(optimal, color="black", ls="--", lw=1)
-    for i, v in enumerate(vals):
-        ax.text(v + 0.01, i, f"{v:.3f} ({v / optimal:.2f}×)", va="center", fontsize=8)
-    ax.set_xlim(0, 1.12)
-    ax.set_xlabel("week score (final rubric, exact expectation)")
+    for i, (v, e) in enumerate(zip(vals, errs)):
+        ax.text(v + e + 0.012, i, f"{v:.3f} ({v / optimal:.2f}×)", va="center", fontsize=8)
+    ax.set_xlim(0, 1.15)
+    ax.set_xlabel("week score (final rubric): exact expectation; sampled ± 95% CI where shown")
     ax.invert_yaxis()
     ax.set_title(title)
     return _save(fig, path)

@@ -45,6 +45,12 @@ def baseline_figures(src: Path, dst: Path) -> list[Path]:
         trained = _trained_agents(src, preset)
         radar = {k: agents[k]["exact_components"] for k in RADAR_AGENTS if k in agents}
         radar.update({k: r["exact_eval"]["components"] for k, r in trained.items()})
+        llm = _load(src / "llm_weeks.json") or {}
+        llm_agents = llm.get("agents", {}) if llm.get("preset") == preset else {}
+        # the best LLM writer's rubric (sampled) beside the structured agents' (exact)
+        if llm_agents:
+            best = max(llm_agents, key=lambda n: llm_agents[n]["mean_score"])
+            radar[best] = llm_agents[best]["components"]
         made.append(plots.rubric_radar(radar, dst / f"radar_{preset}.png",
                                        f"Rubric by agent on {preset} (exact expectations)"))
         energy = {k: {"energy_by_day": agents[k]["exact_energy_by_day"],
@@ -63,6 +69,8 @@ def baseline_figures(src: Path, dst: Path) -> list[Path]:
                                            f"What each agent decides on {preset}"))
         rows = {k: (a["exact_score"], a.get("ci95_score", 0.0)) for k, a in agents.items()}
         rows.update({k: (r["exact_eval"]["exact_score"], 0.0) for k, r in trained.items()})
+        for name, a in llm_agents.items():
+            rows[name] = (a["mean_score"], a["ci95_score"])
         made.append(plots.agent_scores(rows, agents["optimal"]["exact_score"],
                                        dst / f"scores_{preset}.png",
                                        f"Week score by agent on {preset}"))

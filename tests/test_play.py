@@ -64,3 +64,41 @@ def test_a_declined_decoding_is_not_applied():
     final = play("week_v2", seed=0, read=_reader(answers), out=out, color=False)
     assert "read as delegate_oncall" in out.getvalue()
     assert final["history"][0]["action"] == "fix_directly"
+
+
+def test_play_in_a_pseudo_terminal_uses_colour_and_takes_keys():
+    """Drive `wlf play` through a real pseudo-terminal: colours on, prompts answered."""
+    import os
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "play", "--preset", "seed_v1",
+                             "--seed", "4"], stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"})
+    os.close(slave)
+    buf, sent = b"", 0
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and b"week score" not in buf:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+            if buf.count(b"your move>") > sent:
+                os.write(master, b"1\r")
+                sent += 1
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)
+    text = buf.decode(errors="replace")
+    assert "week score" in text, text[-2000:]
+    assert "\x1b[" in text  # ANSI colour codes in a terminal
+    assert sent == 7

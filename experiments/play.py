@@ -128,6 +128,8 @@ def _show_status(console, d) -> None:
     if d["pending"]:
         flags += f" · [red]coming: {', '.join(d['pending'])}[/red]"
     console.print(flags)
+    if d["history"]:
+        console.print("[dim]so far: " + " → ".join(h["action"] for h in d["history"]) + "[/dim]")
 
 
 def _show_consequences(console, before, after, reward, alt) -> None:
@@ -160,3 +162,4 @@ def _show_rubric(console, d) -> None:
         v = d["rubric"][name]
         console.print(f"{name:28s} {_bar(v, 30)} {v:.2f}")
     console.print(f"[bold]week score {d['score']:.3f}[/bold]")
+    console.print("your week: " + "; ".join(f"{h['event']} → {h['action']}" for h in d["history"]))

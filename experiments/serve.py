@@ -1,0 +1,623 @@
+"""The week as an OpenEnv environment: text in, observation and reward out, many sessions.
+
+Built from the ``openenv`` package's own pieces: :class:`WeekEnvironment` is an
+``Environment`` whose pydantic :class:`WeekAction` is a reply (free text, optionally with a
+structured action index) and whose :class:`WeekObservation` carries the rendered situation,
+status, history, the allowed actions' meanings, the simulator's reward and ``done``, and the
+five rubric components when the week is over (scored by a ``WeightedSum`` rubric of the rule
+book's weights).  :func:`create_week_app` wraps it with ``create_app`` (HTTP + WebSocket,
+``max_concurrent_envs`` sessions, idle sessions reaped) and adds clear JSON errors.
+
+Each reply is decoded into an action (``llm_bridge.decode``) and judged for quality
+(``llm_bridge.judge``); both go to the simulator (``WorkWeek.step_env``), jitted once per
+rule book at start-up and shared by all sessions.
+
+    app = create_week_app(default_preset="week_v2", max_sessions=64, idle_timeout_s=300)
+    uvicorn experiments.serve:app          # the same app with default settings
+
+Plain HTTP ``/reset`` and ``/step`` are stateless in OpenEnv (a fresh environment per
+request); a week lives on a WebSocket session (``/ws``, what ``EnvClient`` uses).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from openenv.core.env_server.interfaces import Environment
+from openenv.core.env_server.types import Action, EnvironmentMetadata, Observation, State
+from openenv.core.rubrics import Rubric, WeightedSum
+from pydantic import Field, StrictInt, StrictStr, field_validator
+from pydantic_core import PydanticCustomError
+
+ENV_NAME = "work_life_firewall"
+MAX_TEXT_BYTES = 16 * 1024
+"""Largest reply accepted, in bytes of UTF-8."""
+MAX_BODY_BYTES = 256 * 1024
+"""Largest HTTP body or WebSocket frame (a 16 KB reply can grow sixfold as escaped JSON)."""
+SEED_LIMIT = 2**32
+"""Seeds are 0 <= seed < 2**32 (JAX keys hold 32 bits; larger seeds would wrap silently)."""
+RESET_FIELDS = ("seed", "preset", "episode_id")
+
+log = logging.getLogger("wlf.serve")
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+class WeekError(ValueError):
+    """A request the week cannot serve.  ``code`` is machine-readable, ``status`` the HTTP
+    status it maps to; ``str()`` reads ``"<code>: <message>"``."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+# ---- wire models ----------------------------------------------------------------------------
+
+class WeekAction(Action):
+    """A reply to the current message of the week.
+
+    ``message`` is the text Arjun sends (decoded into an action and judged for quality);
+    ``action_index`` (0, 1 or 2), when given, picks the action directly and the text is only
+    judged (an empty text then uses the rule book's template quality).
+    """
+
+    message: StrictStr = Field(default="", description="the reply, at most 16 KB of UTF-8")
+    action_index: Optional[StrictInt] = Field(
+        default=None, ge=0, le=2, description="optional structured action: 0, 1 or 2")
+
+    @field_validator("message")
+    @classmethod
+    def _fits(cls, text: str) -> str:
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size > MAX_TEXT_BYTES:
+            # PydanticCustomError keeps the error JSON-serialisable (no exception object in ctx)
+            raise PydanticCustomError("text_too_large", "message is {size} bytes of UTF-8; the limit is {limit}",
+                                      {"size": size, "limit": MAX_TEXT_BYTES})
+        return text
+
+
+class WeekObservation(Observation):
+    """What the writer sees after a reset or a reply (``reward`` and ``done`` from the simulator)."""
+
+    preset: str = Field(default="", description="rule book of this week")
+    seed: int = Field(default=0, description="the week's seed (order of events and luck)")
+    system_prompt: str = Field(default="", description="who Arjun is; sent with the reset only")
+    situation: str = Field(default="", description="the rendered situation (prompt for a writer), "
+                           "or the end-of-week summary")
+    day: str = Field(default="", description="Monday..Friday")
+    decisions: int = Field(default=0, description="decisions made so far")
+    event: Optional[dict[str, Any]] = Field(default=None, description="current message: id, title, "
+                                            "sender, channel, stakeholder, body (None once the week is over)")
+    actions: list[dict[str, Any]] = Field(default_factory=list, description="allowed actions: index, name, meaning")
+    status: dict[str, Any] = Field(default_factory=dict, description="energy, sprint health, trust, flags")
+    pending: list[str] = Field(default_factory=list, description="consequences coming back later")
+    history: list[dict[str, str]] = Field(default_factory=list, description="decisions so far")
+    last: Optional[dict[str, Any]] = Field(default=None, description="how the last reply was read: "
+                                           "action, source, confidence, quality, alt_outcome, reward")
+    rubric: dict[str, float] = Field(default_factory=dict, description="the five rubric components "
+                                     "(filled when the week is over)")
+    score: Optional[float] = Field(default=None, description="the week's score (when over)")
+    week_return: float = Field(default=0.0, description="sum of the rewards so far")
+    early_end: bool = Field(default=False, description="the week ended because energy ran out")
+
+
+class WeekState(State):
+    """Session state: the OpenEnv episode id and step count plus the week's identity."""
+
+    preset: str = ""
+    seed: int = 0
+    done: bool = False
+    score: Optional[float] = None
+    week_return: float = 0.0
+
+
+# ---- simulators: one jitted pair per rule book, shared by every session ---------------------
+
+@dataclass(frozen=True)
+class Simulator:
+    """A rule book with its compiled functions.
+
+    ``start(seed uint32) -> (state, components (5,), score)``;
+    ``advance(state, action int32, quality float32) -> (state, reward, done, info)``.
+    """
+
+    name: str
+    params: Any
+    start: Callable
+    advance: Callable
+    weights: tuple[float, ...]
+
+
+def build_simulator(preset: str) -> Simulator:
+    """Jit ``reset`` and ``step_env`` of ``preset`` and compile them (one call each)."""
+    import jax
+    import numpy as np
+
+    from wlf_jax import WorkWeek, presets
+    from wlf_jax.params import to_python
+    from wlf_jax.reward import components, rubric_total
+
+    params = presets.get(preset)
+    env = WorkWeek()
+
+    @jax.jit
+    def start(seed):
+        _, state = env.reset(jax.random.key(seed), params)
+        return state, components(state, params), rubric_total(state, params)
+
+    @jax.jit
+    def advance(state, action, quality):
+        _, nxt, reward, done, info = env.step_env(None, state, action, params, quality)
+        return nxt, reward, done, info
+
+    state, _, _ = start(np.uint32(0))
+    jax.block_until_ready(advance(state, np.int32(0), np.float32(-1.0)))
+    weights = tuple(float(w) for w in to_python(params)["rubric_weights"])
+    return Simulator(preset, params, start, advance, weights)
+
+
+_SIMULATORS: dict[str, Simulator] = {}
+_SIM_LOCK = threading.Lock()
+
+
+def known_presets() -> tuple[str, ...]:
+    """Names of the rule books a reset may ask for."""
+    from wlf_jax import presets
+
+    return tuple(presets.PRESETS)
+
+
+def get_simulator(preset: str) -> Simulator:
+    """The compiled simulator of ``preset`` (built on first use, then shared)."""
+    sim = _SIMULATORS.get(preset)
+    if sim is None:
+        with _SIM_LOCK:
+            sim = _SIMULATORS.get(preset)
+            if sim is None:
+                sim = _SIMULATORS[preset] = build_simulator(preset)
+    return sim
+
+
+def warm_up(preset_names: tuple[str, ...] | None = None) -> None:
+    """Compile every rule book and train the decoder now, so no request pays for it."""
+    from llm_bridge.decode import get_decoder
+    from llm_bridge.judge import get_judge
+
+    for name in preset_names or known_presets():
+        get_simulator(name)
+    get_decoder("default").decode("E1_staging", "on it")
+    get_judge("default")("E1_staging", "on it")
+
+
+# ---- host-side view of a state ----------------------------------------------------------------
+
+def describe_host(s, params, comps, score) -> dict[str, Any]:
+    """``WorkWeek.describe`` from a host (numpy) copy of a state, with the rubric components
+    and score computed on the device: the same dict, without JAX dispatch on the host.
+
+    ``s`` is an ``EnvState`` of numpy arrays (``jax.device_get(state)``); ``comps`` shape (5,).
+    """
+    from wlf_jax.events import DAYS, EVENTS, N_EVENTS, STAKEHOLDERS, STATUS_NAMES, STATUS_VALUES
+    from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS
+
+    done = bool(s.done)
+    ev_index = int(s.slot_event[min(int(s.slot), MAX_STEPS - 1)]) if not done else -1
+    event = None
+    if ev_index >= 0:
+        spec = EVENTS[ev_index]
+        event = {
+            "index": ev_index, "id": spec.id, "title": spec.title, "sender": spec.sender,
+            "channel": spec.channel, "stakeholder": spec.stakeholder, "body": spec.body,
+            "actions": [{"index": i, "name": a.name, "meaning": a.meaning} for i, a in enumerate(spec.actions)],
+        }
+    history = [
+        {"event": EVENTS[int(ev)].id, "action": EVENTS[int(ev)].actions[int(s.actions[int(ev)])].name}
+        for ev in s.slot_event
+        if ev >= 0 and s.actions[int(ev)] >= 0
+    ]
+    return {
+        "preset": params.name,
+        "day": DAYS[int(s.day)],
+        "day_index": int(s.day),
+        "decisions": int(s.count),
+        "event": event,
+        "status": {
+            "energy": int(s.energy) / 100,
+            "sprint_health": int(s.sprint) / 100,
+            "trust": {n: int(t) / 100 for n, t in zip(STAKEHOLDERS, s.trust)},
+            **{n: STATUS_VALUES[n][int(v)] for n, v in zip(STATUS_NAMES, s.status)},
+        },
+        "pending": [EVENTS[i].id for i in range(N_EVENTS) if s.pending[i]],
+        "history": history,
+        "rubric": {n: float(c) for n, c in zip(COMPONENT_NAMES, comps)},
+        "score": float(score),
+        "done": done,
+        "early_end": bool(s.early_end),
+    }
+
+
+def closing_text(desc: dict[str, Any], week_return: float) -> str:
+    """The end-of-week summary shown as the final situation."""
+    lines = ["The week is over." + (" You ran out of energy before Friday." if desc["early_end"] else ""),
+             f"Week score {desc['score']:.4f} (return {week_return:+.4f}).",
+             *(f"- {name}: {value:.3f}" for name, value in desc["rubric"].items())]
+    return "\n".join(lines)
+
+
+def observation_from(desc: dict[str, Any], seed: int, reward: float | None, week_return: float,
+                     last: dict[str, Any] | None = None, system_prompt: str = "") -> WeekObservation:
+    """Build the wire observation from a ``describe`` dict (rubric and score only at the end)."""
+    from llm_bridge.prompts import event_prompt
+
+    ev = desc["event"]
+    done = bool(desc["done"])
+    return WeekObservation(
+        preset=desc["preset"], seed=seed, system_prompt=system_prompt,
+        situation=closing_text(desc, week_return) if done else event_prompt(desc),
+        day=desc["day"], decisions=desc["decisions"],
+        event=None if ev is None else {k: v for k, v in ev.items() if k != "actions"},
+        actions=[] if ev is None else list(ev["actions"]),
+        status=desc["status"], pending=list(desc["pending"]), history=list(desc["history"]),
+        last=last, rubric=dict(desc["rubric"]) if done else {},
+        score=float(desc["score"]) if done else None, week_return=float(week_return),
+        early_end=bool(desc["early_end"]), done=done, reward=reward,
+    )
+
+
+# ---- rubric -----------------------------------------------------------------------------------
+
+class ComponentRubric(Rubric):
+    """One of the five rubric components, as the simulator computed it for the observation."""
+
+    def __init__(self, component: str):
+        super().__init__()
+        self.component = component
+
+    def forward(self, action, observation) -> float:
+        return float(observation.rubric.get(self.component, 0.0))
+
+
+def week_rubric(weights: tuple[float, ...]) -> WeightedSum:
+    """The week's rubric: ``WeightedSum`` of the five components with the rule book's weights
+    (children in ``COMPONENT_NAMES`` order; each child's ``last_score`` is its component)."""
+    from wlf_jax.params import COMPONENT_NAMES
+
+    return WeightedSum([ComponentRubric(n) for n in COMPONENT_NAMES], list(weights))
+
+
+def rubric_scores(rubric: WeightedSum) -> dict[str, float | None]:
+    """``{component: last score}`` of a :func:`week_rubric` after it scored a finished week."""
+    return {child.component: child.last_score for child in rubric.children()}
+
+
+# ---- the environment --------------------------------------------------------------------------
+
+def check_seed(seed: Any) -> int:
+    """A valid seed (0 <= seed < 2**32), or a fresh random one for ``None``."""
+    if seed is None:
+        return secrets.randbelow(SEED_LIMIT)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise WeekError("invalid_seed", f"seed must be an integer with 0 <= seed < 2**32, got {seed!r}")
+    return seed
+
+
+def check_preset(preset: Any, default: str) -> str:
+    """A known preset name (``None`` means the server's default)."""
+    if preset is None:
+        return default
+    names = known_presets()
+    if not isinstance(preset, str) or preset not in names:
+        raise WeekError("unknown_preset", f"unknown preset {preset!r}; known: {', '.join(names)}")
+    return preset
+
+
+def check_episode_id(episode_id: Any) -> str:
+    """A caller's episode id (a string of at most 255 characters) or a fresh one."""
+    if episode_id is None:
+        return str(uuid.uuid4())
+    if not isinstance(episode_id, str) or len(episode_id) > 255:
+        raise WeekError("invalid_episode_id", "episode_id must be a string of at most 255 characters")
+    return episode_id
+
+
+class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
+    """One session's week.  ``reset(seed, preset)`` starts a week; ``step(WeekAction)`` sends a
+    reply.  Every session has its own state; the compiled simulators are shared."""
+
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def __init__(self, default_preset: str = "week_v2", decoder: str = "default", judge: str = "default"):
+        super().__init__()
+        self.default_preset = check_preset(default_preset, default_preset)
+        self.decoder_name, self.judge_name = decoder, judge
+        self._sim: Simulator | None = None
+        self._state = None  # device EnvState of the week in progress
+        self._desc: dict[str, Any] | None = None
+        self._seed = 0
+        self._return = 0.0
+        self._closed = False
+        self._info = WeekState()
+
+    # -- OpenEnv API --------------------------------------------------------------------------
+    def reset(self, seed: Optional[int] = None, episode_id: Optional[str] = None,
+              preset: Optional[str] = None, **kwargs: Any) -> WeekObservation:
+        """Start the week ``seed`` of rule book ``preset``; returns Monday morning."""
+        import jax
+        import numpy as np
+
+        from llm_bridge.prompts import system_prompt
+
+        self._check_open()
+        if kwargs:
+            raise WeekError("unknown_field", f"unknown reset field(s) {sorted(kwargs)}; known: {', '.join(RESET_FIELDS)}")
+        seed = check_seed(seed)
+        name = check_preset(preset, self.default_preset)
+        episode_id = check_episode_id(episode_id)
+        sim = get_simulator(name)
+        state, comps, score = sim.start(np.uint32(seed))
+        host, comps, score = jax.device_get((state, comps, score))
+        self._sim, self._state, self._seed, self._return = sim, state, seed, 0.0
+        self._desc = describe_host(host, sim.params, comps, score)
+        self.rubric = week_rubric(sim.weights)
+        self._info = WeekState(episode_id=episode_id, step_count=0, preset=name, seed=seed)
+        return observation_from(self._desc, seed, None, 0.0, system_prompt=system_prompt())
+
+    def step(self, action: WeekAction, timeout_s: Optional[float] = None, **kwargs: Any) -> WeekObservation:
+        """Send one reply: decode, judge, apply; returns the next situation (or the week's end)."""
+        import jax
+        import numpy as np
+
+        self._check_open()
+        if self._state is None:
+            raise WeekError("no_week", "no week in progress: reset first. Plain HTTP /step is stateless; "
+                            "play a week on a WebSocket session (/ws, e.g. EnvClient)", 409)
+        if self._desc["done"]:
+            raise WeekError("week_over", "the week is over; reset to start another", 409)
+        if not isinstance(action, WeekAction):
+            raise WeekError("invalid_action", f"expected a WeekAction, got {type(action).__name__}")
+        ev = self._desc["event"]
+        choice, source, confidence, quality = self._read(ev, action)
+        nxt, reward, done, info = self._sim.advance(self._state, np.int32(choice), np.float32(quality))
+        host, reward, info = jax.device_get((nxt, reward, info))
+        reward = float(reward)
+        self._state, self._return = nxt, self._return + reward
+        self._desc = describe_host(host, self._sim.params, info["components"], info["score"])
+        last = {"event": ev["id"], "action_index": choice, "action": ev["actions"][choice]["name"],
+                "source": source, "confidence": round(confidence, 4), "quality": round(float(info["quality"]), 4),
+                "alt_outcome": bool(info["alt_outcome"]), "reward": reward}
+        obs = observation_from(self._desc, self._seed, reward, self._return, last)
+        self._info.step_count += 1
+        if obs.done:
+            self._apply_rubric(action, obs)
+            self._info.done, self._info.score = True, obs.score
+        self._info.week_return = self._return
+        return obs
+
+    @property
+    def state(self) -> WeekState:
+        return self._info
+
+    def get_metadata(self) -> EnvironmentMetadata:
+        return EnvironmentMetadata(
+            name=ENV_NAME, version="0.1.0",
+            description="Work-Life Firewall: one hard work week, Monday to Friday. You are Arjun; reply "
+                        "to each message in your own words. Replies are decoded into actions and judged "
+                        "for quality; the week is scored on five rubric components.",
+        )
+
+    def close(self) -> None:
+        """End the session (also called when an idle session is reaped)."""
+        self._closed = True
+        self._state = None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WeekError("session_closed", "this session has ended (idle too long or closed); "
+                            "open a new session", 410)
+
+    def _read(self, event: dict[str, Any], action: WeekAction) -> tuple[int, str, float, float]:
+        """(action index, "index" | "decoded", confidence, quality) of a reply to ``event``."""
+        from llm_bridge.decode import get_decoder
+        from llm_bridge.judge import get_judge
+
+        text = action.message
+        judge = get_judge(self.judge_name)
+        if action.action_index is not None:
+            quality = float(judge(event["index"], text)) if text.strip() else -1.0
+            return int(action.action_index), "index", 1.0, quality
+        decoded = get_decoder(self.decoder_name).decode(event["index"], text)
+        return int(decoded.action), "decoded", float(decoded.confidence), float(judge(event["index"], text))
+
+
+# ---- the app ------------------------------------------------------------------------------------
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON body of every error this server writes itself."""
+    return {"error": code, "detail": message, **extra}
+
+
+def _plain_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validation errors without the echoed input (which can be 16 KB) or exception objects."""
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in errors]
+
+
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+              413: "body_too_large", 422: "invalid_request", 501: "not_implemented"}
+
+
+def install_error_handlers(app) -> None:
+    """JSON errors ``{"error": code, "detail": message}`` for every failure: WeekError -> its
+    status, schema violations -> 422, HTTP errors -> their status, anything else -> 500 with no
+    traceback (logged on the server)."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    async def week_error(request, exc: WeekError):
+        return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+    async def invalid(request, exc: RequestValidationError):
+        return JSONResponse(error_body("invalid_request", "the request does not match the schema",
+                                       errors=_plain_errors(exc.errors())), status_code=422)
+
+    async def http_error(request, exc: StarletteHTTPException):
+        if isinstance(exc.detail, list):  # openenv's 422 for an action that fails WeekAction
+            return JSONResponse(error_body("invalid_action", "the action does not match WeekAction",
+                                           errors=_plain_errors(exc.detail)), status_code=exc.status_code)
+        code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def unexpected(request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(error_body("internal_error", "unexpected server error (logged)"), status_code=500)
+
+    app.add_exception_handler(WeekError, week_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+async def _send_json(send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class BodyLimit:
+    """ASGI middleware: an HTTP body over ``limit`` bytes gets 413 with a JSON error.
+
+    The body is read here (at most ``limit`` bytes are kept) and replayed to the app.
+    """
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                return await _send_json(send, 413, error_body(
+                    "body_too_large", f"request body over {self.limit} bytes"))
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return await self.app(scope, replay, send)
+
+
+def ws_frame_problem(message: dict[str, Any]) -> str | None:
+    """Why a received WebSocket frame cannot be a session message (None when it may be)."""
+    if message.get("type") != "websocket.receive":
+        return None
+    text = message.get("text")
+    if text is None:
+        return "binary frames are not supported; send JSON text"
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return "JSON nested too deeply"
+    except ValueError:
+        return None  # the session answers malformed JSON itself (INVALID_JSON)
+    if not isinstance(value, dict):
+        return "a message must be a JSON object such as {\"type\": \"step\", \"data\": {...}}"
+    return None
+
+
+class WebSocketGuard:
+    """ASGI middleware: answers WebSocket frames that are not JSON objects (binary frames,
+    arrays, numbers...) with an error frame and keeps the session, instead of letting them end it."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+
+        async def guarded():
+            while True:
+                message = await receive()
+                problem = ws_frame_problem(message)
+                if problem is None:
+                    return message
+                await send({"type": "websocket.send", "text": json.dumps(
+                    {"type": "error", "data": {"message": problem, "code": "INVALID_JSON"}})})
+
+        return await self.app(scope, guarded, send)
+
+
+def create_week_app(default_preset: str = "week_v2", max_sessions: int = 64,
+                    idle_timeout_s: float | None = 300.0, max_body_bytes: int = MAX_BODY_BYTES,
+                    warm: bool = True):
+    """The FastAPI app: OpenEnv's ``create_app`` around :class:`WeekEnvironment`, with
+    ``max_sessions`` concurrent WebSocket sessions, idle ones reaped after ``idle_timeout_s``
+    (None: never), JSON errors, a body limit and the WebSocket frame guard.
+
+    ``warm`` compiles every rule book and trains the decoder before returning.
+    """
+    from openenv.core.env_server.http_server import create_app
+    from openenv.core.env_server.types import ConcurrencyConfig
+
+    check_preset(default_preset, default_preset)
+    if warm:
+        warm_up()
+    config = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
+    factory = functools.partial(WeekEnvironment, default_preset=default_preset)
+    app = create_app(factory, WeekAction, WeekObservation, env_name=ENV_NAME,
+                     concurrency_config=config, state_cls=WeekState)
+    install_error_handlers(app)
+    app.add_middleware(WebSocketGuard)
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    return app
+
+
+def run_server(host: str = "127.0.0.1", port: int = 8000, default_preset: str = "week_v2",
+               max_sessions: int = 64, idle_timeout_s: float | None = 300.0,
+               log_level: str = "warning", ready: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted (uvicorn).  ``ready(url)`` is called once the app is built."""
+    import uvicorn
+
+    app = create_week_app(default_preset, max_sessions, idle_timeout_s)
+    url = f"http://{host}:{port}"
+    if ready:
+        ready(url)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, ws_max_size=MAX_BODY_BYTES,
+                timeout_graceful_shutdown=2)
+
+
+def __getattr__(name: str):
+    """``experiments.serve:app``: the app with default settings, built on first access."""
+    if name == "app":
+        app = create_week_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

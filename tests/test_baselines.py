@@ -13,9 +13,9 @@ from wlf_jax.params import replace
 
 
 @pytest.fixture(scope="module")
-def week_v2_exact():
+def week_v2_exact(solver_week_v2):
     params = presets.week_v2()
-    solver = ExactSolver(params).solve()
+    solver = solver_week_v2
     exact = {"optimal": solver.evaluate(solver.optimal_policy()).exact_score,
              "myopic": solver.evaluate(solver.myopic_policy()).exact_score,
              "random": solver.evaluate(uniform_policy()).exact_score}
@@ -32,11 +32,10 @@ def test_design_properties_hold_on_week_v2(week_v2_exact):
     assert not failing, failing
 
 
-def test_design_properties_fail_on_seed_v1():
+def test_design_properties_fail_on_seed_v1(solver_seed_v1):
     """The original rule book has one dominant action per event: the properties must NOT hold
     there (so the check above can fail)."""
-    params = presets.seed_v1()
-    solver = ExactSolver(params).solve()
+    solver = solver_seed_v1
     opt = solver.evaluate(solver.optimal_policy()).exact_score
     strat = solver.evaluate(fixed_map_policy(action_map("strategic"))).exact_score
     assert abs(opt - strat) < 1e-9  # a fixed map is exactly optimal in seed_v1
@@ -140,10 +139,9 @@ def test_jax_states_convert_to_solver_states(preset):
             _, s, *_ = env.step_env(None, s, a, params)
 
 
-def test_q_of_a_played_seed_v1_week_hides_the_future_order():
+def test_q_of_a_played_seed_v1_week_hides_the_future_order(solver_seed_v1):
     """A week played from a scenario knows its future order; Q* must not use it."""
-    params = presets.seed_v1()
-    solver = ExactSolver(params).solve()
+    solver = solver_seed_v1
     ref = solver.ref
     a = ref.reset([0, 1, 2, 3, 4, 5, 6] + [-1] * 7, [0.5] * 13)
     b = ref.reset([0, 6, 5, 4, 3, 2, 1] + [-1] * 7, [0.5] * 13)

@@ -187,6 +187,7 @@ def transition(state: EnvState, action, quality, params: EnvParams):
         "action": a,
         "invalid_action": invalid & ~state.done,
         "alt_outcome": alt & ~state.done,
+        "spawned": jnp.where(state.done, -1, spawned),  # event this step spawned, -1 = none
         "quality": jnp.where(state.done, 0.0, q),
     }
     return nxt, reward, info

@@ -54,6 +54,9 @@ from wlf_jax.params import N_DAYS, EnvParams
 from wlf_jax.reward import FIXED, STAGING
 
 SLEEP_DEBT = STATUS_NAMES.index("sleep_debt")
+SMALL = jnp.int16
+"""Integer type of node states: hundredths stay within [-200, 300] and boundary sums within
++-100 per decision, so 16 bits are exact and halve the memory traffic of the tree."""
 TIE_TOLERANCE = 1e-6
 """Actions whose Q is within this of the best count as optimal; the lowest index wins (like the
 host solver, which rounds Q to 12 decimals in float64; float32 needs a looser tolerance)."""
@@ -130,9 +133,10 @@ def structure_of(params: EnvParams, chance: np.ndarray | None = None) -> Structu
 class Level:
     """The decision nodes of one slot and the dense block of their children.
 
-    ``sources``: where the ``n`` nodes' states come from, in order: ``(level, flat child
-    indices)`` pairs, level -1 = the Monday-morning state.  Children are indexed ``(node, c)``
-    with ``c`` over ``pairs`` = the event's (action, outcome) combinations.
+    ``sources``: where the ``n`` nodes come from, in order: runs ``(parent level, column,
+    parent rows)`` -- the nodes created by that column of those parents; level -1 = the
+    Monday-morning state.  Children are indexed ``(node, c)`` with ``c`` over the event's
+    (action, outcome) combinations ``actions`` / ``outcomes``.
     """
 
     slot: int
@@ -140,7 +144,7 @@ class Level:
     n: int
     actions: np.ndarray  # (C,) action of each child column
     outcomes: np.ndarray  # (C,) 0 = main, 1 = alternative
-    sources: tuple[tuple[int, np.ndarray], ...]
+    sources: tuple[tuple[int, int, np.ndarray], ...]
     day: np.ndarray  # (n,) day of each node
     count: np.ndarray  # (n,) decisions made before the node
     next_day: np.ndarray  # (n, C) day after the step, unless the week ends early
@@ -172,24 +176,32 @@ def _next_active(s: Structure, after: int, pending: frozenset, spawnable: set[in
 
 @functools.lru_cache(maxsize=8)
 def build_tree(s: Structure) -> Tree:
-    """Enumerate the tree of histories of structure ``s`` (host side, cached)."""
+    """Enumerate the tree of histories of structure ``s`` (host side, cached).
+
+    A level's nodes are ordered by (source level, creating column, parent), so each run of
+    nodes shares one (action, outcome) and the transition broadcasts one row of deltas.
+    """
     spawnable = _spawnable(s)
     first = _next_active(s, -1, frozenset(), spawnable)
     if first is None:
         raise UnsupportedPresetError("the schedule has no event")
-    # incoming[t]: nodes deciding slot t as (source level, flat child index, pending, day, count)
-    incoming: dict[int, list] = {first: [(-1, 0, frozenset(), 0, 0)]}
-    raw = []  # per level: (slot, event, entries, pairs, next_day, child_slot_pos)
+    # incoming[t]: nodes deciding slot t as (source level, parent row, column, pending, day, count)
+    incoming: dict[int, list] = {first: [(-1, 0, 0, frozenset(), 0, 0)]}
+    new_position: dict[int, np.ndarray] = {}  # slot -> new position of each incoming entry
+    raw = []  # per level: (slot, event, entries, pairs, next_day, child (slot, old position))
     n_leaves = 0
     for t in range(len(s.slot_event)):
         entries = incoming.pop(t, None)
         if not entries:
             continue
+        order = sorted(range(len(entries)), key=lambda i: (entries[i][0], entries[i][2], entries[i][1]))
+        new_position[t] = np.argsort(order)
+        entries = [entries[i] for i in order]
         e = s.slot_event[t]
         pairs = [(a, o) for a in range(N_ACTIONS) for o in (0, 1) if o == 0 or s.chance[e][a]]
         next_day = np.zeros((len(entries), len(pairs)), np.int32)
-        child = np.full((len(entries), len(pairs), 2), -1, np.int64)  # (slot, position)
-        for i, (_, _, pending, day, count) in enumerate(entries):
+        child = np.full((len(entries), len(pairs), 2), -1, np.int64)
+        for i, (_, _, _, pending, day, count) in enumerate(entries):
             for c, (a, o) in enumerate(pairs):
                 spawned = s.spawn[e][a][o]
                 nxt_pending = (pending | {spawned} if spawned >= 0 else pending) - {e}
@@ -201,7 +213,7 @@ def build_tree(s: Structure) -> Tree:
                 next_day[i, c] = max(day, s.slot_day[nxt])
                 bucket = incoming.setdefault(nxt, [])
                 child[i, c] = (nxt, len(bucket))
-                bucket.append((len(raw), i * len(pairs) + c, nxt_pending, int(next_day[i, c]), count + 1))
+                bucket.append((len(raw), i, c, nxt_pending, int(next_day[i, c]), count + 1))
         raw.append((t, e, entries, pairs, next_day, child))
     offsets, total = {}, 0
     for t, _, entries, *_ in raw:
@@ -210,25 +222,27 @@ def build_tree(s: Structure) -> Tree:
     levels = []
     level_of_event = [-1] * N_EVENTS
     for t, e, entries, pairs, next_day, child in raw:
-        src_level = np.array([x[0] for x in entries])
-        src_index = np.array([x[1] for x in entries], np.int64)
+        key = [(x[0], x[2]) for x in entries]
         sources = []
         start = 0
-        while start < len(entries):  # consecutive runs of the same source level
+        while start < len(entries):  # runs of one (source level, column)
             stop = start
-            while stop < len(entries) and src_level[stop] == src_level[start]:
+            while stop < len(entries) and key[stop] == key[start]:
                 stop += 1
-            sources.append((int(src_level[start]), src_index[start:stop].astype(np.int32)))
+            rows = np.array([x[1] for x in entries[start:stop]], np.int32)
+            sources.append((int(key[start][0]), int(key[start][1]), rows))
             start = stop
-        child_node = np.where(child[..., 0] >= 0,
-                              np.vectorize(lambda sl: offsets.get(int(sl), 0))(child[..., 0]) + child[..., 1], -1)
+        child_node = np.full(child.shape[:2], -1, np.int64)
+        for i, c in zip(*np.nonzero(child[..., 0] >= 0)):
+            slot, pos = child[i, c]
+            child_node[i, c] = offsets[int(slot)] + new_position[int(slot)][pos]
         level_of_event[e] = len(levels)
         levels.append(Level(
             slot=t, event=e, n=len(entries),
             actions=np.array([a for a, _ in pairs], np.int32),
             outcomes=np.array([o for _, o in pairs], np.int32),
-            sources=tuple(sources), day=np.array([x[3] for x in entries], np.int32),
-            count=np.array([x[4] for x in entries], np.int32),
+            sources=tuple(sources), day=np.array([x[4] for x in entries], np.int32),
+            count=np.array([x[5] for x in entries], np.int32),
             next_day=next_day, child_node=child_node.astype(np.int32), offset=offsets[t],
         ))
     return Tree(tuple(levels), total, n_leaves, tuple(level_of_event))
@@ -269,49 +283,68 @@ def initial_node(rules: EnvParams) -> NodeStates:
     """The Monday-morning state as one node: shapes (1, B)."""
     b = rules.start_energy.shape[-1]
     return {
-        "energy": rules.start_energy.astype(jnp.int32)[None],
-        "sprint": rules.start_sprint.astype(jnp.int32)[None],
-        "trust": rules.start_trust.astype(jnp.int32)[None],
-        "staging": rules.start_status[STAGING].astype(jnp.int32)[None],
-        "sleep_debt": rules.start_status[SLEEP_DEBT].astype(jnp.int32)[None],
+        "energy": rules.start_energy.astype(SMALL)[None],
+        "sprint": rules.start_sprint.astype(SMALL)[None],
+        "trust": rules.start_trust.astype(SMALL)[None],
+        "staging": rules.start_status[STAGING].astype(SMALL)[None],
+        "sleep_debt": rules.start_status[SLEEP_DEBT].astype(SMALL)[None],
         "quality_sum": jnp.zeros((1, b), jnp.float32),
-        "boundary": jnp.zeros((1, b), jnp.int32),
+        "boundary": jnp.zeros((1, b), SMALL),
         "early_end": jnp.zeros((1, b), bool),
     }
 
 
-def child_states(nodes: NodeStates, level: Level, rules: EnvParams) -> NodeStates:
-    """States after each (action, outcome) of the level's event: shapes (n, C, [S,] B).
+def _recovery(day: np.ndarray, next_day: np.ndarray, rules: EnvParams) -> jnp.ndarray:
+    """(..., B) energy restored between ``day`` and ``next_day`` (static arrays of one shape).
+
+    Only a few distinct (day, next day) pairs occur, so this selects among them with static
+    masks instead of gathering per element.
+    """
+    cum = jnp.concatenate([jnp.zeros_like(rules.recovery[:1]), jnp.cumsum(rules.recovery, axis=0)])
+    cum = cum.astype(SMALL)
+    out = None
+    for d0, d1 in sorted(set(zip(day.ravel().tolist(), next_day.ravel().tolist()))):
+        amount = cum[d1] - cum[d0]
+        mask = jnp.asarray((day == d0) & (next_day == d1))[..., None]
+        out = amount if out is None else jnp.where(mask, amount, out)
+    return jnp.broadcast_to(out, day.shape + (cum.shape[-1],))
+
+
+def child_states(nodes: NodeStates, event: int, actions: np.ndarray, outcomes: np.ndarray,
+                 day: np.ndarray, next_day: np.ndarray, rules: EnvParams) -> NodeStates:
+    """States after (action, outcome) choices of ``event``.
+
+    ``nodes`` (shape P + (B,)) broadcast against the static ``actions`` / ``outcomes`` (shape
+    A') and ``day`` / ``next_day`` (the child shape Q, from the tree): a dense block of children
+    is ``nodes`` (n, 1, B) with columns (1, C); single children are rows (k, B) with (k,).
 
     The arithmetic of :func:`wlf_jax.dynamics.transition` for integer rule books (deltas
     clamped to [0, 100], early end on energy, overnight recovery less the sleep-debt penalty)
     with days and spawns taken from the tree; message quality is the template quality.
     """
-    e, a, o = level.event, level.actions, level.outcomes
-    alt = jnp.asarray(o == 1)[:, None]  # (C, 1)
-    d_energy = rules.energy_delta[e, a] + jnp.where(alt, rules.alt_energy_delta[e, a], 0)  # (C, B)
-    d_sprint = rules.sprint_delta[e, a] + jnp.where(alt, rules.alt_sprint_delta[e, a], 0)
-    d_trust = rules.trust_delta[e, a] + jnp.where(alt[:, None], rules.alt_trust_delta[e, a], 0)
-    energy = jnp.clip(nodes["energy"][:, None] + d_energy, 0, 100)
-    sprint = jnp.clip(nodes["sprint"][:, None] + d_sprint, 0, 100)
-    trust = jnp.clip(nodes["trust"][:, None] + d_trust, 0, 100)
-    set_staging = rules.status_set[e, a, o, STAGING]  # (C, B)
-    staging = jnp.where(set_staging >= 0, set_staging, nodes["staging"][:, None])
-    set_sleep = rules.status_set[e, a, o, SLEEP_DEBT]
-    sleep = jnp.where(set_sleep >= 0, set_sleep, nodes["sleep_debt"][:, None])
-    early = energy <= rules.early_end_energy
-    cum = jnp.concatenate([jnp.zeros_like(rules.recovery[:1]), jnp.cumsum(rules.recovery, axis=0)])
-    recovered = cum[level.next_day] - cum[level.day][:, None]  # (n, C, B)
-    recovered = recovered - jnp.where(sleep == 1, rules.sleep_debt_penalty, 0)
-    nights = jnp.asarray(level.next_day > level.day[:, None])[..., None] & ~early
+    e, a, o = event, actions, outcomes
+    alt = jnp.asarray(o == 1)[..., None]  # A' + (1,)
+    d_energy = (rules.energy_delta[e, a] + jnp.where(alt, rules.alt_energy_delta[e, a], 0)).astype(SMALL)
+    d_sprint = (rules.sprint_delta[e, a] + jnp.where(alt, rules.alt_sprint_delta[e, a], 0)).astype(SMALL)
+    d_trust = (rules.trust_delta[e, a] + jnp.where(alt[..., None], rules.alt_trust_delta[e, a], 0)).astype(SMALL)
+    energy = jnp.clip(nodes["energy"] + d_energy, 0, 100)
+    sprint = jnp.clip(nodes["sprint"] + d_sprint, 0, 100)
+    trust = jnp.clip(nodes["trust"] + d_trust, 0, 100)
+    set_staging = rules.status_set[e, a, o, STAGING].astype(SMALL)
+    staging = jnp.where(set_staging >= 0, set_staging, nodes["staging"])
+    set_sleep = rules.status_set[e, a, o, SLEEP_DEBT].astype(SMALL)
+    sleep = jnp.where(set_sleep >= 0, set_sleep, nodes["sleep_debt"])
+    early = energy <= rules.early_end_energy.astype(SMALL)
+    recovered = _recovery(day, next_day, rules) - jnp.where(sleep == 1, rules.sleep_debt_penalty.astype(SMALL), 0)
+    nights = jnp.asarray(next_day > day)[..., None] & ~early
     return {
         "energy": jnp.where(nights, jnp.clip(energy + recovered, 0, 100), energy),
         "sprint": sprint,
         "trust": trust,
         "staging": staging,
-        "sleep_debt": jnp.where(nights, 0, sleep),
-        "quality_sum": nodes["quality_sum"][:, None] + rules.template_quality[e, a],
-        "boundary": nodes["boundary"][:, None] + rules.boundary_credit[e, a],
+        "sleep_debt": jnp.where(nights, jnp.zeros_like(sleep), sleep),
+        "quality_sum": nodes["quality_sum"] + rules.template_quality[e, a],
+        "boundary": nodes["boundary"] + rules.boundary_credit[e, a].astype(SMALL),
         "early_end": early,
     }
 
@@ -340,20 +373,26 @@ def node_score(nodes: NodeStates, count: np.ndarray, rules: EnvParams) -> jnp.nd
             + w[4] * relationship).astype(jnp.float32)
 
 
-def _gather(blocks: list[dict], init: dict, level: Level) -> dict:
-    """Rows of a level's decision nodes, gathered from earlier (flattened) child blocks."""
+def level_nodes(stored: list[NodeStates], init: NodeStates, tree: Tree, level: Level, rules: EnvParams) -> NodeStates:
+    """The states of a level's decision nodes (n, ..., B), each recomputed from its parent's
+    stored state and the (action, outcome) that created it.
+
+    Only decision nodes are stored (``week_v2``: 173k) -- the dense child blocks (580k) are
+    scored where they are computed and never written out, which keeps the forward pass's
+    memory traffic low.
+    """
     parts = []
-    for src, idx in level.sources:
-        block = init if src < 0 else blocks[src]
-        parts.append({k: v[idx] for k, v in block.items()})
+    for src, col, rows in level.sources:
+        if src < 0:
+            parts.append({k: v[rows] for k, v in init.items()})
+            continue
+        parent = tree.levels[src]
+        nodes = {k: v[rows] for k, v in stored[src].items()}
+        parts.append(child_states(nodes, parent.event, parent.actions[col], parent.outcomes[col],
+                                  parent.day[rows], parent.next_day[rows, col], rules))
     if len(parts) == 1:
         return parts[0]
     return {k: jnp.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _flatten(block: dict) -> dict:
-    """(n, C, ...) -> (n * C, ...)."""
-    return {k: v.reshape((-1,) + v.shape[2:]) for k, v in block.items()}
 
 
 def child_probabilities(level: Level, rules: EnvParams) -> jnp.ndarray:
@@ -366,14 +405,20 @@ def forward(rules: EnvParams, tree: Tree) -> list[tuple[jnp.ndarray, jnp.ndarray
     """Per level: ``(score, terminal)`` of every child, shapes (n, C, B): the week score of the
     child state and whether the week is over there (leaf or early end)."""
     init = initial_node(rules)
-    blocks: list[NodeStates] = []
+    stored: list[NodeStates] = []
     out = []
     for level in tree.levels:
-        children = child_states(_gather(blocks, init, level), level, rules)
+        nodes = level_nodes(stored, init, tree, level, rules)
+        stored.append({k: v for k, v in nodes.items() if k != "early_end"})
+        children = child_states({k: v[:, None] for k, v in nodes.items()}, level.event,
+                                level.actions[None], level.outcomes[None],
+                                np.broadcast_to(level.day[:, None], level.next_day.shape),
+                                level.next_day, rules)
         count = np.broadcast_to(level.count[:, None] + 1, level.next_day.shape)
         terminal = children["early_end"] | jnp.asarray(level.child_node < 0)[..., None]
-        out.append((node_score(children, count, rules), terminal))
-        blocks.append(_flatten(children))
+        # computed once and stored: without the barrier XLA may fuse (and so recompute) the
+        # whole child transition into each consumer of the scores
+        out.append(jax.lax.optimization_barrier((node_score(children, count, rules), terminal)))
     return out
 
 
@@ -480,17 +525,21 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[jnp.ndarray]) -> jnp.
     a uniformly random policy instead, so every scheduled event gets an action.
     """
     b = rules.start_energy.shape[-1]
-    init = {"opt": jnp.ones((1, b), jnp.float32), "any": jnp.ones((1, b), jnp.float32)}
-    blocks, acts, reach = [], [], []
+    acts, reach = [], []
     for level, q in zip(tree.levels, qs):
-        r = _gather(blocks, init, level)
-        act = greedy_actions(q)  # (n, B)
-        p = child_probabilities(level, rules)  # (C, B)
-        follows = jnp.asarray(level.actions)[None, :, None] == act[:, None, :]
-        blocks.append(_flatten({"opt": r["opt"][:, None] * jnp.where(follows, p, 0.0),
-                                "any": r["any"][:, None] * p / N_ACTIONS}))
-        acts.append(act)
-        reach.append(r)
+        opt, any_ = [], []
+        for src, col, rows in level.sources:
+            if src < 0:
+                opt.append(jnp.ones((len(rows), b), jnp.float32))
+                any_.append(jnp.ones((len(rows), b), jnp.float32))
+                continue
+            parent = tree.levels[src]
+            p = child_probabilities(parent, rules)[col]  # (B,)
+            follows = acts[src][rows] == parent.actions[col]
+            opt.append(jnp.where(follows, reach[src]["opt"][rows] * p, 0.0))
+            any_.append(reach[src]["any"][rows] * (p / N_ACTIONS))
+        reach.append({"opt": jnp.concatenate(opt), "any": jnp.concatenate(any_)})
+        acts.append(greedy_actions(q))  # (n, B)
     out = []
     for e in range(N_EVENTS):
         li = tree.level_of_event[e]

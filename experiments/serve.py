@@ -44,6 +44,9 @@ MAX_BODY_BYTES = 256 * 1024
 SEED_LIMIT = 2**32
 """Seeds are 0 <= seed < 2**32 (JAX keys hold 32 bits; larger seeds would wrap silently)."""
 RESET_FIELDS = ("seed", "preset", "episode_id")
+SESSION_CLOSED = "session_closed"
+SESSION_CLOSED_MARK = f'"message":"{SESSION_CLOSED}:'
+"""How an error frame of a closed session starts (openenv writes compact JSON)."""
 
 log = logging.getLogger("wlf.serve")
 
@@ -423,7 +426,7 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
     # -- helpers ------------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
-            raise WeekError("session_closed", "this session has ended (idle too long or closed); "
+            raise WeekError(SESSION_CLOSED, "this session has ended (idle too long or closed); "
                             "open a new session", 410)
 
     def _read(self, event: dict[str, Any], action: WeekAction) -> tuple[int, str, float, float]:
@@ -553,8 +556,13 @@ def ws_frame_problem(message: dict[str, Any]) -> str | None:
 
 
 class WebSocketGuard:
-    """ASGI middleware: answers WebSocket frames that are not JSON objects (binary frames,
-    arrays, numbers...) with an error frame and keeps the session, instead of letting them end it."""
+    """ASGI middleware for WebSocket sessions.
+
+    * Frames that are not JSON objects (binary frames, arrays, numbers...) get an error frame
+      and the session goes on, instead of ending it.
+    * Once a session has been closed for idleness (its environment answers ``session_closed``),
+      the connection is closed after that answer, so a client reconnects to a fresh session.
+    """
 
     def __init__(self, app):
         self.app = app
@@ -562,9 +570,12 @@ class WebSocketGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
+        closed = False
 
-        async def guarded():
+        async def guarded_receive():
             while True:
+                if closed:
+                    return {"type": "websocket.disconnect", "code": 1001}
                 message = await receive()
                 problem = ws_frame_problem(message)
                 if problem is None:
@@ -572,7 +583,16 @@ class WebSocketGuard:
                 await send({"type": "websocket.send", "text": json.dumps(
                     {"type": "error", "data": {"message": problem, "code": "INVALID_JSON"}})})
 
-        return await self.app(scope, guarded, send)
+        async def guarded_send(message):
+            nonlocal closed
+            if closed:
+                return  # the connection is gone; the app's own close is a no-op
+            await send(message)
+            if message.get("type") == "websocket.send" and SESSION_CLOSED_MARK in (message.get("text") or ""):
+                closed = True
+                await send({"type": "websocket.close", "code": 1001, "reason": "session closed"})
+
+        return await self.app(scope, guarded_receive, guarded_send)
 
 
 def create_week_app(default_preset: str = "week_v2", max_sessions: int = 64,

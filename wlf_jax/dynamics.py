@@ -142,20 +142,21 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     slot_day = jnp.where(early_end, state.day, slot_day)
     day = jnp.where(params.day_by_count, params.count_day[jnp.clip(count, 0, MAX_STEPS)], slot_day)
     day = jnp.maximum(day, state.day).astype(jnp.int32)
-    nights = jnp.where(early_end, 0, day - state.day)  # no recovery once the week is over
-    # Days that ended with this step keep the energy before the night's recovery; an early end
-    # leaves the rest of the week at the final energy.
-    days = jnp.arange(N_DAYS)
-    closed = (days >= state.day) & ((days < day) | done)
-    energy_by_day = jnp.where(closed, energy, state.energy_by_day).astype(jnp.int8)
-    night_index = jnp.arange(N_DAYS - 1)
-    recovered = jnp.sum(jnp.where((night_index >= state.day) & (night_index < day), params.recovery, 0))
-    slept_badly = (status[SLEEP_DEBT] == 1) & (nights > 0)
-    recovered = recovered - jnp.where(slept_badly, params.sleep_debt_penalty, 0)
-    # overnight recovery is a week_v2 mechanic (integer hundredths; seed_v1 has none)
-    energy = jnp.clip(energy + jnp.where(nights > 0, recovered, 0), 0, 100)
-    status = status.at[SLEEP_DEBT].set(jnp.where(nights > 0, 0, status[SLEEP_DEBT]).astype(jnp.int8))
-    energy_by_day = jnp.where(finished & ~early_end, energy_by_day.at[N_DAYS - 1].set(energy.astype(jnp.int8)), energy_by_day)
+    # Night by night from today to the new day: the end of each day records the energy before
+    # that night's recovery; sleep debt eats into the first night; an early end has no nights
+    # and leaves the rest of the week at the final energy; a finished week reaches Friday.
+    # (Recovery is a week_v2 mechanic in integer hundredths; seed_v1 has none.)
+    energy_by_day = state.energy_by_day
+    sleep_debt = status[SLEEP_DEBT] == 1
+    for d in range(N_DAYS):
+        closes = (d >= state.day) & ((d < day) | done)
+        energy_by_day = energy_by_day.at[d].set(jnp.where(closes, energy, energy_by_day[d]).astype(jnp.int8))
+        if d < N_DAYS - 1:
+            night = (d >= state.day) & (d < day) & ~early_end
+            gain = params.recovery[d] - jnp.where(sleep_debt & (d == state.day), params.sleep_debt_penalty, 0)
+            energy = jnp.where(night, jnp.clip(energy + gain, 0, 100), energy)
+    slept = (day > state.day) & ~early_end
+    status = status.at[SLEEP_DEBT].set(jnp.where(slept, 0, status[SLEEP_DEBT]).astype(jnp.int8))
 
     nxt = state.replace(
         energy=energy.astype(jnp.int32),

@@ -179,18 +179,18 @@ class ReferenceWeek:
         else:
             day = r["slot_day"][nxt]
         day = max(day, w.day)
+        # night by night: each day ends with the energy before its night's recovery
         energy_by_day = list(w.energy_by_day)
         for d in range(w.day, N_DAYS):
             if d < day or done:
-                energy_by_day[d] = energy
+                energy_by_day[d] = values[0]
+            if d < N_DAYS - 1 and d < day and not early_end:
+                gain = r["recovery"][d]
+                if d == w.day and status[SLEEP_DEBT] == 1:
+                    gain -= r["sleep_debt_penalty"]
+                values[0] = self._clamp_add(values[0], gain)
         if day > w.day and not early_end:
-            gain = sum(r["recovery"][w.day:day])
-            if status[SLEEP_DEBT] == 1:
-                gain -= r["sleep_debt_penalty"]
-            values[0] = self._clamp_add(values[0], gain)
             status[SLEEP_DEBT] = 0
-            if finished:
-                energy_by_day[N_DAYS - 1] = values[0]
 
         nw = Week(
             values=tuple(values), status=tuple(status), pending=frozenset(pending),

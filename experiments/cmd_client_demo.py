@@ -28,14 +28,19 @@ def run(args) -> int:
 
     from experiments.serve_client import PERSONAS, bench, demo_week, format_bench
 
-    if args.bench:
-        result = bench(args.url, args.bench, args.preset, args.seed)
-        print(format_bench(result))
-    else:
-        if args.persona not in PERSONAS:
-            raise ValueError(f"unknown persona {args.persona!r}; known: {', '.join(PERSONAS)}")
-        result = dataclasses.asdict(demo_week(args.url, args.seed, args.preset, args.persona))
-        result.pop("latencies", None)
+    if args.persona not in PERSONAS:
+        raise ValueError(f"unknown persona {args.persona!r}; known: {', '.join(PERSONAS)}")
+    try:
+        if args.bench:
+            result = bench(args.url, args.bench, args.preset, args.seed)
+            print(format_bench(result))
+        else:
+            result = dataclasses.asdict(demo_week(args.url, args.seed, args.preset, args.persona))
+            result.pop("latencies", None)
+    except (ConnectionError, OSError) as exc:
+        raise ValueError(f"cannot reach {args.url} ({exc}); start the server with `wlf serve`") from exc
+    except RuntimeError as exc:  # the server's JSON error, e.g. an unknown preset
+        raise ValueError(str(exc)) from exc
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)

@@ -336,6 +336,7 @@ def test_fifty_concurrent_weeks_equal_in_process_and_a_killed_client_disturbs_no
     victim = start_victim(server.url)
 
     async def run():
+        await play_week(server.url, 7)  # warm-up: a fresh client process pays one-off costs once
         load = asyncio.create_task(play_many(server.url, seeds, presets, N_CLIENTS, LOAD_DEADLINE_S))
         await asyncio.sleep(0.3)
         victim.kill()  # SIGKILL mid-week, while the others play

@@ -500,8 +500,29 @@ async def _send_json(send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyLimit:
-    """ASGI middleware: an HTTP body over ``limit`` bytes gets 413 with a JSON error.
+def http_body_problem(path: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
+    """An HTTP request the OpenEnv routes would answer with a 500, as (status, JSON error).
+
+    ``/step`` with an ``action.type`` that is not hashable (a list or an object) makes openenv's
+    action deserialiser raise ``TypeError`` before any validation; WeekAction has no ``type``
+    field, so any ``type`` is an extra field: 422 here.
+    """
+    if path != "/step" or b'"type"' not in body:
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None  # FastAPI answers malformed JSON itself
+    action = data.get("action") if isinstance(data, dict) else None
+    if isinstance(action, dict) and isinstance(action.get("type"), (list, dict)):
+        return 422, error_body("invalid_action", "the action does not match WeekAction", errors=[
+            {"loc": ["type"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}])
+    return None
+
+
+class RequestGuard:
+    """ASGI middleware for HTTP requests: a body over ``limit`` bytes gets 413, and a body that
+    :func:`http_body_problem` flags gets its JSON error; both before the app sees them.
 
     The body is read here (at most ``limit`` bytes are kept) and replayed to the app.
     """
@@ -526,6 +547,9 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body, replayed = b"".join(chunks), False
+        problem = http_body_problem(scope.get("path", ""), body) if scope.get("method") == "POST" else None
+        if problem is not None:
+            return await _send_json(send, *problem)
 
         async def replay():
             nonlocal replayed
@@ -616,7 +640,7 @@ def create_week_app(default_preset: str = "week_v2", max_sessions: int = 64,
                      concurrency_config=config, state_cls=WeekState)
     install_error_handlers(app)
     app.add_middleware(WebSocketGuard)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(RequestGuard, limit=max_body_bytes)
     return app
 
 

@@ -291,6 +291,21 @@ def test_idle_session_expires_and_its_connection_closes():
             assert ws.receive_json()["type"] == "observation"
 
 
+def test_sessions_past_capacity_get_a_json_error():
+    from starlette.testclient import TestClient
+
+    app = create_week_app(max_sessions=2, warm=False)
+    with TestClient(app) as client, client.websocket_connect("/ws") as first, client.websocket_connect("/ws") as second:
+        for ws, seed in ((first, 1), (second, 2)):
+            ws.send_json({"type": "reset", "data": {"seed": seed}})
+            assert ws.receive_json()["data"]["observation"]["seed"] == seed
+        with client.websocket_connect("/ws") as third:
+            reply = third.receive_json()
+            assert reply["type"] == "error" and reply["data"]["code"] == "CAPACITY_REACHED"
+        first.send_json({"type": "step", "data": {"message": "On it."}})  # the others go on
+        assert first.receive_json()["data"]["observation"]["decisions"] == 1
+
+
 def test_manifest_parses():
     from openenv.validation.parsers.openenv_yaml import OpenEnvYamlParser
 
@@ -454,6 +469,31 @@ def test_fuzzed_http_bodies_never_get_a_5xx(server, path, body):
         assert "error" in payload
     if path == "/step":
         assert 400 <= r.status_code < 500
+
+
+ws_frames = st.one_of(
+    json_values.map(json.dumps),
+    st.fixed_dictionaries({"type": st.sampled_from(["reset", "step", "state", "mcp", "fly"]),
+                           "data": json_values}).map(json.dumps),
+    st.binary(max_size=100), st.text(max_size=50),
+)
+
+
+@pytest.mark.slow
+def test_fuzzed_websocket_frames_get_json_replies_and_the_session_survives(server):
+    ws_url = server.url.replace("http://", "ws://") + "/ws"
+    with websockets_sync.connect(ws_url, max_size=None) as ws:
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(frame=ws_frames)
+        def one(frame):
+            ws.send(frame)
+            reply = json.loads(ws.recv(timeout=30))
+            assert reply["type"] in ("observation", "state", "error", "mcp"), reply
+
+        one()
+        ws.send(json.dumps({"type": "reset", "data": {"seed": 1}}))
+        assert json.loads(ws.recv(timeout=30))["type"] == "observation"
 
 
 @pytest.mark.slow

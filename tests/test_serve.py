@@ -29,7 +29,7 @@ from experiments.serve import (  # noqa: E402
     describe_host, get_simulator, rubric_scores,
 )
 from experiments.serve_client import (  # noqa: E402
-    WeekAction as ClientAction, WeekClient, format_bench, play_many, play_week, scripted_action,
+    WeekClient, format_bench, play_many, play_week, scripted_action,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -543,12 +543,12 @@ def test_server_restarted_mid_run_answers_new_sessions(server):
             client = WeekClient(base_url=server.url, message_timeout_s=20)
             await client.connect()
             await client.reset(seed=seed)
-            await client.step(ClientAction(message="Looking into it now."))
+            await client.step(WeekAction(message="Looking into it now."))
             clients.append(client)
         await asyncio.to_thread(server.kill)
         for client in clients:
             with pytest.raises(Exception):
-                await asyncio.wait_for(client.step(ClientAction(message="still there?")), 30)
+                await asyncio.wait_for(client.step(WeekAction(message="still there?")), 30)
         await asyncio.to_thread(lambda: server.start().wait_ready())
         results, _ = await play_many(server.url, seeds, concurrency=10, deadline_s=60)
         again = await asyncio.wait_for(clients[0].reset(seed=seeds[0]), 30)  # reconnects: a new session

@@ -54,15 +54,25 @@ PRESET_SIZES: tuple[str, ...] = ("cpu-smoke", "gpu-1.5b")
 
 # ---- the simulator side: solver, states, prompts --------------------------------------------
 
-@lru_cache(maxsize=None)
+_SOLVERS: dict[str, Any] = {}
+
+
 def get_solver(preset: str):
     """The exact solver of a rule book, one per process.  Q* is computed lazily and memoised:
     the first question about a Monday state solves the whole week (about 20 s for week_v2,
     6 s for seed_v1); later questions are dictionary look-ups."""
-    from agents.exact import ExactSolver
-    from wlf_jax import presets
+    solver = _SOLVERS.get(preset)
+    if solver is None:
+        from agents.exact import ExactSolver
+        from wlf_jax import presets
 
-    return ExactSolver(presets.get(preset))
+        solver = _SOLVERS[preset] = ExactSolver(presets.get(preset))
+    return solver
+
+
+def use_solver(preset: str, solver) -> None:
+    """Make ``get_solver(preset)`` return an existing (e.g. already solved) solver."""
+    _SOLVERS[preset] = solver
 
 
 def sample_scenario(rules: Mapping[str, Any], rng: random.Random) -> tuple[list[int], list[float]]:

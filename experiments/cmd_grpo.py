@@ -1,0 +1,92 @@
+"""`wlf grpo`: train a language policy with TRL's GRPOTrainer against the simulator."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "grpo",
+        help="GRPO with TRL: reward = exact Q* of the decoded action + judged quality - format penalties",
+        description="Single turn (default): prompts are decision states visited by the simulator under "
+        "a mix of policies; a completion's reward is the solver's Q* of its decoded action in that very "
+        "state (normalised: optimal 1, worst 0), plus a weight times the judge's quality, minus format "
+        "penalties. --multi-turn plays whole weeks through TRL's rollout_func (environment turns masked "
+        "out of the loss; reward = the week's score). Saves the model (and LoRA adapter), the trainer "
+        "log, reward curves (JSON + PNG) and checkpoints; --resume continues after a kill. "
+        "--experiment runs the CPU evidence experiment instead (supervised warm-up on scripted "
+        "replies, then GRPO, measured on held-out states).",
+    )
+    p.add_argument("--model", help="local model folder (Hugging Face format; never downloaded). "
+                   "With --experiment, default: a fresh tiny offline model")
+    p.add_argument("--preset", default="week_v2", help="rule book: week_v2 (default) or seed_v1")
+    p.add_argument("--preset-size", default="cpu-smoke", choices=("cpu-smoke", "gpu-1.5b"),
+                   help="cpu-smoke: tiny model, seconds a step; gpu-1.5b: Qwen2.5-1.5B-Instruct, LoRA, bf16, vLLM if installed")
+    p.add_argument("--multi-turn", action="store_true", help="whole weeks per completion (rollout_func)")
+    p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None, help="train a LoRA adapter (default: per preset size)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (default: per preset size)")
+    p.add_argument("--prompts", type=int, default=None, help="prompt states (weeks with --multi-turn) in the dataset")
+    p.add_argument("--generations", type=int, default=None, help="completions per prompt (GRPO group size)")
+    p.add_argument("--batch-size", type=int, default=None, help="completions per step (a multiple of --generations)")
+    p.add_argument("--max-completion-length", type=int, default=None, help="tokens per reply")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--judge-weight", type=float, default=0.3, help="weight of the judge's quality (default 0.3)")
+    p.add_argument("--no-system", action="store_true", help="prompts without the system prompt (shorter)")
+    p.add_argument("--no-options", action="store_true", help="prompts without the three options")
+    p.add_argument("--out", default="wlf_out/grpo", help="output folder (default wlf_out/grpo)")
+    p.add_argument("--json", metavar="PATH", help="also write the result JSON here")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
+    p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps")
+    p.add_argument("--wandb", action="store_true", help="log to Weights & Biases (needs wandb installed and set up)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-weeks", type=int, default=0,
+                   help="after training, play N full weeks with the base and the trained model "
+                   "(eval-llm) and write OUT/llm_grpo_before_after.{json,png} (default 0: skip)")
+    p.add_argument("--experiment", action="store_true",
+                   help="run the evidence experiment (CPU minutes) instead of a plain run")
+    p.add_argument("--sft-steps", type=int, default=300, help="--experiment: supervised warm-up steps")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    if args.experiment:
+        from llm_bridge.grpo_experiment import format_experiment, run_experiment
+
+        res = run_experiment(out=args.out, model=args.model, preset=args.preset, sft_steps=args.sft_steps,
+                             grpo_steps=args.steps or 30, eval_weeks=args.eval_weeks, seed=args.seed,
+                             **({"grpo_lr": args.lr} if args.lr else {}))
+        print(format_experiment(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {Path(args.out) / 'experiment.json'}")
+        return 0
+
+    from llm_bridge.grpo import GRPORun, RewardConfig, format_result, train_grpo
+
+    if not args.model:
+        raise ValueError("--model PATH is required (build an offline one with `wlf tiny-model --out DIR`)")
+    run_cfg = GRPORun(
+        model=args.model, out=args.out, preset=args.preset, size=args.preset_size, multi_turn=args.multi_turn,
+        lora=args.lora, steps=args.steps, resume=args.resume, wandb=args.wandb, seed=args.seed,
+        n_prompts=args.prompts, num_generations=args.generations, batch_size=args.batch_size,
+        max_completion_length=args.max_completion_length, learning_rate=args.lr, save_steps=args.save_steps,
+        show_options=not args.no_options, include_system=not args.no_system,
+        reward=RewardConfig(judge_weight=args.judge_weight),
+    )
+    result = train_grpo(run_cfg, json_path=args.json)
+    print(format_result(result))
+    if args.eval_weeks > 0:
+        from llm_bridge.grpo_experiment import compare_before_after, format_comparison, plot_comparison
+
+        out = Path(args.out)
+        cmp = compare_before_after(args.model, result["paths"]["model"], args.preset, args.eval_weeks, args.seed,
+                                   json_path=out / "llm_grpo_before_after.json")
+        plot_comparison(cmp, out / "llm_grpo_before_after.png")
+        print(format_comparison(cmp))
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0

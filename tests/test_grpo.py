@@ -1,0 +1,226 @@
+"""GRPO against the simulator: reward, state rows, single- and multi-turn runs, resume, presets.
+
+Offline: the tiny model is built locally and ``HF_HUB_OFFLINE=1`` is set; no weights download.
+Runs use seed_v1 (solved in seconds) and short prompts so the module stays well under a minute
+of training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+from llm_bridge import grpo  # noqa: E402
+from wlf_jax.events import EVENT_IDS  # noqa: E402
+
+pytest.importorskip("trl")
+
+PRESET = "seed_v1"
+
+# Hand-written replies to the on-call request, one per action, each unmistakable.
+ONCALL_REPLIES = {
+    "no_clearly_kindly": "Hey, I can't cover Wednesday this time - I've done the last two and need the night. "
+                         "Hope the family thing goes okay; maybe ask in the rota channel?",
+    "yes_people_pleaser": "Sure, of course I'll cover Wednesday again, no worries at all!",
+    "counter_offer": "I can't do Wednesday, but I could swap: I'll take your Friday shift if you take my Monday.",
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_solver():
+    """Reuse the session's solved seed_v1 solver (tests/conftest.py) instead of solving again."""
+    from tests.conftest import solved
+
+    grpo.use_solver(PRESET, solved(PRESET))
+    yield
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from llm_bridge.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny"), seed=0))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return grpo.prompt_rows(PRESET, 24, seed=3)
+
+
+def _oncall_states():
+    """Decision states at the on-call request, from the source policies' weeks."""
+    e = EVENT_IDS.index("E6_oncall")
+    return [w for _, w in grpo.visit_states(PRESET, 30, seed=5) if w.slot_event[w.slot] == e]
+
+
+def test_reward_ranks_the_optimal_reply_above_a_harmful_one():
+    from wlf_jax.events import ACTION_NAMES
+
+    names = ACTION_NAMES[EVENT_IDS.index("E6_oncall")]
+    scorer = grpo.RewardScorer()
+    checked = 0
+    for w in _oncall_states()[:6]:
+        qs = grpo.get_solver(PRESET).q(w)
+        best, worst = max(range(3), key=lambda a: qs[a]), min(range(3), key=lambda a: qs[a])
+        if qs[best] - qs[worst] < 1e-9:
+            continue
+        state = json.dumps(grpo.week_to_json(w))
+        good, bad = ONCALL_REPLIES[names[best]], ONCALL_REPLIES[names[worst]]
+        s_good, s_bad = scorer.score(state, PRESET, good), scorer.score(state, PRESET, bad)
+        assert (s_good.action, s_bad.action) == (best, worst)  # the decoder reads them as meant
+        assert s_good.q_norm == 1.0 and s_bad.q_norm == 0.0 and s_good.optimal and not s_bad.optimal
+        r_good, r_bad = scorer(None, [good, bad], [state, state], [PRESET, PRESET])
+        assert r_good > r_bad + 0.5
+        checked += 1
+    assert checked >= 2
+
+
+def test_reward_functions_follow_trl_conventions(rows):
+    scorer = grpo.RewardScorer(grpo.RewardConfig(judge_weight=0.3))
+    funcs = scorer.funcs()
+    assert [f.__name__ for f in funcs] == ["q_value", "judge_quality", "format_penalty"]
+    assert scorer.weights() == [1.0, 0.3, 1.0]
+    r = rows[0]
+    completions = [[{"role": "assistant", "content": "Sure, happy to help, I'll do it right away."}], [{"role": "assistant", "content": ""}]]
+    logged = {}
+    cols = dict(state_json=[r["state_json"]] * 2, preset=[PRESET] * 2, event=[r["event"]] * 2,
+                log_metric=lambda k, v: logged.__setitem__(k, v))
+    q, quality, pen = (f([r["prompt"]] * 2, completions, **cols) for f in funcs)
+    assert all(0.0 <= x <= 1.0 for x in q + quality)
+    assert pen[1] <= -1.0 and pen[0] == 0.0  # the empty reply is penalised
+    assert set(logged) == {"optimal_rate", "decoder_confidence"}
+    total = scorer([r["prompt"]] * 2, completions, **cols)
+    assert total == pytest.approx([a + 0.3 * b + c for a, b, c in zip(q, quality, pen)])
+
+
+def test_format_penalties():
+    cfg = grpo.RewardConfig()
+    assert grpo.format_penalties("E7_standup", "   ", cfg)["empty"] == cfg.empty_penalty
+    assert grpo.format_penalties("E7_standup", "Declining tonight, notes by 9. " * 40, cfg)["over_length"] > 0
+    mixed = "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."
+    assert grpo.format_penalties("E7_standup", mixed, cfg)["contradictory"] == cfg.contradiction_penalty
+    from llm_bridge.llm_policy import SCRIPTS
+
+    for event, replies in SCRIPTS["strategic"].items():
+        for text in replies:
+            assert sum(grpo.format_penalties(event, text, cfg).values()) == 0.0, (event, text)
+
+
+def test_rows_carry_their_state_exactly(rows):
+    visited = grpo.visit_states(PRESET, 6, seed=11)
+    for source, w in visited[::3]:
+        row = grpo.state_row(w, PRESET, source)
+        back = grpo.restore_week(row["state_json"])
+        assert back == w  # every field, floats included (seed_v1 keeps float64 quantities)
+        assert grpo.week_messages(back, PRESET) == row["prompt"]
+    ds = grpo.prompt_dataset(rows)  # through Arrow and back
+    solver = grpo.get_solver(PRESET)
+    for r, d in zip(rows, ds):
+        assert d["state_json"] == r["state_json"] and d["preset"] == PRESET
+        w = grpo.restore_week(d["state_json"])
+        assert EVENT_IDS[w.slot_event[w.slot]] == d["event"] and not w.done
+        assert solver.q(w) == solver.q(grpo.restore_week(r["state_json"]))
+
+
+def test_rows_cover_early_late_healthy_and_exhausted_states():
+    rows = grpo.prompt_rows(PRESET, 40, seed=0)
+    days = {r["day"] for r in rows}
+    energies = [r["energy"] for r in rows]
+    assert min(days) == 0 and max(days) >= 3
+    assert max(energies) >= 0.8 and min(energies) <= 0.3
+    assert len({r["source"] for r in rows}) >= 3
+    assert len({r["state_json"] for r in rows}) == len(rows)
+
+
+def test_describe_week_matches_the_jax_describe():
+    import jax
+
+    from agents.exact import week_from_state
+    from wlf_jax import WorkWeek, presets
+
+    env, params = WorkWeek(), presets.get("week_v2")
+    _, state = env.reset(jax.random.key(4), params)
+    for a in (0, 1, 2, 1):
+        want = env.describe(state, params)
+        got = grpo.describe_week(week_from_state(state, params), "week_v2")
+        for k in ("day", "decisions", "event", "status", "pending", "history", "done"):
+            assert got[k] == want[k], k
+        assert got["score"] == pytest.approx(want["score"], abs=1e-5)
+        _, state, _, _, _ = env.step_env(None, state, a, params)
+
+
+def _run_cli(tiny, out, *extra):
+    from experiments.cli import main
+
+    args = ["grpo", "--model", tiny, "--preset", PRESET, "--out", str(out), "--prompts", "4",
+            "--generations", "2", "--batch-size", "2", "--max-completion-length", "8",
+            "--no-system", "--no-options", "--save-steps", "1", *extra]
+    assert main(args) == 0
+
+
+def test_single_turn_two_steps_then_resume(tiny, tmp_path):
+    out = tmp_path / "run"
+    _run_cli(tiny, out, "--steps", "2", "--json", str(tmp_path / "r.json"))
+    res = json.loads((tmp_path / "r.json").read_text())
+    for k in ("model", "steps", "wall_s", "reward_mean_first", "reward_mean_last", "reward_curve",
+              "frac_reward_zero_std"):
+        assert k in res, k
+    assert res["steps"] == 2 and len(res["reward_curve"]) == 2 and len(res["frac_reward_zero_std"]) == 2
+    assert res["model"] == tiny and res["mode"] == "single-turn"
+    for k in ("rewards/q_value/mean", "rewards/judge_quality/mean", "rewards/format_penalty/mean", "optimal_rate"):
+        assert len(res["components"][k]) == 2
+    for f in ("model/config.json", "trainer_log.json", "reward_curves.json", "reward_curves.png",
+              "checkpoints/checkpoint-2"):
+        assert (out / f).exists(), f
+    # the run was "killed" after step 2: resume it to step 3
+    _run_cli(tiny, out, "--steps", "3", "--resume", "--json", str(tmp_path / "r3.json"))
+    res3 = json.loads((tmp_path / "r3.json").read_text())
+    assert res3["steps"] == 3 and res3["resumed_from"].endswith("checkpoint-2")
+    log = json.loads((out / "trainer_log.json").read_text())
+    assert [h["step"] for h in log if "reward" in h] == [1, 2, 3]
+
+
+def test_multi_turn_two_steps(tiny, tmp_path):
+    out = tmp_path / "mt"
+    _run_cli(tiny, out, "--steps", "2", "--multi-turn", "--lora", "--json", str(tmp_path / "m.json"))
+    res = json.loads((tmp_path / "m.json").read_text())
+    assert res["steps"] == 2 and res["mode"] == "multi-turn" and res["lora"]
+    assert all(0.0 <= r <= 1.0 for r in res["reward_curve"])
+    assert "week_optimal_rate" in res["components"]
+    assert (out / "adapter" / "adapter_config.json").exists() and (out / "model" / "config.json").exists()
+
+
+def test_multi_turn_masks_environment_tokens(tiny):
+    model, tok = grpo.load_model(tiny)
+    rows = grpo.week_rows(PRESET, 1, seed=2, show_options=False, include_system=False)
+    week = grpo.restore_week(rows[0]["state_json"])
+    played = grpo.play_weeks_with_model(model, tok, [week], PRESET, max_new_tokens=6,
+                                        show_options=False, include_system=False)[0]
+    assert len(played.completion_ids) == len(played.env_mask) and len(played.actions) >= 2
+    env_text = tok.decode([t for t, m in zip(played.completion_ids, played.env_mask) if m == 0])
+    model_ids = [t for t, m in zip(played.completion_ids, played.env_mask) if m == 1]
+    assert "It is" in env_text and "<|im_start|>user" in env_text and "<|im_start|>assistant" in env_text
+    assert "<|im_start|>" not in tok.decode(model_ids, skip_special_tokens=True)
+    assert grpo.WEEK_KEY in rows[0]["prompt"][-1]
+    assert 0.0 <= played.score <= 1.0
+
+
+def test_config_presets(monkeypatch):
+    cpu = grpo.grpo_config_kwargs(grpo.GRPORun(model="m", size="cpu-smoke"))
+    assert cpu["use_cpu"] and not cpu["bf16"] and not cpu["gradient_checkpointing"] and cpu["report_to"] == []
+    assert grpo.make_grpo_config(grpo.GRPORun(model="m", out="/tmp/wlf_cfg")).use_cpu
+    # gpu-1.5b is not runnable here; build its config as a GPU machine would
+    import transformers.training_args as ta
+
+    monkeypatch.setattr(ta, "is_torch_bf16_gpu_available", lambda: True)
+    run = grpo.GRPORun(model="Qwen2.5-1.5B-Instruct", size="gpu-1.5b", out="/tmp/wlf_cfg", wandb=True)
+    cfg = grpo.make_grpo_config(run)
+    assert cfg.bf16 and cfg.gradient_checkpointing and not cfg.use_cpu and cfg.report_to == ["wandb"]
+    assert cfg.num_generations == 8 and cfg.use_vllm == grpo.vllm_available()
+    assert run.resolved().lora and grpo.lora_config("gpu-1.5b").r == 16
+    assert cfg.reward_weights == [1.0, 0.3, 1.0]

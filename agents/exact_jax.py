@@ -41,9 +41,10 @@ sweep).  Presets with a random event order (``seed_v1``) stay on the host solver
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -150,6 +151,8 @@ class Level:
     next_day: np.ndarray  # (n, C) day after the step, unless the week ends early
     child_node: np.ndarray  # (n, C) global index of the child decision node, -1 = leaf
     offset: int  # global index of this level's first node
+    day_pairs: tuple[tuple[int, int], ...] = ()  # distinct (day, next day) of the children
+    run_day_pairs: tuple[tuple[tuple[int, int], ...], ...] = ()  # the same per source run
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,6 +163,7 @@ class Tree:
     n_nodes: int
     n_leaves: int
     level_of_event: tuple[int, ...]  # (E,) level deciding each event, -1 = never scheduled
+    arrays: dict = None  # index arrays and masks the JAX code reads (see tree_arrays)
 
 
 def _spawnable(s: Structure) -> set[int]:
@@ -245,7 +249,45 @@ def build_tree(s: Structure) -> Tree:
             count=np.array([x[5] for x in entries], np.int32),
             next_day=next_day, child_node=child_node.astype(np.int32), offset=offsets[t],
         ))
-    return Tree(tuple(levels), total, n_leaves, tuple(level_of_event))
+    levels, arrays = _with_arrays(levels)
+    return Tree(tuple(levels), total, n_leaves, tuple(level_of_event), arrays)
+
+
+def _pairs(day: np.ndarray, next_day: np.ndarray) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted(set(zip(day.ravel().tolist(), next_day.ravel().tolist()))))
+
+
+def _with_arrays(levels: list[Level]) -> tuple[list[Level], dict[str, np.ndarray]]:
+    """Add the (day, next day) pairs to each level and collect every large array the JAX code
+    needs under a key: ``L{i}.*`` for the dense child block of level ``i``, ``L{i}.r{j}.*``
+    for its ``j``-th source run.  They are embedded as constants: as jit arguments instead the
+    program compiled no faster and ran ~15% slower (XLA cannot specialise the gathers)."""
+    arrays: dict[str, np.ndarray] = {}
+    out = []
+    for i, lv in enumerate(levels):
+        day = np.broadcast_to(lv.day[:, None], lv.next_day.shape)
+        pairs = _pairs(day, lv.next_day)
+        arrays[f"L{i}.child"] = np.maximum(lv.child_node, 0).astype(np.int32)
+        arrays[f"L{i}.leaf"] = lv.child_node < 0
+        arrays[f"L{i}.nights"] = lv.next_day > day
+        arrays[f"L{i}.count"] = (lv.count[:, None] + 1).astype(np.float32)
+        for j, (d0, d1) in enumerate(pairs[1:], 1):
+            arrays[f"L{i}.pair{j}"] = (day == d0) & (lv.next_day == d1)
+        run_pairs = []
+        for r, (src, col, rows) in enumerate(lv.sources):
+            arrays[f"L{i}.r{r}.rows"] = rows
+            if src < 0:
+                run_pairs.append(())
+                continue
+            parent = levels[src]
+            rday, rnext = parent.day[rows], parent.next_day[rows, col]
+            rp = _pairs(rday, rnext)
+            run_pairs.append(rp)
+            arrays[f"L{i}.r{r}.nights"] = rnext > rday
+            for j, (d0, d1) in enumerate(rp[1:], 1):
+                arrays[f"L{i}.r{r}.pair{j}"] = (rday == d0) & (rnext == d1)
+        out.append(dataclasses.replace(lv, day_pairs=pairs, run_day_pairs=tuple(run_pairs)))
+    return out, arrays
 
 
 def tree_size(params: EnvParams) -> dict[str, int]:
@@ -259,6 +301,7 @@ def tree_size(params: EnvParams) -> dict[str, int]:
 # JAX: node states, scores, backward induction.  Rule books carry their batch on the LAST axis
 # inside this section (rows of nodes x contiguous rule books vectorise well on CPU; a leading
 # batch axis, as plain ``jax.vmap`` lays it out, leaves the 5 stakeholders as the minor axis).
+# ``arrays`` is ``tree.arrays`` as JAX arrays (constants by default).
 # ---------------------------------------------------------------------------------------------
 
 NodeStates = dict[str, jnp.ndarray]
@@ -294,36 +337,37 @@ def initial_node(rules: EnvParams) -> NodeStates:
     }
 
 
-def _recovery(day: np.ndarray, next_day: np.ndarray, rules: EnvParams) -> jnp.ndarray:
-    """(..., B) energy restored between ``day`` and ``next_day`` (static arrays of one shape).
+def _recovery(pairs: Sequence[tuple[int, int]], masks: Sequence, rules: EnvParams) -> jnp.ndarray:
+    """(..., B) energy restored overnight between a node's day and its child's next day.
 
-    Only a few distinct (day, next day) pairs occur, so this selects among them with static
-    masks instead of gathering per element.
+    ``pairs``: the distinct (day, next day) pairs (static); ``masks[j - 1]`` marks the children
+    with pair ``j`` (the others have pair 0).  Selecting among a few amounts with masks avoids a
+    per-element gather.
     """
     cum = jnp.concatenate([jnp.zeros_like(rules.recovery[:1]), jnp.cumsum(rules.recovery, axis=0)])
     cum = cum.astype(SMALL)
-    out = None
-    for d0, d1 in sorted(set(zip(day.ravel().tolist(), next_day.ravel().tolist()))):
-        amount = cum[d1] - cum[d0]
-        mask = jnp.asarray((day == d0) & (next_day == d1))[..., None]
-        out = amount if out is None else jnp.where(mask, amount, out)
-    return jnp.broadcast_to(out, day.shape + (cum.shape[-1],))
+    d0, d1 = pairs[0]
+    out = cum[d1] - cum[d0]
+    for (d0, d1), mask in zip(pairs[1:], masks):
+        out = jnp.where(mask[..., None], cum[d1] - cum[d0], out)
+    return out
 
 
-def child_states(nodes: NodeStates, event: int, actions: np.ndarray, outcomes: np.ndarray,
-                 day: np.ndarray, next_day: np.ndarray, rules: EnvParams) -> NodeStates:
+def child_states(nodes: NodeStates, event: int, actions, outcomes, pairs, masks, nights,
+                 rules: EnvParams) -> NodeStates:
     """States after (action, outcome) choices of ``event``.
 
-    ``nodes`` (shape P + (B,)) broadcast against the static ``actions`` / ``outcomes`` (shape
-    A') and ``day`` / ``next_day`` (the child shape Q, from the tree): a dense block of children
-    is ``nodes`` (n, 1, B) with columns (1, C); single children are rows (k, B) with (k,).
+    ``nodes`` (shape P + (B,)) broadcast against the static ``actions`` / ``outcomes`` (numpy,
+    shape A'): a dense block of children is ``nodes`` (n, 1, B) with columns (1, C); a run of
+    single children is rows (k, B) with scalar columns.  ``pairs`` / ``masks`` / ``nights``
+    (child shape) describe the days from the tree (see :func:`_recovery`).
 
     The arithmetic of :func:`wlf_jax.dynamics.transition` for integer rule books (deltas
     clamped to [0, 100], early end on energy, overnight recovery less the sleep-debt penalty)
     with days and spawns taken from the tree; message quality is the template quality.
     """
     e, a, o = event, actions, outcomes
-    alt = jnp.asarray(o == 1)[..., None]  # A' + (1,)
+    alt = jnp.asarray(np.asarray(o) == 1)[..., None]  # A' + (1,)
     d_energy = (rules.energy_delta[e, a] + jnp.where(alt, rules.alt_energy_delta[e, a], 0)).astype(SMALL)
     d_sprint = (rules.sprint_delta[e, a] + jnp.where(alt, rules.alt_sprint_delta[e, a], 0)).astype(SMALL)
     d_trust = (rules.trust_delta[e, a] + jnp.where(alt[..., None], rules.alt_trust_delta[e, a], 0)).astype(SMALL)
@@ -335,8 +379,8 @@ def child_states(nodes: NodeStates, event: int, actions: np.ndarray, outcomes: n
     set_sleep = rules.status_set[e, a, o, SLEEP_DEBT].astype(SMALL)
     sleep = jnp.where(set_sleep >= 0, set_sleep, nodes["sleep_debt"])
     early = energy <= rules.early_end_energy.astype(SMALL)
-    recovered = _recovery(day, next_day, rules) - jnp.where(sleep == 1, rules.sleep_debt_penalty.astype(SMALL), 0)
-    nights = jnp.asarray(next_day > day)[..., None] & ~early
+    recovered = _recovery(pairs, masks, rules) - jnp.where(sleep == 1, rules.sleep_debt_penalty.astype(SMALL), 0)
+    nights = nights[..., None] & ~early
     return {
         "energy": jnp.where(nights, jnp.clip(energy + recovered, 0, 100), energy),
         "sprint": sprint,
@@ -349,8 +393,9 @@ def child_states(nodes: NodeStates, event: int, actions: np.ndarray, outcomes: n
     }
 
 
-def node_score(nodes: NodeStates, count: np.ndarray, rules: EnvParams) -> jnp.ndarray:
-    """The week score of node states (shape (nodes..., B)); ``count`` (nodes...) decisions made.
+def node_score(nodes: NodeStates, count, rules: EnvParams) -> jnp.ndarray:
+    """The week score of node states (shape (nodes..., B)); ``count`` (nodes...) float32
+    decisions made (broadcastable).
 
     The same formula as :func:`wlf_jax.reward.rubric_total` for integer rule books (a test
     compares them): weighted technical resolution, mean message quality, clipped boundary
@@ -359,7 +404,7 @@ def node_score(nodes: NodeStates, count: np.ndarray, rules: EnvParams) -> jnp.nd
     r = rules
     technical = (r.tech_weights[0] * (nodes["staging"] == FIXED)
                  + r.tech_weights[1] * (nodes["sprint"] >= r.tech_sprint_threshold))
-    communication = nodes["quality_sum"] / jnp.asarray(np.maximum(count, 1), jnp.float32)[..., None]
+    communication = nodes["quality_sum"] / jnp.maximum(count, 1.0)[..., None]
     boundary = jnp.clip(nodes["boundary"] / 100.0, 0.0, 1.0)
     energy = nodes["energy"]
     th, es = r.energy_thresholds, r.energy_scores
@@ -373,23 +418,27 @@ def node_score(nodes: NodeStates, count: np.ndarray, rules: EnvParams) -> jnp.nd
             + w[4] * relationship).astype(jnp.float32)
 
 
-def level_nodes(stored: list[NodeStates], init: NodeStates, tree: Tree, level: Level, rules: EnvParams) -> NodeStates:
-    """The states of a level's decision nodes (n, ..., B), each recomputed from its parent's
-    stored state and the (action, outcome) that created it.
+def level_nodes(stored: list[NodeStates], init: NodeStates, tree: Tree, i: int, rules: EnvParams,
+                arrays: dict) -> NodeStates:
+    """The states of level ``i``'s decision nodes (n, ..., B), each recomputed from its
+    parent's stored state and the (action, outcome) that created it, one run at a time.
 
     Only decision nodes are stored (``week_v2``: 173k) -- the dense child blocks (580k) are
-    scored where they are computed and never written out, which keeps the forward pass's
-    memory traffic low.
+    scored where they are computed and never written out, which keeps memory traffic low.
     """
+    level = tree.levels[i]
     parts = []
-    for src, col, rows in level.sources:
+    for r, (src, col, _) in enumerate(level.sources):
+        rows = arrays[f"L{i}.r{r}.rows"]
         if src < 0:
             parts.append({k: v[rows] for k, v in init.items()})
             continue
         parent = tree.levels[src]
+        pairs = level.run_day_pairs[r]
+        masks = [arrays[f"L{i}.r{r}.pair{j}"] for j in range(1, len(pairs))]
         nodes = {k: v[rows] for k, v in stored[src].items()}
         parts.append(child_states(nodes, parent.event, parent.actions[col], parent.outcomes[col],
-                                  parent.day[rows], parent.next_day[rows, col], rules))
+                                  pairs, masks, arrays[f"L{i}.r{r}.nights"], rules))
     if len(parts) == 1:
         return parts[0]
     return {k: jnp.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -401,32 +450,33 @@ def child_probabilities(level: Level, rules: EnvParams) -> jnp.ndarray:
     return jnp.where(jnp.asarray(level.outcomes == 1)[:, None], p_alt, 1.0 - p_alt)
 
 
-def forward(rules: EnvParams, tree: Tree) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
+def forward(rules: EnvParams, tree: Tree, arrays: dict) -> list[tuple[jnp.ndarray, jnp.ndarray]]:
     """Per level: ``(score, terminal)`` of every child, shapes (n, C, B): the week score of the
     child state and whether the week is over there (leaf or early end)."""
     init = initial_node(rules)
     stored: list[NodeStates] = []
     out = []
-    for level in tree.levels:
-        nodes = level_nodes(stored, init, tree, level, rules)
+    for i, level in enumerate(tree.levels):
+        nodes = level_nodes(stored, init, tree, i, rules, arrays)
         stored.append({k: v for k, v in nodes.items() if k != "early_end"})
+        masks = [arrays[f"L{i}.pair{j}"] for j in range(1, len(level.day_pairs))]
         children = child_states({k: v[:, None] for k, v in nodes.items()}, level.event,
-                                level.actions[None], level.outcomes[None],
-                                np.broadcast_to(level.day[:, None], level.next_day.shape),
-                                level.next_day, rules)
-        count = np.broadcast_to(level.count[:, None] + 1, level.next_day.shape)
-        terminal = children["early_end"] | jnp.asarray(level.child_node < 0)[..., None]
-        # computed once and stored: without the barrier XLA may fuse (and so recompute) the
-        # whole child transition into each consumer of the scores
-        out.append(jax.lax.optimization_barrier((node_score(children, count, rules), terminal)))
+                                level.actions[None], level.outcomes[None], level.day_pairs, masks,
+                                arrays[f"L{i}.nights"], rules)
+        terminal = children["early_end"] | arrays[f"L{i}.leaf"][..., None]
+        # stored once: without the barrier XLA may fuse (and so recompute) the whole child
+        # transition into each consumer of the scores
+        out.append(jax.lax.optimization_barrier(
+            (node_score(children, arrays[f"L{i}.count"], rules), terminal)))
     return out
 
 
-def _child_values(values: jnp.ndarray, level: Level, score, terminal) -> jnp.ndarray:
+def _child_values(values: jnp.ndarray, tree: Tree, i: int, leaves, arrays: dict) -> jnp.ndarray:
     """(n, C, B) value of every child: its score if the week is over there, else its node's."""
-    if (level.child_node < 0).all():  # the week ends after this event whatever happens
+    score, terminal = leaves[i]
+    if (tree.levels[i].child_node < 0).all():  # the week ends after this event whatever happens
         return score
-    return jnp.where(terminal, score, values[np.maximum(level.child_node, 0)])
+    return jnp.where(terminal, score, values[arrays[f"L{i}.child"]])
 
 
 def _expectation(child: jnp.ndarray, p: jnp.ndarray, level: Level, action: int) -> jnp.ndarray:
@@ -435,7 +485,7 @@ def _expectation(child: jnp.ndarray, p: jnp.ndarray, level: Level, action: int) 
     return sum(p[c] * child[:, c] for c in cols)
 
 
-def backward(rules: EnvParams, tree: Tree, leaves) -> tuple[jnp.ndarray, list[tuple]]:
+def backward(rules: EnvParams, tree: Tree, leaves, arrays: dict) -> tuple[jnp.ndarray, list[tuple]]:
     """Optimal values of all decision nodes (n_nodes, B) and Q* per level (a tuple of A arrays
     (n, B) each; kept apart because reductions over a size-3 axis vectorise poorly on CPU)."""
     b = rules.start_energy.shape[-1]
@@ -443,7 +493,7 @@ def backward(rules: EnvParams, tree: Tree, leaves) -> tuple[jnp.ndarray, list[tu
     qs: list[tuple] = [None] * len(tree.levels)
     for i in reversed(range(len(tree.levels))):
         level = tree.levels[i]
-        child = _child_values(values, level, *leaves[i])
+        child = _child_values(values, tree, i, leaves, arrays)
         p = child_probabilities(level, rules)
         q = tuple(_expectation(child, p, level, a) for a in range(N_ACTIONS))
         qs[i] = q
@@ -452,7 +502,7 @@ def backward(rules: EnvParams, tree: Tree, leaves) -> tuple[jnp.ndarray, list[tu
 
 
 @functools.lru_cache(maxsize=64)
-def map_subtree(tree: Tree, action_map: tuple[int, ...]) -> tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]:
+def map_subtree(tree: Tree, action_map: tuple[int, ...]) -> tuple:
     """The part of the tree a state-independent map can reach (host, cached).
 
     Per level with reachable nodes: ``(level index, local node indices (k,), its action's
@@ -471,7 +521,7 @@ def map_subtree(tree: Tree, action_map: tuple[int, ...]) -> tuple[tuple[int, np.
         children = level.child_node[local][:, cols]
         for g in children[children >= 0]:
             position[int(g)] = len(position)
-        child_pos = np.where(children >= 0, np.vectorize(lambda g: position.get(int(g), 0))(children), 0)
+        child_pos = np.array([[position.get(int(g), 0) for g in row] for row in children], np.int64)
         node_pos = np.array([position[int(level.offset + j)] for j in local], np.int64)
         rows.append((i, local, cols, node_pos, child_pos.reshape(children.shape)))
     return tuple(rows)
@@ -490,11 +540,10 @@ def policy_values(rules: EnvParams, tree: Tree, leaves, action_maps: np.ndarray)
         size = 1 + sum(len(r[1]) for r in rows)
         values = jnp.zeros((size, b), jnp.float32)
         for i, local, cols, node_pos, child_pos in reversed(rows):
-            level = tree.levels[i]
             score, terminal = leaves[i]
             sel = (local[:, None], cols[None, :])
             child = jnp.where(terminal[sel], score[sel], values[child_pos])  # (k, kc, B)
-            p = child_probabilities(level, rules)[cols]  # (kc, B)
+            p = child_probabilities(tree.levels[i], rules)[cols]  # (kc, B)
             values = values.at[node_pos].set(jnp.sum(child * p[None], axis=1))
         out.append(values[0])
     return jnp.stack(out)
@@ -516,7 +565,7 @@ def first_argmax(x: jnp.ndarray) -> jnp.ndarray:
     return jnp.min(jnp.where(x == jnp.max(x, axis=0), iota, x.shape[0]), axis=0)
 
 
-def arrival_actions(rules: EnvParams, tree: Tree, qs: list[jnp.ndarray]) -> jnp.ndarray:
+def arrival_actions(rules: EnvParams, tree: Tree, qs: list[tuple], arrays: dict) -> jnp.ndarray:
     """(E, B) the optimal action of each event at the state where it first arrives, -1 = never.
 
     "Where it first arrives": the decision node of that event with the highest probability of
@@ -526,13 +575,14 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[jnp.ndarray]) -> jnp.
     """
     b = rules.start_energy.shape[-1]
     acts, reach = [], []
-    for level, q in zip(tree.levels, qs):
+    for i, (level, q) in enumerate(zip(tree.levels, qs)):
         opt, any_ = [], []
-        for src, col, rows in level.sources:
+        for r, (src, col, rows_np) in enumerate(level.sources):
             if src < 0:
-                opt.append(jnp.ones((len(rows), b), jnp.float32))
-                any_.append(jnp.ones((len(rows), b), jnp.float32))
+                opt.append(jnp.ones((len(rows_np), b), jnp.float32))
+                any_.append(jnp.ones((len(rows_np), b), jnp.float32))
                 continue
+            rows = arrays[f"L{i}.r{r}.rows"]
             parent = tree.levels[src]
             p = child_probabilities(parent, rules)[col]  # (B,)
             follows = acts[src][rows] == parent.actions[col]
@@ -552,12 +602,13 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[jnp.ndarray]) -> jnp.
     return jnp.stack(out)
 
 
-def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None) -> dict[str, jnp.ndarray]:
+def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None,
+          arrays: dict | None = None) -> dict[str, jnp.ndarray]:
     """Solve rule books exactly: ``params`` is one rule book or a stack (leading batch axis).
 
     Pure JAX for a given (static) ``tree`` and ``action_maps``: jit it, vmap it, or pass a
-    stack directly (faster: the batch becomes the minor axis).  Returns, with the batch axis
-    first when batched:
+    stack directly (faster: the batch becomes the minor axis).  ``arrays``: ``tree.arrays`` as
+    JAX arrays (default: embedded constants).  Returns, with the batch axis first when batched:
 
     * ``optimal_score`` — V*, the optimal expected week score;
     * ``optimal_return`` — V* - Φ(Monday), equal to the host solver's ``value()``;
@@ -567,15 +618,17 @@ def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None) 
     """
     if tree is None:
         tree = build_tree(structure_of(params))
+    if arrays is None:
+        arrays = {k: jnp.asarray(v) for k, v in tree.arrays.items()}
     rules, batched = batch_last(params)
-    leaves = forward(rules, tree)
-    values, qs = backward(rules, tree, leaves)
-    phi0 = node_score(initial_node(rules), np.zeros((1,), np.int32), rules)[0]
+    leaves = forward(rules, tree, arrays)
+    values, qs = backward(rules, tree, leaves, arrays)
+    phi0 = node_score(initial_node(rules), jnp.zeros((1,), jnp.float32), rules)[0]
     out = {
         "optimal_score": values[0],
         "optimal_return": values[0] - phi0,
         "q_monday": jnp.stack([q[0] for q in qs[0]], axis=-1),
-        "arrival_actions": arrival_actions(rules, tree, qs).T,
+        "arrival_actions": arrival_actions(rules, tree, qs, arrays).T,
     }
     if action_maps is not None:
         out["map_scores"] = policy_values(rules, tree, leaves, action_maps).T
@@ -585,7 +638,8 @@ def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None) 
 
 
 def make_solver(structure: Structure, action_maps: Any = None):
-    """A jitted ``solve_batch(params_stack) -> dict`` for rule books of ``structure``."""
+    """A jitted ``solve_batch(params) -> dict`` for rule books of ``structure`` (one rule book
+    or a stack with a leading batch axis)."""
     tree = build_tree(structure)
     maps = None if action_maps is None else np.asarray(action_maps, np.int32)
     return jax.jit(lambda p: solve(p, tree, maps))

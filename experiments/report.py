@@ -107,3 +107,60 @@ def make_report(src: str | Path, dst: str | Path | None = None) -> list[Path]:
                 target.write_bytes(png.read_bytes())
                 made.append(target)
     return made
+
+
+def markdown_tables(src: str | Path) -> str:
+    """Markdown tables of the saved results in ``src`` (what the README shows)."""
+    src = Path(src)
+    out = []
+    for path in sorted(src.glob("baselines_*.json")):
+        res = _load(path)
+        if not res:
+            continue
+        opt = res["agents"]["optimal"]["exact_score"]
+        out += [f"**{res['preset']}** — exact values from the solver ({res['states']:,} states, "
+                f"solved in {res['solve_s']:.1f} s), sampled over {res['weeks']:,} weeks per agent:", "",
+                "| agent | exact week score | × optimal | exact return | sampled score ± 95% CI | ends early | Friday energy |",
+                "| --- | --- | --- | --- | --- | --- | --- |"]
+        for name, a in res["agents"].items():
+            out.append(f"| {name} | {a['exact_score']:.4f} | {a['exact_score'] / opt:.3f} | "
+                       f"{a['exact_return']:.4f} | {a['mean_score']:.4f} ± {a['ci95_score']:.4f} | "
+                       f"{100 * a['exact_early_end_prob']:.1f}% | {a['exact_energy_by_day'][-1]:.2f} |")
+        out += ["", "| design property | value | required | holds |", "| --- | --- | --- | --- |"]
+        for name, p in res["properties"].items():
+            value = f"{p['value']:.3f}"
+            if "ignore_all_ratio" in p:
+                value += f" (ignore-all {p['ignore_all_ratio']:.3f})"
+            out.append(f"| {name} | {value} | {p['required']} | {'yes' if p['holds'] else '**no**'} |")
+        out.append("")
+    bench = _load(src / "bench.json")
+    if bench:
+        out += [f"Random-policy weeks on {bench['preset']} ({bench['device']} × {bench['device_count']}); "
+                f"plain Python: {bench['python_steps_per_s']:,.0f} steps/s; "
+                f"{bench['state_bytes']} bytes per week state.", "",
+                "| weeks in parallel | steps/s | × plain Python | compile s |", "| --- | --- | --- | --- |"]
+        for r in bench["by_batch"]:
+            out.append(f"| {r['batch']:,} | {r['steps_per_s']:,.0f} | {r['ratio']:,.0f} | {r['compile_s']:.1f} |")
+        out.append("")
+    runs = []
+    for res in sorted(src.glob("train_*/result.json")):
+        r = _load(res)
+        if r:
+            runs.append(r)
+    if runs:
+        out += ["| algorithm | preset | seeds | env steps | wall s (compile s) | exact score (mean ± 95% CI) | × optimal |",
+                "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in runs:
+            out.append(f"| {r['algo']} | {r['preset']} | {r['seeds']} | {r['env_steps']:,} | "
+                       f"{r['wall_s']:.1f} ({r['compile_s']:.1f}) | {r['final_score_mean']:.4f} ± "
+                       f"{r['final_score_ci95']:.4f} | {r['ratio_to_optimal']:.3f} |")
+        out.append("")
+    llm = _load(src / "llm_weeks.json")
+    if llm:
+        out += [f"| writer ({llm['preset']}) | weeks | week score ± 95% CI | judged quality |",
+                "| --- | --- | --- | --- |"]
+        for name, a in llm["agents"].items():
+            out.append(f"| {name} | {a['weeks']} | {a['mean_score']:.3f} ± {a['ci95_score']:.3f} | "
+                       f"{a.get('mean_quality', float('nan')):.3f} |")
+        out.append("")
+    return "\n".join(out)

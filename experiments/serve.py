@@ -205,48 +205,11 @@ def warm_up(preset_names: tuple[str, ...] | None = None) -> None:
 # ---- host-side view of a state ----------------------------------------------------------------
 
 def describe_host(s, params, comps, score) -> dict[str, Any]:
-    """``WorkWeek.describe`` from a host (numpy) copy of a state, with the rubric components
-    and score computed on the device: the same dict, without JAX dispatch on the host.
+    """``WorkWeek.describe`` of a host (numpy) copy of a state with its rubric already computed
+    on the device (``comps`` shape (5,), ``score``), so no JAX dispatch happens per request."""
+    from wlf_jax import WorkWeek
 
-    ``s`` is an ``EnvState`` of numpy arrays (``jax.device_get(state)``); ``comps`` shape (5,).
-    """
-    from wlf_jax.events import DAYS, EVENTS, N_EVENTS, STAKEHOLDERS, STATUS_NAMES, STATUS_VALUES
-    from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS
-
-    done = bool(s.done)
-    ev_index = int(s.slot_event[min(int(s.slot), MAX_STEPS - 1)]) if not done else -1
-    event = None
-    if ev_index >= 0:
-        spec = EVENTS[ev_index]
-        event = {
-            "index": ev_index, "id": spec.id, "title": spec.title, "sender": spec.sender,
-            "channel": spec.channel, "stakeholder": spec.stakeholder, "body": spec.body,
-            "actions": [{"index": i, "name": a.name, "meaning": a.meaning} for i, a in enumerate(spec.actions)],
-        }
-    history = [
-        {"event": EVENTS[int(ev)].id, "action": EVENTS[int(ev)].actions[int(s.actions[int(ev)])].name}
-        for ev in s.slot_event
-        if ev >= 0 and s.actions[int(ev)] >= 0
-    ]
-    return {
-        "preset": params.name,
-        "day": DAYS[int(s.day)],
-        "day_index": int(s.day),
-        "decisions": int(s.count),
-        "event": event,
-        "status": {
-            "energy": int(s.energy) / 100,
-            "sprint_health": int(s.sprint) / 100,
-            "trust": {n: int(t) / 100 for n, t in zip(STAKEHOLDERS, s.trust)},
-            **{n: STATUS_VALUES[n][int(v)] for n, v in zip(STATUS_NAMES, s.status)},
-        },
-        "pending": [EVENTS[i].id for i in range(N_EVENTS) if s.pending[i]],
-        "history": history,
-        "rubric": {n: float(c) for n, c in zip(COMPONENT_NAMES, comps)},
-        "score": float(score),
-        "done": done,
-        "early_end": bool(s.early_end),
-    }
+    return WorkWeek().describe(s, params, rubric=(comps, score))
 
 
 def closing_text(desc: dict[str, Any], week_return: float) -> str:

@@ -65,6 +65,12 @@ def observe(state: EnvState, params: EnvParams) -> jnp.ndarray:
     return jnp.concatenate([jnp.asarray(p, jnp.float32).reshape(-1) for p in parts])
 
 
+@jax.jit
+def _rubric(state: EnvState, params: EnvParams):
+    """(components, total) of one state, compiled once per rule-book structure (describe())."""
+    return components(state, params), rubric_total(state, params)
+
+
 class WorkWeek:
     """One hard work week.  Static sizes are class attributes; the rule book is ``EnvParams``."""
 
@@ -113,8 +119,12 @@ class WorkWeek:
     def observe(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
         return observe(state, params)
 
-    def describe(self, state: EnvState, params: EnvParams) -> dict[str, Any]:
+    def describe(self, state: EnvState, params: EnvParams, rubric=None) -> dict[str, Any]:
         """Host-side, human-readable view of ``state`` (not jittable).
+
+        ``state`` may be on the device or a host (numpy) copy; ``rubric``, when given, is the
+        precomputed ``(components (5,), score)`` of the state (e.g. ``info`` of the step that
+        produced it), which spares a device call.
 
         Returns a plain dict: day, the current event (id, title, sender, channel, body and the
         three actions with meanings), status (energy, sprint health, trust, flags), pending
@@ -142,7 +152,7 @@ class WorkWeek:
             for ev in s.slot_event
             if ev >= 0 and s.actions[int(ev)] >= 0
         ]
-        comps = np.asarray(components(state, params))
+        comps, score = (np.asarray(x) for x in (rubric if rubric is not None else _rubric(state, params)))
         return {
             "preset": params.name,
             "day": DAYS[int(s.day)],
@@ -158,7 +168,7 @@ class WorkWeek:
             "pending": [EVENTS[i].id for i in range(N_EVENTS) if s.pending[i]],
             "history": history,
             "rubric": {n: float(c) for n, c in zip(COMPONENT_NAMES, comps)},
-            "score": float(rubric_total(state, params)),
+            "score": float(score),
             "done": done,
             "early_end": bool(s.early_end),
         }

@@ -11,11 +11,18 @@ import numpy as np
 from wlf_jax.events import N_ACTIONS
 
 
+def _gain_init(gain: float):
+    """Truncated-normal kernels with variance gain**2 / fan_in."""
+    return nn.initializers.variance_scaling(gain ** 2, "fan_in", "truncated_normal")
+
+
 class MLP(nn.Module):
     """Dense layers with a nonlinearity between them; the last layer is linear.
 
-    ``features`` lists the widths, the last one being the output size.  Hidden layers use
-    orthogonal initialisation with gain sqrt(2); the output layer uses ``out_scale``.
+    ``features`` lists the widths, the last one being the output size.  Hidden layers are
+    initialised with variance 2 / fan_in (gain sqrt(2)); the output layer with gain
+    ``out_scale``.  (Not orthogonal: its QR decomposition inside a ``jit(vmap(...))`` together
+    with the environment's reset was seen to hang the CPU runtime.)
     """
 
     features: Sequence[int]
@@ -26,8 +33,8 @@ class MLP(nn.Module):
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         act = {"tanh": nn.tanh, "relu": nn.relu}[self.activation]
         for width in self.features[:-1]:
-            x = act(nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2.0)))(x))
-        return nn.Dense(self.features[-1], kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+            x = act(nn.Dense(width, kernel_init=_gain_init(np.sqrt(2.0)))(x))
+        return nn.Dense(self.features[-1], kernel_init=_gain_init(self.out_scale))(x)
 
 
 class QNetwork(nn.Module):

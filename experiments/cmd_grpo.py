@@ -34,7 +34,9 @@ def register(sub) -> None:
     p.add_argument("--judge-weight", type=float, default=0.3, help="weight of the judge's quality (default 0.3)")
     p.add_argument("--no-system", action="store_true", help="prompts without the system prompt (shorter)")
     p.add_argument("--no-options", action="store_true", help="prompts without the three options")
-    p.add_argument("--out", default="wlf_out/grpo", help="output folder (default wlf_out/grpo)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default wlf_out/llm_grpo, or wlf_out/llm_grpo_experiment with "
+                   "--experiment: where `wlf report wlf_out` finds the figures)")
     p.add_argument("--json", metavar="PATH", help="also write the result JSON here")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in OUT")
     p.add_argument("--save-steps", type=int, default=None, help="checkpoint every N steps")
@@ -56,13 +58,14 @@ def run(args) -> int:
     if args.experiment:
         from llm_bridge.grpo_experiment import format_experiment, run_experiment
 
-        res = run_experiment(out=args.out, model=args.model, preset=args.preset, sft_steps=args.sft_steps,
+        out = args.out or "wlf_out/llm_grpo_experiment"
+        res = run_experiment(out=out, model=args.model, preset=args.preset, sft_steps=args.sft_steps,
                              grpo_steps=args.steps or 30, eval_weeks=args.eval_weeks, seed=args.seed,
                              **({"grpo_lr": args.lr} if args.lr else {}))
         print(format_experiment(res))
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
-        print(f"wrote {Path(args.out) / 'experiment.json'}")
+        print(f"wrote {Path(out) / 'experiment.json'}")
         return 0
 
     from llm_bridge.grpo import GRPORun, RewardConfig, format_result, train_grpo
@@ -70,7 +73,8 @@ def run(args) -> int:
     if not args.model:
         raise ValueError("--model PATH is required (build an offline one with `wlf tiny-model --out DIR`)")
     run_cfg = GRPORun(
-        model=args.model, out=args.out, preset=args.preset, size=args.preset_size, multi_turn=args.multi_turn,
+        model=args.model, out=args.out or "wlf_out/llm_grpo", preset=args.preset, size=args.preset_size,
+        multi_turn=args.multi_turn,
         lora=args.lora, steps=args.steps, resume=args.resume, wandb=args.wandb, seed=args.seed,
         n_prompts=args.prompts, num_generations=args.generations, batch_size=args.batch_size,
         max_completion_length=args.max_completion_length, learning_rate=args.lr, save_steps=args.save_steps,
@@ -82,7 +86,7 @@ def run(args) -> int:
     if args.eval_weeks > 0:
         from llm_bridge.grpo_experiment import compare_before_after, format_comparison, plot_comparison
 
-        out = Path(args.out)
+        out = Path(run_cfg.out)
         cmp = compare_before_after(args.model, result["paths"]["model"], args.preset, args.eval_weeks, args.seed,
                                    json_path=out / "llm_grpo_before_after.json")
         plot_comparison(cmp, out / "llm_grpo_before_after.png")

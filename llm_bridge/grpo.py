@@ -616,7 +616,7 @@ class GRPORun:
     :func:`size_defaults`; fields left ``None`` take them."""
 
     model: str
-    out: str = "wlf_out/grpo"
+    out: str = "wlf_out/llm_grpo"
     preset: str = "week_v2"
     size: str = "cpu-smoke"
     multi_turn: bool = False
@@ -882,7 +882,7 @@ def train_grpo(run: GRPORun, rows: Sequence[Mapping[str, Any]] | None = None,
     curves = reward_curves(history)
     (out / "reward_curves.json").write_text(json.dumps(curves, indent=1))
     mode = "multi-turn" if r.multi_turn else "single-turn"
-    png = plot_reward_curves(curves, out / "reward_curves.png", f"GRPO {mode} on {r.preset} ({r.size})")
+    png = plot_reward_curves(curves, out / "grpo_reward_curves.png", f"GRPO {mode} on {r.preset} ({r.size})")
     window = max(1, len(curves["reward"]) // 4)
     result = {
         "model": r.model,

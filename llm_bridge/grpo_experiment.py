@@ -245,7 +245,7 @@ def plot_comparison(res: Mapping[str, Any], path: str | Path) -> Path:
 
 # ---- the experiment ---------------------------------------------------------------------------
 
-def run_experiment(out: str | Path = "wlf_out/grpo_experiment", model: str | Path | None = None,
+def run_experiment(out: str | Path = "wlf_out/llm_grpo_experiment", model: str | Path | None = None,
                    preset: str = "week_v2", n_train: int = 64, n_eval: int = 48, sft_steps: int = 200,
                    grpo_steps: int = 30, samples: int = 4, eval_weeks: int = 0, seed: int = 0,
                    grpo_lr: float = 1e-3, include_system: bool = False, show_options: bool = False,

@@ -174,7 +174,7 @@ def test_single_turn_two_steps_then_resume(tiny, tmp_path):
     assert res["model"] == tiny and res["mode"] == "single-turn"
     for k in ("rewards/q_value/mean", "rewards/judge_quality/mean", "rewards/format_penalty/mean", "optimal_rate"):
         assert len(res["components"][k]) == 2
-    for f in ("model/config.json", "trainer_log.json", "reward_curves.json", "reward_curves.png",
+    for f in ("model/config.json", "trainer_log.json", "reward_curves.json", "grpo_reward_curves.png",
               "checkpoints/checkpoint-2"):
         assert (out / f).exists(), f
     # the run was "killed" after step 2: resume it to step 3

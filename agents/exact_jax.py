@@ -574,21 +574,20 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[tuple], arrays: dict)
     a uniformly random policy instead, so every scheduled event gets an action.
     """
     b = rules.start_energy.shape[-1]
-    acts, reach = [], []
+    acts, reach = [], []  # reach[i]: (2, n, B) probability of each node: optimal, uniform policy
     for i, (level, q) in enumerate(zip(tree.levels, qs)):
-        opt, any_ = [], []
+        parts = []
         for r, (src, col, rows_np) in enumerate(level.sources):
             if src < 0:
-                opt.append(jnp.ones((len(rows_np), b), jnp.float32))
-                any_.append(jnp.ones((len(rows_np), b), jnp.float32))
+                parts.append(jnp.ones((2, len(rows_np), b), jnp.float32))
                 continue
             rows = arrays[f"L{i}.r{r}.rows"]
             parent = tree.levels[src]
             p = child_probabilities(parent, rules)[col]  # (B,)
             follows = acts[src][rows] == parent.actions[col]
-            opt.append(jnp.where(follows, reach[src]["opt"][rows] * p, 0.0))
-            any_.append(reach[src]["any"][rows] * (p / N_ACTIONS))
-        reach.append({"opt": jnp.concatenate(opt), "any": jnp.concatenate(any_)})
+            weight = jnp.stack([jnp.where(follows, p, 0.0), jnp.broadcast_to(p / N_ACTIONS, follows.shape)])
+            parts.append(reach[src][:, rows] * weight)
+        reach.append(jnp.concatenate(parts, axis=1))
         acts.append(greedy_actions(q))  # (n, B)
     out = []
     for e in range(N_EVENTS):
@@ -596,14 +595,15 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[tuple], arrays: dict)
         if li < 0:
             out.append(jnp.full((b,), -1, jnp.int32))
             continue
-        r = reach[li]
-        node = jnp.where(jnp.max(r["opt"], axis=0) > 0, first_argmax(r["opt"]), first_argmax(r["any"]))
-        out.append(jnp.take_along_axis(acts[li], node[None], axis=0)[0])
+        opt, any_ = reach[li][0], reach[li][1]
+        node = jnp.where(jnp.max(opt, axis=0) > 0, first_argmax(opt), first_argmax(any_))  # (B,)
+        iota = jnp.arange(opt.shape[0], dtype=jnp.int32)[:, None]
+        out.append(jnp.max(jnp.where(iota == node, acts[li], -1), axis=0))
     return jnp.stack(out)
 
 
 def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None,
-          arrays: dict | None = None) -> dict[str, jnp.ndarray]:
+          arrays: dict | None = None, arrival: bool = True) -> dict[str, jnp.ndarray]:
     """Solve rule books exactly: ``params`` is one rule book or a stack (leading batch axis).
 
     Pure JAX for a given (static) ``tree`` and ``action_maps``: jit it, vmap it, or pass a
@@ -613,7 +613,7 @@ def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None,
     * ``optimal_score`` — V*, the optimal expected week score;
     * ``optimal_return`` — V* - Φ(Monday), equal to the host solver's ``value()``;
     * ``q_monday`` (A,) — Q* (expected score) of the first decision's actions;
-    * ``arrival_actions`` (E,) — see :func:`arrival_actions`;
+    * ``arrival_actions`` (E,) — see :func:`arrival_actions` (unless ``arrival=False``);
     * ``map_scores`` (M,) — with ``action_maps`` (M, E): each fixed map's exact expected score.
     """
     if tree is None:
@@ -628,8 +628,9 @@ def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None,
         "optimal_score": values[0],
         "optimal_return": values[0] - phi0,
         "q_monday": jnp.stack([q[0] for q in qs[0]], axis=-1),
-        "arrival_actions": arrival_actions(rules, tree, qs, arrays).T,
     }
+    if arrival:
+        out["arrival_actions"] = arrival_actions(rules, tree, qs, arrays).T
     if action_maps is not None:
         out["map_scores"] = policy_values(rules, tree, leaves, action_maps).T
     if not batched:
@@ -637,14 +638,15 @@ def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None,
     return out
 
 
-def make_solver(structure: Structure, action_maps: Any = None):
+def make_solver(structure: Structure, action_maps: Any = None, arrival: bool = True):
     """A jitted ``solve_batch(params) -> dict`` for rule books of ``structure`` (one rule book
     or a stack with a leading batch axis)."""
     tree = build_tree(structure)
     maps = None if action_maps is None else np.asarray(action_maps, np.int32)
-    return jax.jit(lambda p: solve(p, tree, maps))
+    return jax.jit(lambda p: solve(p, tree, maps, arrival=arrival))
 
 
-def solve_one(params: EnvParams, action_maps: Any = None) -> dict[str, np.ndarray]:
+def solve_one(params: EnvParams, action_maps: Any = None, arrival: bool = True) -> dict[str, np.ndarray]:
     """Convenience: solve one rule book (or a stack); numpy results."""
-    return jax.tree_util.tree_map(np.asarray, make_solver(structure_of(params), action_maps)(params))
+    solver = make_solver(structure_of(params), action_maps, arrival)
+    return jax.tree_util.tree_map(np.asarray, solver(params))

@@ -502,6 +502,19 @@ def device_mesh(devices: Sequence | None = None):
     return Mesh(np.asarray(jax.devices() if devices is None else list(devices)), ("rulebooks",))
 
 
+_EVALUATORS: dict = {}
+
+
+def cached_evaluator(structure, action_maps: np.ndarray, mesh=None) -> "Evaluator":
+    """An :class:`Evaluator`, reused across calls with the same structure, maps and devices
+    (so a process compiles each program once)."""
+    mesh = device_mesh() if mesh is None else mesh
+    key = (structure, np.asarray(action_maps, np.int32).tobytes(), tuple(d.id for d in mesh.devices.flat))
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = Evaluator(structure, action_maps, mesh)
+    return _EVALUATORS[key]
+
+
 class Evaluator:
     """Exact scores of stacked rule books of one structure, sharded along the batch axis.
 
@@ -753,7 +766,7 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
     X_design = sample_design(groups, config.method, config.samples, config.seed)
     X_oat, owner = one_at_a_time(groups, config.switch_points)
     X = np.concatenate([identity_row(groups)[None], X_design, X_oat])
-    evaluator = Evaluator(structure, maps, mesh)
+    evaluator = cached_evaluator(structure, maps, mesh)
     store = None
     if config.out:
         fingerprint = {"preset": params.name, "method": config.method, "samples": config.samples,

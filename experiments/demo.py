@@ -48,8 +48,9 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
             def run(algo=algo, preset=preset, budget=budget):
                 from experiments.train import run_training
 
-                res = run_training(algo, preset=preset, seeds=2 if quick else 3,
-                                   budget_steps=budget, out=out / f"train_{algo}_{preset}")
+                res = run_training(algo, preset=preset, seeds=2 if quick else 5,
+                                   budget_steps=budget, out=out / f"train_{algo}_{preset}",
+                                   eval_weeks=weeks)
                 return {"ratio_to_optimal": res["ratio_to_optimal"], "wall_s": res["wall_s"]}
             steps.append((f"train {algo} on {preset}", run))
 

@@ -121,6 +121,10 @@ def run(args) -> int:
             bar.update(task, completed=done, total=total)
 
         res = S.run_sensitivity(config, progress)
+    import jax
+
+    if jax.process_index() != 0:  # multi-host: one process reports
+        return 0
     out = Path(args.out)
     res["figures"] = S.save_figures(res, out)
     text = json.dumps(res, indent=1)

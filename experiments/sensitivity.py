@@ -625,6 +625,18 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _everyone_has(flag: bool) -> bool:
+    """Whether every process has a chunk (the solve is collective across processes, so either
+    all skip it or all compute it)."""
+    import jax
+
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
+
+
 def evaluate_design(base: dict[str, np.ndarray], groups: Sequence[RuleGroup], X: np.ndarray,
                     evaluator: Evaluator, chunk: int, store: ChunkStore | None = None,
                     progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
@@ -635,7 +647,9 @@ def evaluate_design(base: dict[str, np.ndarray], groups: Sequence[RuleGroup], X:
     for i, start in enumerate(range(0, len(X), chunk)):
         stop = min(start + chunk, len(X))
         got = store.load(i) if store is not None else None
-        if got is None or len(got["optimal"]) != stop - start:
+        if got is not None and len(got["optimal"]) != stop - start:
+            got = None
+        if not _everyone_has(got is not None):
             fields = slice_fields(apply_groups(base, groups, X[start:stop]), 0, stop - start, chunk)
             stack_params(fields)  # host-side validation of every sampled rule book
             res = evaluator.run(fields)
@@ -861,27 +875,33 @@ def plot_sobol(result: dict, path: str | os.PathLike, top: int = 20) -> None:
 
 
 def plot_morris(result: dict, path: str | os.PathLike, label: int = 8) -> None:
-    """mu*-sigma scatter per output, the ``label`` largest mu* named."""
+    """mu*-sigma scatter per output (a grid of panels), the ``label`` largest mu* named."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     outs = result["outputs"]
-    fig, axes = plt.subplots(1, len(outs), figsize=(4.5 * len(outs), 4.2), squeeze=False)
-    for ax, (name, o) in zip(axes[0], outs.items()):
+    ncols = min(3, len(outs))
+    nrows = -(-len(outs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.0 * ncols, 4.8 * nrows), squeeze=False)
+    for ax in axes.flat[len(outs):]:
+        ax.set_visible(False)
+    for ax, (name, o) in zip(axes.flat, outs.items()):
         keys = list(o["mu_star"])
         mu = np.array([o["mu_star"][k] or 0.0 for k in keys])
         sd = np.array([o["sigma"][k] or 0.0 for k in keys])
         ax.scatter(mu, sd, s=12, color="#4c72b0")
-        for k in _top(o["mu_star"], label):
+        for rank, k in enumerate(_top(o["mu_star"], label)):
             i = keys.index(k)
-            ax.annotate(k, (mu[i], sd[i]), fontsize=6)
-        ax.set_xlabel("mu*")
+            ax.annotate(k, (mu[i], sd[i]), fontsize=6, xytext=(4, 6 * (rank % 3) - 6),
+                        textcoords="offset points")
+        ax.set_xlabel("mu* (mean |elementary effect|)")
         ax.set_ylabel("sigma")
-        ax.set_title(name, fontsize=9)
+        ax.set_title(f"{name} (default {o['default']:.3f})", fontsize=9)
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Morris elementary effects ({result['preset']})", fontsize=10)
+    fig.suptitle(f"Morris elementary effects of the exact week score ({result['preset']}, "
+                 f"{result['rule_books']:,} rule books)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -82,8 +82,9 @@ def print_summary(res, console, top: int = 12) -> None:
         for v, e, g in flips[:top]:
             t.add_row(e, res["default_actions"].get(e, "-"), g, f"{v:.2f}")
         console.print(t)
-    console.print(f"{res['rule_books']:,} rule books solved exactly in {res['eval_s']:.1f} s "
-                  f"({res['rule_books_per_s']:.1f} rule books/s) on {res['devices']} device(s); "
+    console.print(f"{res['rule_books']:,} rule books solved exactly in {res['eval_s']:.1f} s, compile "
+                  f"included ({res['rule_books_per_s']:.1f} rule books/s; {res['eval_cpu_s']:.0f} s of "
+                  f"CPU time) on {res['devices']} device(s); "
                   f"tree: {res['tree']['decision_nodes']:,} decision nodes, "
                   f"{res['tree']['leaves']:,} leaves; total {res['wall_s']:.1f} s")
 
@@ -112,6 +113,7 @@ def run(args) -> int:
         print_groups(S.sweep_groups(config, presets.get(args.preset)), console)
         return 0
     S.maybe_initialize_distributed()
+    S.use_compilation_cache(Path(args.out) / ".xla_cache")
     columns = (TextColumn("sensitivity"), BarColumn(), MofNCompleteColumn(), TextColumn("rule books"),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:

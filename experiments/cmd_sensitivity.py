@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--list-groups", action="store_true", help="print the rule groups and exit")
     p.add_argument("--switch-points", type=int, default=8,
                    help="values per group in the one-at-a-time sweep of the policy-switch map")
-    p.add_argument("--chunk", type=int, default=64, help="rule books per device per compiled call")
+    p.add_argument("--chunk", type=int, default=32,
+                   help="rule books per device per compiled call (about 15 MB of memory each on week_v2)")
     p.add_argument("--cpu-devices", type=int, default=os.cpu_count() or 1,
                    help="on CPU, split the host into this many devices (one per core)")
     p.add_argument("--seed", type=int, default=0, help="seed of the design and the bootstrap CIs")

@@ -648,9 +648,9 @@ def _everyone_has(flag: bool) -> bool:
 def evaluate_design(base: dict[str, np.ndarray], groups: Sequence[RuleGroup], X: np.ndarray,
                     evaluator: Evaluator, chunk: int, store: ChunkStore | None = None,
                     progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Exact results for every row of ``X``, ``chunk`` rule books per compiled call (rounded up
-    to a multiple of the device count); chunks found in ``store`` are not recomputed."""
-    chunk = max(evaluator.devices, -(-chunk // evaluator.devices) * evaluator.devices)
+    """Exact results for every row of ``X``, ``chunk`` rule books per device per compiled call;
+    chunks found in ``store`` are not recomputed."""
+    chunk = max(1, chunk) * evaluator.devices
     parts = []
     for i, start in enumerate(range(0, len(X), chunk)):
         stop = min(start + chunk, len(X))
@@ -735,7 +735,7 @@ class SweepConfig:
     groups_file: str | None = None
     granularity: str = "action"
     switch_points: int = 8
-    chunk: int = 64
+    chunk: int = 32  # rule books per device per compiled call
     out: str | None = None
     fresh: bool = False
 

@@ -648,5 +648,10 @@ def make_solver(structure: Structure, action_maps: Any = None, arrival: bool = T
 
 def solve_one(params: EnvParams, action_maps: Any = None, arrival: bool = True) -> dict[str, np.ndarray]:
     """Convenience: solve one rule book (or a stack); numpy results."""
-    solver = make_solver(structure_of(params), action_maps, arrival)
-    return jax.tree_util.tree_map(np.asarray, solver(params))
+    return solve_one_structure(params, structure_of(params), action_maps, arrival)
+
+
+def solve_one_structure(params: EnvParams, structure: Structure, action_maps: Any = None,
+                        arrival: bool = False) -> dict[str, np.ndarray]:
+    """Like :func:`solve_one` with an explicit structure (e.g. with extra chance pairs)."""
+    return jax.tree_util.tree_map(np.asarray, make_solver(structure, action_maps, arrival)(params))

@@ -772,7 +772,7 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
     """
     import jax
 
-    from agents.exact_jax import build_tree, structure_of
+    from agents.exact_jax import UnsupportedPresetError, build_tree, structure_of
     from agents.fixed import FIXED_MAP_NAMES, action_map
     from wlf_jax import presets
 
@@ -783,7 +783,12 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
         raise ValueError("no rule groups to sweep")
     names = ["optimal", *FIXED_MAP_NAMES]
     maps = np.stack([action_map(n) for n in FIXED_MAP_NAMES])
-    structure = structure_of(params, possible_chance(params, groups))
+    try:
+        structure = structure_of(params, possible_chance(params, groups))
+    except UnsupportedPresetError as exc:
+        raise ValueError(f"rule book {params.name!r} cannot be swept by the vectorised exact "
+                         f"solver ({exc}); sensitivity sweeps need a fixed-schedule preset such "
+                         "as week_v2") from None
     tree = build_tree(structure)
     X_design = sample_design(groups, config.method, config.samples, config.seed)
     X_oat, owner = one_at_a_time(groups, config.switch_points)

@@ -104,6 +104,24 @@ def test_fixed_agents_equal_pattern_enumeration():
     np.testing.assert_allclose(got["map_scores"], exact_scores(base, MAPS)[0], atol=1e-5)
 
 
+def test_a_swept_probability_can_create_a_chance_outcome():
+    # no_clearly_kindly has no alternative outcome by default; a "set"
+    # group gives it one, and the tree grows the branch
+    base = reduced_week(MICRO)
+    e, a = event_index("E6_oncall"), 0
+    assert float(base.alt_prob[e, a]) == 0.0
+    group = S.RuleGroup("refusal_backlash", (S.Target("alt_prob", (e, a)),), "set", 0.2, 0.6)
+    alt = S.RuleGroup("backlash_trust", (S.Target("alt_trust_delta", (e, a, 4)),), "set", -30, -10)
+    chance = S.possible_chance(base, [group])
+    assert chance[e, a]
+    fields = S.apply_groups(S.base_fields(base), [group, alt], np.array([[0.2, -30], [0.6, -10]]))
+    stack = S.stack_params(fields)
+    got = X.solve_one_structure(stack, X.structure_of(base, chance))
+    for i in range(2):
+        book = replace(base, name=f"book{i}", **{k: v[i] for k, v in fields.items()})
+        assert abs(float(got["optimal_return"][i]) - ExactSolver(book).value()) < 1e-5
+
+
 def test_vmap_over_params_equals_stacked_solve():
     base = reduced_week(MICRO)
     stack, _ = perturbed(base, 3, seed=5)
@@ -153,6 +171,8 @@ def test_node_score_matches_rubric_total():
 def test_shuffled_preset_is_refused():
     with pytest.raises(X.UnsupportedPresetError, match="ExactSolver"):
         X.structure_of(presets.seed_v1())
+    with pytest.raises(ValueError, match="fixed-schedule preset"):
+        S.run_sensitivity(S.SweepConfig(preset="seed_v1", samples=2))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,8 +20,10 @@ import importlib
 import json
 import math
 import os
+import signal
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -73,6 +75,7 @@ def default_config(algo: str, preset: str, budget_steps: int | None = None, **ov
         if budget_steps <= 0:
             raise ValueError("budget_steps must be positive")
         fields["budget_steps"] = int(budget_steps)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     known = {f.name for f in dataclasses.fields(mod.Config)}
     unknown = set(fields) - known
     if unknown:
@@ -119,7 +122,7 @@ def _pack_leaf(x: np.ndarray):
         nz = np.flatnonzero(x)
         if nz.size < x.size // 4:
             return {"__sparse__": np.asarray(x.shape, np.int64), "dtype": x.dtype.str,
-                    "index": nz.astype(np.int64), "value": x.reshape(-1)[nz]}
+                    "index": nz.astype(np.int32 if x.size < 2**31 else np.int64), "value": x.reshape(-1)[nz]}
     return x
 
 
@@ -160,6 +163,26 @@ def restore_carry(template, state: dict):
     return jax.tree_util.tree_map(jnp.asarray, restored)
 
 
+def snapshot_path(out: Path, index: int) -> Path:
+    """File of the greedy-policy parameters after ``index`` chunks (0 = untrained)."""
+    return Path(out) / "snapshots" / f"policy_{index:03d}.msgpack"
+
+
+def save_snapshot(out: Path, index: int, policy_params) -> None:
+    """Atomically store the (seed-batched) policy parameters after ``index`` chunks; the
+    learning curve is valued from these after training, so training time is not spent on it."""
+    path = snapshot_path(out, index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = _map_state(_pack_leaf, serialization.to_state_dict(jax.device_get(policy_params)))
+    atomic_write(path, zlib.compress(serialization.msgpack_serialize(state), 1))
+
+
+def load_snapshot(out: Path, index: int, template):
+    """Policy parameters saved by :func:`save_snapshot`, with the structure of ``template``."""
+    state = serialization.msgpack_restore(zlib.decompress(snapshot_path(out, index).read_bytes()))
+    return serialization.from_state_dict(template, _map_state(_unpack_leaf, state))
+
+
 # ---------------------------------------------------------------------------------------------
 # evaluation
 # ---------------------------------------------------------------------------------------------
@@ -191,6 +214,16 @@ def make_act_batch(greedy: Callable, policy_params) -> Callable[[np.ndarray], np
 def seed_slice(tree, i: int):
     """Seed ``i`` of a seed-batched pytree."""
     return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+_JUDGES: dict[str, "ExactJudge"] = {}
+
+
+def exact_judge(preset: str) -> "ExactJudge":
+    """The :class:`ExactJudge` of a preset, shared within the process (solved once)."""
+    if preset not in _JUDGES:
+        _JUDGES[preset] = ExactJudge(presets.get(preset))
+    return _JUDGES[preset]
 
 
 class ExactJudge:
@@ -275,15 +308,28 @@ def write_curve(out: Path, algo: str, preset: str, curve: dict[str, Any], optima
 # the run
 # ---------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class _Run:
-    algo: str
-    preset: str
-    config: Any
-    seeds: int
-    first_seed: int
-    eval_weeks: int
-    meta: dict[str, Any]
+_COMPILED: dict[tuple, tuple] = {}
+INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+def compiled_trainer(algo: str, preset: str, config, seeds: int):
+    """``(trainer, init, chunk, greedy, carry template)`` with ``init``/``chunk`` compiled
+    ahead of time for ``seeds`` seeds (``jit(vmap(...))``); cached per process, so repeated
+    runs with the same settings (tests, the demo, resume after a stop) compile once."""
+    key = (algo, preset, config, seeds)
+    if key not in _COMPILED:
+        trainer = algo_module(algo).make_trainer(config, presets.get(preset))
+        keys = jax.ShapeDtypeStruct((seeds, 2), jnp.uint32)
+        template = jax.eval_shape(jax.vmap(trainer.init), keys)
+        # The chunk compiles in a second thread while the init compiles here (XLA releases the
+        # interpreter lock); the init runs once, so it is compiled without backend optimisation,
+        # which roughly halves its compile time.
+        with ThreadPoolExecutor(1) as pool:
+            chunk = pool.submit(lambda: jax.jit(jax.vmap(trainer.chunk)).lower(template).compile())
+            init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile(compiler_options=INIT_COMPILER_OPTIONS)
+            chunk = chunk.result()
+        _COMPILED[key] = (trainer, init, chunk, jax.jit(trainer.greedy), template)
+    return _COMPILED[key]
 
 
 def _new_meta(algo, preset, config, seeds, first_seed, eval_weeks, steps_per_chunk) -> dict[str, Any]:
@@ -291,10 +337,13 @@ def _new_meta(algo, preset, config, seeds, first_seed, eval_weeks, steps_per_chu
         "algo": algo, "preset": preset, "seeds": seeds, "first_seed": first_seed,
         "eval_weeks": eval_weeks, "config": config_to_dict(config),
         "n_chunks": config.n_chunks, "steps_per_chunk": steps_per_chunk, "chunks_done": 0,
-        "curve": {"env_steps": [0], "scores": [[] for _ in range(seeds)],
-                  "train_scores": [[] for _ in range(seeds)], "metrics": []},
+        "curve": {"env_steps": [0], "train_scores": [[] for _ in range(seeds)], "metrics": []},
         "train_wall_s": 0.0, "sessions": [],
     }
+
+
+def _zeros_like(template):
+    return jax.tree_util.tree_map(lambda x: np.zeros(x.shape, x.dtype), template)
 
 
 def _host_metrics(metrics) -> dict[str, list[float]]:
@@ -305,13 +354,17 @@ def run_training(algo: str, preset: str = "week_v2", seeds: int = 5, budget_step
                  out: str | Path | None = None, resume: str | Path | None = None,
                  first_seed: int = 0, eval_weeks: int = 100_000, exact_curve: bool = True,
                  progress: Progress | None = None, overrides: dict[str, Any] | None = None,
-                 stop_after_chunks: int | None = None) -> dict[str, Any]:
+                 stop_after_chunks: int | None = None, kill_after_chunks: int | None = None,
+                 evaluate: bool = True) -> dict[str, Any]:
     """Train ``seeds`` seeds of ``algo`` on ``preset``, checkpointing after every chunk.
 
     With ``resume`` (a run folder) the run's own settings are read from its checkpoint and
     training continues after its last completed chunk; the other arguments are ignored.
-    ``stop_after_chunks`` stops early (as if killed) after that many chunks in total; the
-    result then only holds the progress.  Returns the result dict (also ``out/result.json``).
+    ``stop_after_chunks`` stops after that many chunks in total (``kill_after_chunks`` kills
+    the process with SIGKILL right after that chunk's checkpoint: the resume tests use it); the
+    result then only holds the progress, as it does with ``evaluate=False``.  Otherwise returns
+    the result dict (also written to ``out/result.json``).  ``exact_curve=False`` values the
+    learning curve with the training weeks' scores instead of the solver.
     """
     say = progress or (lambda *_: None)
     if resume is not None:
@@ -325,54 +378,46 @@ def run_training(algo: str, preset: str = "week_v2", seeds: int = 5, budget_step
             raise ValueError("seeds must be at least 1")
         if eval_weeks < 2:
             raise ValueError("eval_weeks must be at least 2")
-        config = default_config(algo, preset, budget_steps, **(overrides or {}))
+        settings = dict(overrides or {})
+        if budget_steps is None:
+            budget_steps = settings.pop("budget_steps", None)
+        settings.pop("budget_steps", None)  # an explicit budget wins over an override
+        config = default_config(algo, preset, budget_steps, **settings)
         out = Path(out) if out is not None else Path("runs") / f"train_{algo}_{preset}"
         meta, state = None, None
-    mod = algo_module(algo)
-    params = presets.get(preset)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = mod.make_trainer(config, params)
+    session_start = time.perf_counter()
+    say("compile", 0, 1)
+    compiled = compiled_trainer(algo, preset, config, seeds)
+    trainer, init, chunk, greedy, template = compiled
+    compile_s = time.perf_counter() - session_start
     if meta is None:
         meta = _new_meta(algo, preset, config, seeds, first_seed, eval_weeks, trainer.steps_per_chunk)
     keys = seed_keys(seeds, first_seed)
-    judge = ExactJudge(params)
-    greedy = jax.jit(trainer.greedy)
-
-    def exact_scores(carry) -> list[float]:
-        pp = jax.device_get(trainer.policy_params(carry))
-        return [judge.evaluate(make_act_batch(greedy, seed_slice(pp, i))).exact_score for i in range(seeds)]
-
-    session_start = time.perf_counter()
-    say("compile", 0, 1)
-    t0 = time.perf_counter()
-    init = jax.jit(jax.vmap(trainer.init)).lower(keys).compile()
-    template = jax.eval_shape(jax.vmap(trainer.init), keys)
-    chunk = jax.jit(jax.vmap(trainer.chunk)).lower(template).compile()
-    compile_s = time.perf_counter() - t0
     if state is None:
         carry = init(keys)
-        if exact_curve:
-            for s, v in enumerate(exact_scores(carry)):
-                meta["curve"]["scores"][s].append(v)
+        save_snapshot(out, 0, trainer.policy_params(carry))
     else:
-        carry = restore_carry(jax.tree_util.tree_map(lambda x: np.zeros(x.shape, x.dtype), template), state)
+        carry = restore_carry(_zeros_like(template), state)
     say("train", meta["chunks_done"], trainer.n_chunks)
+    prior_wall = meta["train_wall_s"]
 
     def finish_chunk(i: int, new_carry, metrics) -> None:
+        """Host work after chunk ``i``: metrics, policy snapshot, checkpoint (in that order, so a
+        kill at any point leaves a consistent last checkpoint)."""
         m = _host_metrics(metrics)
         meta["chunks_done"] = i + 1
         meta["curve"]["env_steps"].append((i + 1) * trainer.steps_per_chunk)
         for s in range(seeds):
             meta["curve"]["train_scores"][s].append(m["train_score"][s])
         meta["curve"]["metrics"].append(m)
-        if exact_curve:
-            for s, v in enumerate(exact_scores(new_carry)):
-                meta["curve"]["scores"][s].append(v)
         meta["train_wall_s"] = prior_wall + (time.perf_counter() - session_start)
+        save_snapshot(out, i + 1, trainer.policy_params(new_carry))
         save_checkpoint(out / CHECKPOINT, meta, new_carry)
         say("train", i + 1, trainer.n_chunks)
+        if kill_after_chunks is not None and i + 1 >= kill_after_chunks:
+            os.kill(os.getpid(), signal.SIGKILL)  # a real kill, for the resume tests
 
-    prior_wall = meta["train_wall_s"]
     last = trainer.n_chunks if stop_after_chunks is None else min(trainer.n_chunks, stop_after_chunks)
     pending = None
     for i in range(meta["chunks_done"], last):
@@ -388,32 +433,49 @@ def run_training(algo: str, preset: str = "week_v2", seeds: int = 5, budget_step
     meta["sessions"].append({"wall_s": session_wall, "compile_s": compile_s})
     meta["train_wall_s"] = prior_wall + session_wall
     save_checkpoint(out / CHECKPOINT, meta, carry)
-    if meta["chunks_done"] < trainer.n_chunks:
-        return {"algo": algo, "preset": preset, "complete": False, "chunks_done": meta["chunks_done"],
-                "n_chunks": trainer.n_chunks, "out": str(out)}
+    if meta["chunks_done"] < trainer.n_chunks or not evaluate:
+        return {"algo": algo, "preset": preset, "complete": meta["chunks_done"] == trainer.n_chunks,
+                "chunks_done": meta["chunks_done"], "n_chunks": trainer.n_chunks, "out": str(out),
+                "wall_s": meta["train_wall_s"], "compile_s": compile_s}
 
-    result = _evaluate_final(algo, preset, config, trainer, greedy, carry, judge, meta, out,
-                             seeds, eval_weeks, session_wall, compile_s, say)
-    return result
+    return _evaluate_final(algo, preset, config, trainer, greedy, carry, template, meta, out,
+                           seeds, eval_weeks, session_wall, say, exact_curve)
 
 
-def _evaluate_final(algo, preset, config, trainer, greedy, carry, judge, meta, out, seeds, eval_weeks,
-                    session_wall, compile_s, say) -> dict[str, Any]:
-    params = judge.params
+def _evaluate_final(algo, preset, config, trainer, greedy, carry, template, meta, out, seeds,
+                    eval_weeks, session_wall, say, exact_curve: bool = True) -> dict[str, Any]:
+    """Exact and sampled values of the final greedy policies, the learning curve, result.json."""
+    params = presets.get(preset)
+    judge = exact_judge(preset)
     t_eval = time.perf_counter()
-    say("exact evaluation (solving the week)", 0, 1)
-    optimal = judge.optimal()
+    say("solving the week exactly", 0, 1)
+    opt = judge.optimal().exact_score
+
+    def evaluate_seeds(policy_params) -> list:
+        return [judge.evaluate(make_act_batch(greedy, seed_slice(policy_params, i))) for i in range(seeds)]
+
+    pp_template = jax.eval_shape(trainer.policy_params, template)
+    curve = meta["curve"]
+    if exact_curve:
+        scores = []
+        for j in range(trainer.n_chunks + 1):
+            say("exact learning curve", j, trainer.n_chunks + 1)
+            snap = load_snapshot(out, j, _zeros_like(pp_template))
+            scores.append([e.exact_score for e in evaluate_seeds(snap)])
+        curve = {**curve, "scores": np.asarray(scores).T.tolist(), "score_kind": "exact"}
+    else:
+        curve = {**curve, "scores": curve["train_scores"], "env_steps": curve["env_steps"][1:],
+                 "score_kind": "training weeks (epsilon-greedy / sampled actions)"}
     pp = jax.device_get(trainer.policy_params(carry))
-    evals = [judge.evaluate(make_act_batch(greedy, seed_slice(pp, i))) for i in range(seeds)]
+    evals = evaluate_seeds(pp)
     per_seed = [e.exact_score for e in evals]
+    rep = int(np.argsort(per_seed)[len(per_seed) // 2])  # the median seed represents the run
+    initial = evaluate_seeds(load_snapshot(out, 0, _zeros_like(pp_template)))[rep]
     say(f"sampling {eval_weeks:,} fresh weeks per seed", 0, 1)
     sampled = sampled_scores(greedy, trainer.policy_params(carry), params, eval_weeks,
                              jax.random.PRNGKey(10_000 + meta["first_seed"]))
-    rep = int(np.argsort(per_seed)[len(per_seed) // 2])  # the median seed represents the run
-    init_carry = jax.jit(trainer.init)(jax.random.PRNGKey(meta["first_seed"] + rep))
-    initial = judge.evaluate(make_act_batch(greedy, jax.device_get(trainer.policy_params(init_carry))))
-    opt = optimal.exact_score
     mean = float(np.mean(per_seed))
+    steps = trainer.n_chunks * trainer.steps_per_chunk
     result = {
         "algo": algo,
         "learner": algo_module(algo).NAME,
@@ -424,9 +486,9 @@ def _evaluate_final(algo, preset, config, trainer, greedy, carry, judge, meta, o
         "compile_s": float(sum(x["compile_s"] for x in meta["sessions"])),
         "session_wall_s": session_wall,
         "sessions": meta["sessions"],
-        "env_steps": trainer.n_chunks * trainer.steps_per_chunk,
-        "env_steps_total": trainer.n_chunks * trainer.steps_per_chunk * seeds,
-        "steps_per_s": trainer.n_chunks * trainer.steps_per_chunk * seeds / max(meta["train_wall_s"], 1e-9),
+        "env_steps": steps,
+        "env_steps_total": steps * seeds,
+        "steps_per_s": steps * seeds / max(meta["train_wall_s"], 1e-9),
         "optimal_score": opt,
         "final_score_mean": mean,
         "final_score_ci95": ci95(per_seed),
@@ -449,9 +511,6 @@ def _evaluate_final(algo, preset, config, trainer, greedy, carry, judge, meta, o
         "out": str(out),
         "complete": True,
     }
-    curve = meta["curve"]
-    if not any(curve["scores"]):  # no exact curve: use the training weeks' scores
-        curve = {**curve, "scores": curve["train_scores"], "env_steps": curve["env_steps"][1:]}
     write_curve(out, algo, preset, curve, opt)
     atomic_write(out / "result.json", json.dumps(result, indent=2).encode())
     return result

@@ -47,7 +47,9 @@ def register(sub) -> None:
                    "(eval-llm) and write OUT/llm_grpo_before_after.{json,png} (default 0: skip)")
     p.add_argument("--experiment", action="store_true",
                    help="run the evidence experiment (CPU minutes) instead of a plain run")
-    p.add_argument("--sft-steps", type=int, default=300, help="--experiment: supervised warm-up steps")
+    p.add_argument("--sft-steps", type=int, default=250, help="--experiment: supervised warm-up steps")
+    p.add_argument("--beta", type=float, default=None,
+                   help="KL weight towards the starting model (default: 0 for a run; see --experiment)")
     p.set_defaults(func=run)
 
 
@@ -60,8 +62,9 @@ def run(args) -> int:
 
         out = args.out or "wlf_out/llm_grpo_experiment"
         res = run_experiment(out=out, model=args.model, preset=args.preset, sft_steps=args.sft_steps,
-                             grpo_steps=args.steps or 30, eval_weeks=args.eval_weeks, seed=args.seed,
-                             **({"grpo_lr": args.lr} if args.lr else {}))
+                             grpo_steps=args.steps or 40, eval_weeks=args.eval_weeks, seed=args.seed,
+                             **({"grpo_lr": args.lr} if args.lr else {}),
+                             **({"grpo_beta": args.beta} if args.beta is not None else {}))
         print(format_experiment(res))
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
@@ -77,7 +80,8 @@ def run(args) -> int:
         multi_turn=args.multi_turn,
         lora=args.lora, steps=args.steps, resume=args.resume, wandb=args.wandb, seed=args.seed,
         n_prompts=args.prompts, num_generations=args.generations, batch_size=args.batch_size,
-        max_completion_length=args.max_completion_length, learning_rate=args.lr, save_steps=args.save_steps,
+        max_completion_length=args.max_completion_length, learning_rate=args.lr, beta=args.beta,
+        save_steps=args.save_steps,
         show_options=not args.no_options, include_system=not args.no_system,
         reward=RewardConfig(judge_weight=args.judge_weight),
     )

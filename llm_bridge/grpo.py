@@ -10,7 +10,8 @@ Single turn (default)
 
         reward = Q*(state, decoded action) normalised in that state (optimal -> 1, worst -> 0)
                + judge_weight * judge quality
-               - format penalties (empty, over length, several contradictory decisions)
+               - format penalties (empty, over length, several contradictory decisions,
+                                  illegible text: word salad, repetition, keyword lists)
 
     The three terms are three TRL reward functions (``q_value``, ``judge_quality``,
     ``format_penalty``) combined by ``reward_weights``, so TRL logs each component separately
@@ -36,9 +37,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from wlf_jax.events import DAYS, EVENTS, EVENT_IDS, STAKEHOLDERS, STATUS_NAMES, STATUS_VALUES
+from wlf_jax.params import COMPONENT_NAMES
 from wlf_jax.reference import Week, week_from_json, week_to_json
 
 from .prompts import build_messages, render_chat
@@ -113,8 +115,6 @@ def describe_week(w: Week, preset: str) -> dict[str, Any]:
         }
     history = [{"event": EVENTS[e].id, "action": EVENTS[e].actions[w.actions[e]].name}
                for e in w.slot_event if e >= 0 and w.actions[e] >= 0]
-    from wlf_jax.params import COMPONENT_NAMES
-
     return {
         "preset": preset,
         "day": DAYS[w.day],
@@ -246,6 +246,9 @@ class RewardConfig:
     contradiction_confidence: float = 0.9
     """A reply is contradictory when two of its sentences (3+ words each) are each decoded with at
     least this confidence to different actions (0.35% of the labelled corpus, 0 scripted replies)."""
+    illegible_penalty: float = 1.5
+    """Times (1 - legibility): word salad, repetition, keyword lists, junk or text aimed at a grader
+    would otherwise earn the value of whatever action the decoder reads into it."""
 
 
 def completion_text(completion: Any) -> str:
@@ -287,8 +290,27 @@ def decisions_in(event: int | str, text: str, min_confidence: float = 0.9, decod
     return acts
 
 
+LEGIBILITY_GATES: tuple[str, ...] = ("stuffing", "repetition", "injection", "junk")
+
+
+def legibility(event: int | str, text: str) -> float:
+    """How much ``text`` reads as a message, in [0, 1]: the product of the default judge's
+    anti-gaming gates (keyword stuffing, repetition, grader-directed text, junk; not topic
+    relevance, so a terse "No." stays legible).  At least 0.5 for 99.9% of the labelled replies;
+    1 for an empty reply (emptiness has its own penalty)."""
+    from .judge import judge_details
+
+    gates = judge_details(event, text or "").gates
+    out = 1.0
+    for k in LEGIBILITY_GATES:
+        out *= gates.get(k, 1.0)
+    return out
+
+
 def format_penalties(event: int | str, text: str, cfg: RewardConfig = RewardConfig()) -> dict[str, float]:
-    """The format penalties of a reply (each >= 0): ``empty``, ``over_length``, ``contradictory``."""
+    """The format penalties of a reply (each >= 0): ``empty``, ``over_length``,
+    ``contradictory`` (sentences committing to different actions) and ``illegible``
+    (``illegible_penalty * (1 - legibility)``)."""
     stripped = (text or "").strip()
     return {
         "empty": cfg.empty_penalty if not stripped else 0.0,
@@ -296,6 +318,7 @@ def format_penalties(event: int | str, text: str, cfg: RewardConfig = RewardConf
         "contradictory": (cfg.contradiction_penalty
                           if len(decisions_in(event, stripped, cfg.contradiction_confidence, cfg.decoder)) >= 2
                           else 0.0),
+        "illegible": cfg.illegible_penalty * (1.0 - legibility(event, stripped)),
     }
 
 
@@ -325,14 +348,12 @@ def score_reply(w: Week, preset: str, text: str, cfg: RewardConfig = RewardConfi
     from .decode import get_decoder
     from .judge import get_judge
 
-    from agents.exact import _argmax
-
     solver = get_solver(preset)
     e = w.slot_event[w.slot]
     d = get_decoder(cfg.decoder).decode(e, text or "")
     qs = solver.q(w)
     return ScoredReply(
-        action=d.action, confidence=float(d.confidence), optimal=d.action == _argmax(qs),
+        action=d.action, confidence=float(d.confidence), optimal=d.action == solver.optimal_action(w),
         q=tuple(qs), q_norm=normalised_q(qs, d.action), quality=float(get_judge(cfg.judge)(e, text or "")),
         penalties=format_penalties(e, text, cfg),
     )
@@ -935,12 +956,3 @@ def format_result(result: Mapping[str, Any]) -> str:
     lines.append(f"  saved {result['paths']['model']}; curves {result['paths']['reward_png']}")
     return "\n".join(lines)
 
-
-def write_rows_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write rows as JSON Lines (e.g. to inspect or reuse a prompt dataset)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path

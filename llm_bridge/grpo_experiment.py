@@ -86,7 +86,7 @@ def sft_fit(model_path: str | Path, examples: Sequence[tuple[Sequence[Mapping[st
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     out = Path(out_dir)
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -115,8 +115,10 @@ def reply_stats(rows: Sequence[Mapping[str, Any]], replies: Sequence[Sequence[st
     """Mean reward, its components, the decoded-action optimality rate, and how many replies copy
     a scripted persona's line exactly (``copy_<persona>``), over all (row, reply) pairs."""
     scorer = scorer or RewardScorer()
+    from .grpo import legibility
+
     acc: dict[str, list[float]] = {k: [] for k in ("reward", "q_norm", "quality", "penalty", "optimal",
-                                                     "confidence", *[f"copy_{p}" for p in PERSONAS])}
+                                                     "confidence", "legibility", *[f"copy_{p}" for p in PERSONAS])}
     for r, reps in zip(rows, replies):
         for text in reps:
             s = scorer.score(r["state_json"], r["preset"], text)
@@ -126,6 +128,7 @@ def reply_stats(rows: Sequence[Mapping[str, Any]], replies: Sequence[Sequence[st
             acc["penalty"].append(s.penalty)
             acc["optimal"].append(float(s.optimal))
             acc["confidence"].append(s.confidence)
+            acc["legibility"].append(legibility(r["event"], text))
             for p in PERSONAS:
                 acc[f"copy_{p}"].append(float(text.strip() in {t.strip() for t in SCRIPTS[p][r["event"]]}))
     n = max(1, len(acc["reward"]))
@@ -133,6 +136,36 @@ def reply_stats(rows: Sequence[Mapping[str, Any]], replies: Sequence[Sequence[st
            for k, v in acc.items()}
     out["n"] = len(acc["reward"])
     return out
+
+
+def reference_nll(model_path: str | Path, rows: Sequence[Mapping[str, Any]], replies: Sequence[Sequence[str]],
+                  batch_size: int = 16) -> float:
+    """Mean per-token negative log-likelihood of the replies (and their end of turn) under a
+    reference model - the warm-started one: how far GRPO's writing drifted from text it knew."""
+    import torch
+
+    from .grpo import load_model
+
+    model, tok = load_model(model_path)
+    model.eval()
+    data = [_encode_example(tok, r["prompt"], t) for r, reps in zip(rows, replies) for t in reps]
+    total, count = 0.0, 0
+    for i in range(0, len(data), batch_size):
+        batch = data[i:i + batch_size]
+        width = max(len(x) for x, _ in batch)
+        ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for j, (x, y) in enumerate(batch):
+            ids[j, :len(x)], labels[j, :len(y)], mask[j, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        target = labels[:, 1:]
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1),
+                                                ignore_index=-100, reduction="sum")
+        total += float(nll)
+        count += int((target != -100).sum())
+    return total / max(count, 1)
 
 
 def _ci95(values: Sequence[float]) -> float:
@@ -246,13 +279,15 @@ def plot_comparison(res: Mapping[str, Any], path: str | Path) -> Path:
 # ---- the experiment ---------------------------------------------------------------------------
 
 def run_experiment(out: str | Path = "wlf_out/llm_grpo_experiment", model: str | Path | None = None,
-                   preset: str = "week_v2", n_train: int = 64, n_eval: int = 48, sft_steps: int = 200,
-                   grpo_steps: int = 30, samples: int = 4, eval_weeks: int = 0, seed: int = 0,
-                   grpo_lr: float = 1e-3, include_system: bool = False, show_options: bool = False,
+                   preset: str = "week_v2", n_train: int = 64, n_eval: int = 48, sft_steps: int = 250,
+                   grpo_steps: int = 40, samples: int = 4, eval_weeks: int = 0, seed: int = 0,
+                   grpo_lr: float = 3e-3, grpo_batch: int = 16, grpo_beta: float = 0.0,
+                   include_system: bool = False, show_options: bool = False,
                    progress=print) -> dict[str, Any]:
     """Supervised warm-up on mixed-quality scripted replies, then single-turn GRPO; measures the
     mean reward and decoded-action optimality rate on ``n_eval`` held-out states (``samples``
-    sampled replies each, temperature 1) before and after.  Writes ``out/experiment.json``.
+    sampled replies each, temperature 1) before and after.  GRPO: ``grpo_batch`` completions a
+    step in groups of 4 (4 states a step by default).  Writes ``out/experiment.json``.
 
     ``model`` defaults to a freshly built tiny offline model (``out/tiny``).  Prompts leave out
     the system prompt and the options by default (a third of the tokens: CPU minutes instead of
@@ -284,20 +319,25 @@ def run_experiment(out: str | Path = "wlf_out/llm_grpo_experiment", model: str |
 
     before = sample_replies(out / "sft", eval_rows, samples, seed=seed)
     res["before"] = reply_stats(eval_rows, before, scorer)
+    res["before"]["ref_nll"] = reference_nll(out / "sft", eval_rows, before)
     progress(f"before GRPO: reward {res['before']['mean_reward']:.4f}, optimal {res['before']['optimal_rate']:.3f}")
 
     run = GRPORun(model=str(out / "sft"), out=str(out / "grpo"), preset=preset, steps=grpo_steps,
-                  n_prompts=len(train_rows), num_generations=4, batch_size=8, max_completion_length=64,
-                  learning_rate=grpo_lr, temperature=1.0, save_steps=max(10, grpo_steps), seed=seed, **fmt)
+                  n_prompts=len(train_rows), num_generations=4, batch_size=grpo_batch, max_completion_length=64,
+                  learning_rate=grpo_lr, beta=grpo_beta, temperature=1.0, save_steps=max(10, grpo_steps),
+                  seed=seed, **fmt)
     grpo = train_grpo(run, rows=train_rows)
     res["grpo"] = {k: grpo[k] for k in ("steps", "wall_s", "reward_mean_first", "reward_mean_last",
                                         "reward_curve", "frac_reward_zero_std")}
     res["grpo"]["optimal_rate_curve"] = grpo["components"].get("optimal_rate")
+    res["grpo"]["beta"] = grpo_beta
+    res["grpo"]["learning_rate"] = grpo_lr
     progress(f"GRPO: {grpo['steps']} steps in {grpo['wall_s']:.0f} s, training reward "
              f"{grpo['reward_mean_first']:.4f} -> {grpo['reward_mean_last']:.4f}")
 
     after = sample_replies(out / "grpo" / "model", eval_rows, samples, seed=seed)
     res["after"] = reply_stats(eval_rows, after, scorer)
+    res["after"]["ref_nll"] = reference_nll(out / "sft", eval_rows, after)
     res["difference"] = paired_difference(eval_rows, before, after, scorer)
     progress(f"after GRPO: reward {res['after']['mean_reward']:.4f}, optimal {res['after']['optimal_rate']:.3f}")
     res["examples"] = [{"event": r["event"], "before": b[0], "after": a[0]}
@@ -320,14 +360,13 @@ def format_experiment(res: Mapping[str, Any]) -> str:
         f"x {res['samples']} samples ({res['wall_s']:.0f} s)",
         f"  supervised warm-up  loss {res['sft']['loss_first']:.3f} -> {res['sft']['loss_last']:.3f} "
         f"({res['sft']['steps']} steps, {res['sft']['wall_s']:.0f} s)",
-        f"  {'':<22}{'reward':>9}{'optimal':>9}{'Q norm':>8}{'quality':>9}{'penalty':>9}",
+        f"  {'':<22}{'reward':>9}{'optimal':>9}{'Q norm':>8}{'quality':>9}{'penalty':>9}{'legible':>9}{'ref NLL':>9}",
     ]
-    for name, s in (("before GRPO", b), ("after GRPO", a)):
+    rows = [("before GRPO", b), ("after GRPO", a)] + [("scripted " + p, s) for p, s in res["scripted_writers"].items()]
+    for name, s in rows:
+        nll = f"{s['ref_nll']:>9.3f}" if "ref_nll" in s else f"{'':>9}"
         lines.append(f"  {name:<22}{s['mean_reward']:>9.4f}{s['optimal_rate']:>9.3f}{s['mean_q_norm']:>8.3f}"
-                     f"{s['mean_quality']:>9.3f}{s['mean_penalty']:>9.3f}")
-    for p, s in res["scripted_writers"].items():
-        lines.append(f"  {'scripted ' + p:<22}{s['mean_reward']:>9.4f}{s['optimal_rate']:>9.3f}{s['mean_q_norm']:>8.3f}"
-                     f"{s['mean_quality']:>9.3f}{s['mean_penalty']:>9.3f}")
+                     f"{s['mean_quality']:>9.3f}{s['mean_penalty']:>9.3f}{s['mean_legibility']:>9.3f}" + nll)
     lines.append(f"  after - before (per state): reward {d['reward']:+.4f} ± {d['reward_ci95']:.4f}, "
                  f"optimal rate {d['optimal_rate']:+.3f} ± {d['optimal_rate_ci95']:.3f} (95%)")
     lines.append("  copies of scripted lines before/after: " + ", ".join(

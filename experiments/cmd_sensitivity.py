@@ -7,6 +7,7 @@ import os
 
 
 def register(sub) -> None:
+    """Add ``wlf sensitivity`` to the ``wlf`` subcommands."""
     p = sub.add_parser(
         "sensitivity",
         help="Sobol'/Morris sensitivity of the exact week score to the rule book, sharded over devices",
@@ -75,6 +76,7 @@ def _use_cpu_cores(n: int) -> None:
 
 
 def print_groups(groups, console) -> None:
+    """Table of rule groups: name, mode, range and the entries they move."""
     from rich.table import Table
 
     t = Table(title=f"{len(groups)} rule groups")
@@ -88,6 +90,7 @@ def print_groups(groups, console) -> None:
 
 
 def print_summary(res, console, top: int = 12) -> None:
+    """The ``top`` groups per output, the largest policy switches and the run's throughput."""
     from rich.table import Table
 
     first = "ST" if res["method"] == "sobol" else "mu_star"
@@ -117,6 +120,7 @@ def print_summary(res, console, top: int = 12) -> None:
 
 
 def run(args) -> int:
+    """Parse-free body of ``wlf sensitivity``: run the sweep, save figures and JSON, print."""
     from pathlib import Path
 
     keep_freed_memory()
@@ -148,6 +152,7 @@ def run(args) -> int:
         task = bar.add_task("solve", total=None)
 
         def progress(done: int, total: int) -> None:
+            """Advance the bar to ``done`` of ``total`` rule books."""
             bar.update(task, completed=done, total=total)
 
         res = S.run_sensitivity(config, progress)

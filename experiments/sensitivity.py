@@ -608,6 +608,7 @@ class ChunkStore:
             _atomic_write(meta, json.dumps({"digest": digest, "fingerprint": fingerprint}, indent=1))
 
     def path(self, i: int) -> Path:
+        """File of chunk ``i``."""
         return self.chunks / f"{i:05d}.npz"
 
     def load(self, i: int) -> dict[str, np.ndarray] | None:

@@ -205,6 +205,7 @@ def test_sampled_rule_books_are_valid_even_at_extremes():
 
 
 def dataclass_replace(obj, **kw):
+    """A copy of a frozen dataclass with some fields changed."""
     import dataclasses
 
     return dataclasses.replace(obj, **kw)
@@ -305,6 +306,7 @@ def test_cli_reports_a_bad_group_file(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 
 def synthetic_groups(n: int = 3):
+    """``n`` placeholder groups on [0, 1] for designs fed to synthetic functions."""
     return [S.RuleGroup(f"g{i}", (S.Target("recovery"),), "scale", 0.0, 1.0) for i in range(n)]
 
 
@@ -330,6 +332,7 @@ def test_morris_indices_on_a_synthetic_function():
 
 
 def e2e_groups(params):
+    """A provably dead group, a dominant one and a small one for ``params``."""
     scheduled = [int(e) for e in np.asarray(params.slot_event) if e >= 0]
     dead_event = next(e for e in range(len(EVENT_IDS)) if e not in scheduled)
     return [

@@ -41,10 +41,9 @@ sweep).  Presets with a random event order (``seed_v1``) stay on the host solver
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -151,8 +150,6 @@ class Level:
     next_day: np.ndarray  # (n, C) day after the step, unless the week ends early
     child_node: np.ndarray  # (n, C) global index of the child decision node, -1 = leaf
     offset: int  # global index of this level's first node
-    day_pairs: tuple[tuple[int, int], ...] = ()  # distinct (day, next day) of the children
-    run_day_pairs: tuple[tuple[tuple[int, int], ...], ...] = ()  # the same per source run
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,41 +250,19 @@ def build_tree(s: Structure) -> Tree:
     return Tree(tuple(levels), total, n_leaves, tuple(level_of_event), arrays)
 
 
-def _pairs(day: np.ndarray, next_day: np.ndarray) -> tuple[tuple[int, int], ...]:
-    return tuple(sorted(set(zip(day.ravel().tolist(), next_day.ravel().tolist()))))
-
-
 def _with_arrays(levels: list[Level]) -> tuple[list[Level], dict[str, np.ndarray]]:
-    """Add the (day, next day) pairs to each level and collect every large array the JAX code
-    needs under a key: ``L{i}.*`` for the dense child block of level ``i``, ``L{i}.r{j}.*``
-    for its ``j``-th source run.  They are embedded as constants: as jit arguments instead the
-    program compiled no faster and ran ~15% slower (XLA cannot specialise the gathers)."""
+    """Collect every large index array the JAX code needs under a key: ``L{i}.*`` for the
+    dense child block of level ``i``, ``L{i}.r{j}.rows`` for its ``j``-th source run.  They are
+    embedded as constants: as jit arguments instead the program compiled no faster and ran
+    ~15% slower (XLA cannot specialise the gathers)."""
     arrays: dict[str, np.ndarray] = {}
-    out = []
     for i, lv in enumerate(levels):
-        day = np.broadcast_to(lv.day[:, None], lv.next_day.shape)
-        pairs = _pairs(day, lv.next_day)
         arrays[f"L{i}.child"] = np.maximum(lv.child_node, 0).astype(np.int32)
         arrays[f"L{i}.leaf"] = lv.child_node < 0
-        arrays[f"L{i}.nights"] = lv.next_day > day
         arrays[f"L{i}.count"] = (lv.count[:, None] + 1).astype(np.float32)
-        for j, (d0, d1) in enumerate(pairs[1:], 1):
-            arrays[f"L{i}.pair{j}"] = (day == d0) & (lv.next_day == d1)
-        run_pairs = []
-        for r, (src, col, rows) in enumerate(lv.sources):
+        for r, (_, _, rows) in enumerate(lv.sources):
             arrays[f"L{i}.r{r}.rows"] = rows
-            if src < 0:
-                run_pairs.append(())
-                continue
-            parent = levels[src]
-            rday, rnext = parent.day[rows], parent.next_day[rows, col]
-            rp = _pairs(rday, rnext)
-            run_pairs.append(rp)
-            arrays[f"L{i}.r{r}.nights"] = rnext > rday
-            for j, (d0, d1) in enumerate(rp[1:], 1):
-                arrays[f"L{i}.r{r}.pair{j}"] = (rday == d0) & (rnext == d1)
-        out.append(dataclasses.replace(lv, day_pairs=pairs, run_day_pairs=tuple(run_pairs)))
-    return out, arrays
+    return levels, arrays
 
 
 def tree_size(params: EnvParams) -> dict[str, int]:
@@ -337,30 +312,51 @@ def initial_node(rules: EnvParams) -> NodeStates:
     }
 
 
-def _recovery(pairs: Sequence[tuple[int, int]], masks: Sequence, rules: EnvParams) -> jnp.ndarray:
-    """(..., B) energy restored overnight between a node's day and its child's next day.
+def _overnight(energy, sleep, early, day: np.ndarray, next_day: np.ndarray, rules: EnvParams):
+    """Energy after the nights between each node's ``day`` and its child's ``next_day``.
 
-    ``pairs``: the distinct (day, next day) pairs (static); ``masks[j - 1]`` marks the children
-    with pair ``j`` (the others have pair 0).  Selecting among a few amounts with masks avoids a
-    per-element gather.
+    :func:`wlf_jax.dynamics.transition` goes night by night: night ``d`` adds ``recovery[d]``
+    (less the sleep-debt penalty on the first night) and clamps to [0, 100].  Clamped additions
+    compose into one: ``clip(energy + total gain, low, high)``, where ``low`` / ``high`` are the
+    clamp bounds pushed through the later nights, so each child needs one clip whatever the
+    number of nights.  A week that just ended early has no nights.  ``day`` / ``next_day`` are
+    static arrays of the child shape; only a few (day, next day) pairs occur, selected with
+    static masks.
     """
-    cum = jnp.concatenate([jnp.zeros_like(rules.recovery[:1]), jnp.cumsum(rules.recovery, axis=0)])
-    cum = cum.astype(SMALL)
-    d0, d1 = pairs[0]
-    out = cum[d1] - cum[d0]
-    for (d0, d1), mask in zip(pairs[1:], masks):
-        out = jnp.where(mask[..., None], cum[d1] - cum[d0], out)
-    return out
+    recovery = rules.recovery.astype(SMALL)
+    pairs = sorted(set(zip(day.ravel().tolist(), next_day.ravel().tolist())))
+    several = any(d1 - d0 > 1 for d0, d1 in pairs)  # only then can the bounds differ from [0, 100]
+
+    def composed(d0: int, d1: int):
+        gain, low, high = jnp.zeros_like(recovery[0]), jnp.zeros_like(recovery[0]), jnp.full_like(recovery[0], 100)
+        for d in range(d0, d1):
+            gain = gain + recovery[d]
+            if d > d0:
+                low, high = jnp.clip(low + recovery[d], 0, 100), jnp.clip(high + recovery[d], 0, 100)
+        return gain, low, high
+
+    gain, low, high = composed(*pairs[0])
+    for d0, d1 in pairs[1:]:
+        mask = jnp.asarray((day == d0) & (next_day == d1))[..., None]
+        g, lo, hi = composed(d0, d1)
+        gain = jnp.where(mask, g, gain)
+        if several:
+            low, high = jnp.where(mask, lo, low), jnp.where(mask, hi, high)
+    if not several:
+        low, high = 0, 100
+    penalty = jnp.where(sleep == 1, rules.sleep_debt_penalty.astype(SMALL), 0)
+    nights = jnp.asarray(next_day > day)[..., None] & ~early
+    return jnp.where(nights, jnp.clip(energy + gain - penalty, low, high), energy)
 
 
-def child_states(nodes: NodeStates, event: int, actions, outcomes, pairs, masks, nights,
-                 rules: EnvParams) -> NodeStates:
+def child_states(nodes: NodeStates, event: int, actions, outcomes, day: np.ndarray,
+                 next_day: np.ndarray, rules: EnvParams) -> NodeStates:
     """States after (action, outcome) choices of ``event``.
 
     ``nodes`` (shape P + (B,)) broadcast against the static ``actions`` / ``outcomes`` (numpy,
     shape A'): a dense block of children is ``nodes`` (n, 1, B) with columns (1, C); a run of
-    single children is rows (k, B) with scalar columns.  ``pairs`` / ``masks`` / ``nights``
-    (child shape) describe the days from the tree (see :func:`_recovery`).
+    single children is rows (k, B) with scalar columns.  ``day`` / ``next_day`` (numpy, the
+    child shape) are the days from the tree (see :func:`_overnight`).
 
     The arithmetic of :func:`wlf_jax.dynamics.transition` for integer rule books (deltas
     clamped to [0, 100], early end on energy, overnight recovery less the sleep-debt penalty)
@@ -379,14 +375,15 @@ def child_states(nodes: NodeStates, event: int, actions, outcomes, pairs, masks,
     set_sleep = rules.status_set[e, a, o, SLEEP_DEBT].astype(SMALL)
     sleep = jnp.where(set_sleep >= 0, set_sleep, nodes["sleep_debt"])
     early = energy <= rules.early_end_energy.astype(SMALL)
-    recovered = _recovery(pairs, masks, rules) - jnp.where(sleep == 1, rules.sleep_debt_penalty.astype(SMALL), 0)
-    nights = nights[..., None] & ~early
+    # written unlike _overnight's mask on purpose: XLA would share one (n, C, B) mask between
+    # the two, and the shared array costs a third more time than computing it twice
+    slept = jnp.asarray(next_day > day)[..., None]
     return {
-        "energy": jnp.where(nights, jnp.clip(energy + recovered, 0, 100), energy),
+        "energy": _overnight(energy, sleep, early, day, next_day, rules),
         "sprint": sprint,
         "trust": trust,
         "staging": staging,
-        "sleep_debt": jnp.where(nights, jnp.zeros_like(sleep), sleep),
+        "sleep_debt": jnp.where(slept, jnp.where(early, sleep, jnp.zeros_like(sleep)), sleep),
         "quality_sum": nodes["quality_sum"] + rules.template_quality[e, a],
         "boundary": nodes["boundary"] + rules.boundary_credit[e, a].astype(SMALL),
         "early_end": early,
@@ -428,17 +425,15 @@ def level_nodes(stored: list[NodeStates], init: NodeStates, tree: Tree, i: int, 
     """
     level = tree.levels[i]
     parts = []
-    for r, (src, col, _) in enumerate(level.sources):
+    for r, (src, col, rows_np) in enumerate(level.sources):
         rows = arrays[f"L{i}.r{r}.rows"]
         if src < 0:
             parts.append({k: v[rows] for k, v in init.items()})
             continue
         parent = tree.levels[src]
-        pairs = level.run_day_pairs[r]
-        masks = [arrays[f"L{i}.r{r}.pair{j}"] for j in range(1, len(pairs))]
         nodes = {k: v[rows] for k, v in stored[src].items()}
         parts.append(child_states(nodes, parent.event, parent.actions[col], parent.outcomes[col],
-                                  pairs, masks, arrays[f"L{i}.r{r}.nights"], rules))
+                                  parent.day[rows_np], parent.next_day[rows_np, col], rules))
     if len(parts) == 1:
         return parts[0]
     return {k: jnp.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -459,10 +454,10 @@ def forward(rules: EnvParams, tree: Tree, arrays: dict) -> list[tuple[jnp.ndarra
     for i, level in enumerate(tree.levels):
         nodes = level_nodes(stored, init, tree, i, rules, arrays)
         stored.append({k: v for k, v in nodes.items() if k != "early_end"})
-        masks = [arrays[f"L{i}.pair{j}"] for j in range(1, len(level.day_pairs))]
         children = child_states({k: v[:, None] for k, v in nodes.items()}, level.event,
-                                level.actions[None], level.outcomes[None], level.day_pairs, masks,
-                                arrays[f"L{i}.nights"], rules)
+                                level.actions[None], level.outcomes[None],
+                                np.broadcast_to(level.day[:, None], level.next_day.shape),
+                                level.next_day, rules)
         terminal = children["early_end"] | arrays[f"L{i}.leaf"][..., None]
         # stored once: without the barrier XLA may fuse (and so recompute) the whole child
         # transition into each consumer of the scores

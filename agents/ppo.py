@@ -35,22 +35,22 @@ NAME = "ppo"
 class Config:
     """Hyper-parameters of PPO (``budget_steps`` counts decisions per seed)."""
 
-    budget_steps: int = 3_000_000
-    num_envs: int = 256
+    budget_steps: int = 600_000
+    num_envs: int = 128
     num_steps: int = 16
     n_chunks: int = 10
-    update_epochs: int = 4
+    update_epochs: int = 8
     num_minibatches: int = 4
-    lr: float = 3e-3
+    lr: float = 1e-3
     anneal_lr: bool = True
     gamma: float = 1.0
-    gae_lambda: float = 0.95
+    gae_lambda: float = 1.0
     clip_eps: float = 0.2
-    ent_coef: float = 0.01
+    ent_coef: float = 0.5
     ent_coef_end: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: tuple[int, ...] = (32, 32)
     activation: str = "tanh"
 
     @property

@@ -11,11 +11,12 @@ def register(sub) -> None:
         help="train tabular Q-learning, a Q-network or PPO (several seeds at once)",
         description="Train a learner on a rule book: all seeds in one jitted, vmapped program, in "
         "chunks, with an atomic checkpoint after each chunk (--resume DIR continues a killed run "
-        "and ends exactly where an uninterrupted run would). Each chunk's greedy policies are "
-        "valued exactly by the solver (the learning curve); at the end the final greedy "
-        "policies are valued exactly and on fresh sampled weeks. Writes checkpoint.msgpack, "
-        "result.json, curve.json, curve.csv and curve.png to --out, and prints a summary. "
-        "wall_s counts training (compilation included), not the final evaluation.",
+        "and ends exactly where an uninterrupted run would). After training, the greedy policy "
+        "saved after each chunk is valued exactly by the solver (the learning curve), and the "
+        "final greedy policies are valued exactly and on fresh sampled weeks. Writes "
+        "checkpoint.msgpack, snapshots/, result.json, curve.json, curve.csv and curve.png to "
+        "--out, and prints a summary. wall_s counts training (compilation included), not the "
+        "evaluation.",
     )
     p.add_argument("algo", nargs="?", choices=["q", "dqn", "ppo"],
                    help="q = tabular Q-learning, dqn = Q-network, ppo = PPO actor-critic")
@@ -30,8 +31,8 @@ def register(sub) -> None:
     p.add_argument("--eval-weeks", type=int, default=100_000,
                    help="fresh weeks sampled per seed for the final evaluation (default 100,000)")
     p.add_argument("--no-curve", action="store_true",
-                   help="skip the exact evaluation after each chunk (the curve then shows "
-                   "the training weeks' scores)")
+                   help="skip the exact valuation of the per-chunk snapshots (the curve then "
+                   "shows the training weeks' scores)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyper-parameter of the learner's Config (repeatable), "
                    "e.g. --set lr=1e-3")

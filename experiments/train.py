@@ -1,15 +1,16 @@
 """Training runs of the learners (`wlf train`): many seeds at once, chunked, checkpointed,
 resumable, evaluated exactly against the optimum.
 
-A run trains ``seeds`` seeds together (``jit(vmap(chunk))``) in ``n_chunks`` chunks.  After each
-chunk the whole training state of every seed is written atomically to ``checkpoint.msgpack``
-(together with the run's settings and the learning curve so far), so ``resume(out)`` continues a
-killed run from its last chunk and ends with the same parameters as an uninterrupted run.  Each
-chunk's greedy policies are valued exactly with the solver (the learning curve); at the end the
-final greedy policies are valued exactly and by sampling fresh weeks.
+A run trains ``seeds`` seeds together (one ``jit(vmap(chunk))`` program) in ``n_chunks``
+chunks.  After each chunk the greedy-policy parameters are saved (``snapshots/``) and then the
+whole training state of every seed is written atomically to ``checkpoint.msgpack`` together with
+the run's settings and progress, so ``run_training(resume=out)`` continues a killed run after
+its last chunk and ends with exactly the parameters of an uninterrupted run.  After training
+(outside ``wall_s``) the snapshots are valued exactly with the solver (the learning curve), and
+the final greedy policies are valued exactly and on fresh sampled weeks.
 
-Files in ``out``: ``checkpoint.msgpack``, ``result.json``, ``curve.json``, ``curve.csv``,
-``curve.png``.  :func:`load_trained` turns such a folder back into a policy.
+Files in ``out``: ``checkpoint.msgpack``, ``snapshots/``, ``result.json``, ``curve.json``,
+``curve.csv``, ``curve.png``.  :func:`load_trained` turns such a folder back into a policy.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ TUNED: dict[tuple[str, str], dict[str, Any]] = {
     ("dqn", "week_v2"): {},
     ("dqn", "seed_v1"): {},
     ("ppo", "week_v2"): {},
-    ("ppo", "seed_v1"): {},
+    ("ppo", "seed_v1"): {"budget_steps": 200_000},
 }
 
 Progress = Callable[[str, float, float], None]  # (phase, done, total)
@@ -91,8 +92,8 @@ def config_to_dict(config) -> dict[str, Any]:
 def config_from_dict(algo: str, data: dict[str, Any]):
     """Inverse of :func:`config_to_dict`."""
     mod = algo_module(algo)
-    kinds = {f.name: f.type for f in dataclasses.fields(mod.Config)}
-    return mod.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in kinds})
+    known = {f.name for f in dataclasses.fields(mod.Config)}
+    return mod.Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in known})
 
 
 def seed_keys(seeds: int, first_seed: int = 0) -> jnp.ndarray:

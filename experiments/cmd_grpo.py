@@ -25,12 +25,12 @@ def register(sub) -> None:
                    help="cpu-smoke: tiny model, seconds a step; gpu-1.5b: Qwen2.5-1.5B-Instruct, LoRA, bf16, vLLM if installed")
     p.add_argument("--multi-turn", action="store_true", help="whole weeks per completion (rollout_func)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None, help="train a LoRA adapter (default: per preset size)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (default: per preset size)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (default: per preset size; 80 with --experiment)")
     p.add_argument("--prompts", type=int, default=None, help="prompt states (weeks with --multi-turn) in the dataset")
     p.add_argument("--generations", type=int, default=None, help="completions per prompt (GRPO group size)")
     p.add_argument("--batch-size", type=int, default=None, help="completions per step (a multiple of --generations)")
     p.add_argument("--max-completion-length", type=int, default=None, help="tokens per reply")
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: per preset size; 1e-3 with --experiment)")
     p.add_argument("--judge-weight", type=float, default=0.3, help="weight of the judge's quality (default 0.3)")
     p.add_argument("--no-system", action="store_true", help="prompts without the system prompt (shorter)")
     p.add_argument("--no-options", action="store_true", help="prompts without the three options")
@@ -49,7 +49,7 @@ def register(sub) -> None:
                    help="run the evidence experiment (CPU minutes) instead of a plain run")
     p.add_argument("--sft-steps", type=int, default=250, help="--experiment: supervised warm-up steps")
     p.add_argument("--beta", type=float, default=None,
-                   help="KL weight towards the starting model (default: 0 for a run; see --experiment)")
+                   help="KL weight towards the starting model (default: 0 for a run, 0.04 with --experiment)")
     p.set_defaults(func=run)
 
 
@@ -62,7 +62,7 @@ def run(args) -> int:
 
         out = args.out or "wlf_out/llm_grpo_experiment"
         res = run_experiment(out=out, model=args.model, preset=args.preset, sft_steps=args.sft_steps,
-                             grpo_steps=args.steps or 40, eval_weeks=args.eval_weeks, seed=args.seed,
+                             grpo_steps=args.steps or 80, eval_weeks=args.eval_weeks, seed=args.seed,
                              **({"grpo_lr": args.lr} if args.lr else {}),
                              **({"grpo_beta": args.beta} if args.beta is not None else {}))
         print(format_experiment(res))

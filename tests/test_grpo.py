@@ -227,3 +227,24 @@ def test_config_presets(monkeypatch):
     assert cfg.num_generations == 8 and cfg.use_vllm == grpo.vllm_available()
     assert run.resolved().lora and grpo.lora_config("gpu-1.5b").r == 16
     assert cfg.reward_weights == [1.0, 0.3, 1.0]
+
+
+def test_evidence_experiment_runs_end_to_end_and_its_numbers_agree(tiny, tmp_path):
+    """`wlf grpo --experiment` at toy size: warm-up, GRPO, before/after on held-out states."""
+    from llm_bridge.grpo_experiment import format_experiment, run_experiment
+
+    res = run_experiment(out=tmp_path / "exp", model=tiny, preset=PRESET, n_train=8, n_eval=4,
+                         sft_steps=3, grpo_steps=2, samples=2, grpo_batch=8, progress=lambda *_: None)
+    saved = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    assert saved["grpo"]["steps"] == 2 and len(saved["grpo"]["reward_curve"]) == 2
+    assert saved["grpo"]["beta"] == 0.04 and saved["grpo"]["learning_rate"] == 1e-3
+    assert res["n_eval"] == 4 and res["before"]["n"] == res["after"]["n"] == 8
+    # the paired difference is the difference of the means (same states, same number of samples)
+    d = res["difference"]
+    assert d["reward"] == pytest.approx(res["after"]["mean_reward"] - res["before"]["mean_reward"], abs=1e-9)
+    assert d["optimal_rate"] == pytest.approx(res["after"]["optimal_rate"] - res["before"]["optimal_rate"], abs=1e-9)
+    # the scripted strategic writer is the best of the three on the same states
+    w = res["scripted_writers"]
+    assert w["strategic"]["mean_reward"] > max(w["people_pleaser"]["mean_reward"], w["stonewaller"]["mean_reward"])
+    assert (tmp_path / "exp" / "grpo" / "model" / "config.json").exists()
+    assert "after - before" in format_experiment(res)

@@ -28,7 +28,7 @@ OPTIMAL_SCORE = 0.8225
 # compile + run to seconds on two cores.
 SHORT = {
     "q": {"budget_steps": 1_000_000, "n_chunks": 2},
-    "dqn": {"budget_steps": 60_000, "n_chunks": 2},
+    "dqn": {"budget_steps": 60_000, "n_chunks": 2, "grad_steps": 8},
     "ppo": {"budget_steps": 150_000, "n_chunks": 2},
 }
 # Tiny runs (a few updates in 4 chunks) for the determinism tests; every test of an algorithm

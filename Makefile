@@ -18,7 +18,7 @@ demo: install
 	$(BIN)/wlf demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest --durations=15
 
 bench: install
 	$(BIN)/wlf bench

@@ -30,7 +30,7 @@ def run(args) -> int:
     table.add_column("seconds", justify="right")
     table.add_column("result")
     for title, r in summary["steps"].items():
-        shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
+        shown = {k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in r.items()
                  if k not in ("seconds", "figures")}
         if "figures" in r:
             shown = f"{len(r['figures'])} PNGs in {summary['out']}/figures"

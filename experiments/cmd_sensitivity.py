@@ -39,6 +39,9 @@ def register(sub) -> None:
                    help="directory for partial results (resume), result.json and figures")
     p.add_argument("--fresh", action="store_true", help="discard partial results found in --out")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON here")
+    p.add_argument("--trained", metavar="DIR",
+                   help="a finished `wlf train` folder on the same preset: its greedy policy's exact "
+                   "score in every rule book of the design becomes one more output, 'trained'")
     p.set_defaults(func=run)
 
 
@@ -117,6 +120,10 @@ def print_summary(res, console, top: int = 12) -> None:
                   f"CPU time) on {res['devices']} device(s); "
                   f"tree: {res['tree']['decision_nodes']:,} decision nodes, "
                   f"{res['tree']['leaves']:,} leaves; total {res['wall_s']:.1f} s")
+    if res.get("trained_s") is not None:
+        o = res["outputs"]["trained"]
+        console.print(f"trained policy {o['policy']}: scored exactly in {res['design_rule_books'] + 1:,} "
+                      f"rule books (every chance pattern played) in {res['trained_s']:.1f} s")
 
 
 def run(args) -> int:
@@ -138,7 +145,7 @@ def run(args) -> int:
     config = S.SweepConfig(preset=args.preset, method=args.method, samples=args.samples, seed=args.seed,
                            groups_file=args.groups, granularity=args.granularity,
                            switch_points=args.switch_points, chunk=args.chunk, out=args.out,
-                           fresh=args.fresh)
+                           fresh=args.fresh, trained=args.trained)
     if args.list_groups:
         from wlf_jax import presets
 

@@ -38,21 +38,14 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
     steps.append(("baselines week_v2 (exact optimum + every agent)", baselines("week_v2")))
     steps.append(("baselines seed_v1", baselines("seed_v1")))
 
-    try:
-        from experiments import train  # noqa: F401
-        have_train = hasattr(train, "run_training")
-    except ImportError:
-        have_train = False
-    if have_train:
-        for algo, preset, budget in (("ppo", "week_v2", None), ("q", "week_v2", None)):
-            def run(algo=algo, preset=preset, budget=budget):
-                from experiments.train import run_training
+    for algo, preset in (("ppo", "week_v2"), ("q", "week_v2")):
+        def run(algo=algo, preset=preset):
+            from experiments.train import run_training
 
-                res = run_training(algo, preset=preset, seeds=2 if quick else 5,
-                                   budget_steps=budget, out=out / f"train_{algo}_{preset}",
-                                   eval_weeks=weeks)
-                return {"ratio_to_optimal": res["ratio_to_optimal"], "wall_s": res["wall_s"]}
-            steps.append((f"train {algo} on {preset}", run))
+            res = run_training(algo, preset=preset, seeds=2 if quick else 5,
+                               out=out / f"train_{algo}_{preset}", eval_weeks=weeks)
+            return {"ratio_to_optimal": res["ratio_to_optimal"], "wall_s": res["wall_s"]}
+        steps.append((f"train {algo} on {preset}", run))
 
     def llm_weeks():
         from llm_bridge.llm_policy import make_writer, play_weeks, write_transcript

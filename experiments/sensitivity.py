@@ -739,6 +739,7 @@ class SweepConfig:
     chunk: int = 32  # rule books per device per compiled call
     out: str | None = None
     fresh: bool = False
+    trained: str | None = None  # a finished `wlf train` folder: also score its greedy policy
 
 
 def possible_chance(params: EnvParams, groups: Sequence[RuleGroup]) -> np.ndarray:
@@ -759,6 +760,39 @@ def sweep_groups(config: SweepConfig, params: EnvParams) -> list[RuleGroup]:
     if config.groups_file:
         return load_groups(config.groups_file, params)
     return default_groups(params, config.granularity)
+
+
+def trained_scores(run_dir: str | os.PathLike, params: EnvParams, groups: Sequence[RuleGroup],
+                   X: np.ndarray, chance: np.ndarray, chunk: int = 256,
+                   tick: Callable[[int], None] | None = None) -> tuple[str, np.ndarray]:
+    """``(name, scores (n,))``: the exact expected week score of the greedy policy trained in
+    ``run_dir`` (``wlf train``; its representative seed) in each rule book ``X`` describes.
+
+    Uses :func:`agents.exact_policy.make_policy_scorer` (every chance pattern played by the
+    network, weighted exactly), ``chunk`` rule books per compiled call on the default device.
+    ``chance`` (E, A): pairs that may have an alternative outcome in the sweep.
+    """
+    from agents.exact_policy import fixed_schedule, greedy_obs_policy, make_policy_scorer
+    from experiments.train import load_policy_params
+
+    meta, trainer, policy_params, idx = load_policy_params(run_dir)
+    if meta["chunks_done"] < meta["n_chunks"]:
+        raise ValueError(f"{run_dir}: training stopped after {meta['chunks_done']} of "
+                         f"{meta['n_chunks']} chunks; finish it with `wlf train --resume {run_dir}`")
+    if meta["preset"] != params.name:
+        raise ValueError(f"{run_dir} was trained on {meta['preset']!r}; this sweep is around "
+                         f"{params.name!r}")
+    scorer = make_policy_scorer(greedy_obs_policy(trainer.greedy), fixed_schedule(params),
+                                np.asarray(chance).any(axis=1))
+    fields = apply_groups(base_fields(params), groups, X)
+    out = np.zeros(len(X))
+    for start in range(0, len(X), chunk):
+        stop = min(len(X), start + chunk)
+        part = stack_params(slice_fields(fields, start, stop, chunk))
+        out[start:stop] = np.asarray(scorer(policy_params, part))[:stop - start]
+        if tick:
+            tick(stop - start)
+    return f"{meta['algo']} (trained, seed {idx + 1} of {meta['seeds']})", out
 
 
 def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | None = None,
@@ -804,17 +838,28 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
                        "default": {k: v.tolist() for k, v in base_fields(params).items()}}
         store = ChunkStore(Path(config.out), fingerprint, config.fresh, writer=jax.process_index() == 0)
     done = [0]
+    n_trained = 1 + len(X_design) if config.trained else 0  # the default and the design
 
     def tick(k: int) -> None:
         done[0] += k
         if progress:
-            progress(done[0], len(X))
+            progress(done[0], len(X) + n_trained)
 
     t_eval, cpu_eval = time.perf_counter(), time.process_time()
     res = evaluate_design(base_fields(params), groups, X, evaluator, config.chunk, store, tick)
     eval_s, eval_cpu_s = time.perf_counter() - t_eval, time.process_time() - cpu_eval
     scores = np.concatenate([res["optimal"][:, None], res["maps"]], axis=1)  # (n, 1 + M)
     n_design = len(X_design)
+    trained_name, trained_s = None, None
+    if config.trained:
+        t_trained = time.perf_counter()
+        chance = possible_chance(params, groups)
+        trained_name, y = trained_scores(config.trained, params, groups, X[:n_trained], chance, tick=tick)
+        trained_s = time.perf_counter() - t_trained
+        names.append("trained")
+        pad = np.full(len(X), np.nan)
+        pad[:n_trained] = y
+        scores = np.concatenate([scores, pad[:, None]], axis=1)
     design_scores = scores[1:1 + n_design]
     outputs = {}
     for j, name in enumerate(names):
@@ -826,6 +871,8 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
         outputs[name]["default"] = float(scores[0, j])
         outputs[name]["mean"] = float(y.mean())
         outputs[name]["std"] = float(y.std())
+        if name == "trained":
+            outputs[name]["policy"] = trained_name
     default_arrival = res["arrival"][0]
     switch = policy_switch(res["arrival"][1 + n_design:], owner, default_arrival, groups)
     from wlf_jax.events import ACTION_NAMES as AN
@@ -842,6 +889,7 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
         "eval_s": eval_s,
         "eval_cpu_s": eval_cpu_s,
         "rule_books_per_s": len(X) / eval_s if eval_s > 0 else None,
+        "trained_s": trained_s,
         "devices": evaluator.devices,
         "processes": jax.process_count(),
         "seed": config.seed,

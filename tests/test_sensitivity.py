@@ -425,3 +425,80 @@ def test_sharded_equals_unsharded_on_8_cpu_devices():
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"devices": 8, "equal": True, "shards": 8}
+
+
+# ---------------------------------------------------------------------------------------------
+# exact scores of a state-dependent (trained) policy across rule books
+# ---------------------------------------------------------------------------------------------
+
+def _energy_threshold_policy(hi, lo, threshold=0.55):
+    """A deterministic policy that depends on the state: map ``hi`` above an energy threshold,
+    map ``lo`` below it (the event read from the observation's one-hot)."""
+    from wlf_jax.env import OBS_LAYOUT
+
+    start = 0
+    for name, n in OBS_LAYOUT:
+        if name == "event_onehot":
+            break
+        start += n
+    hi, lo = jnp.asarray(hi, jnp.int32), jnp.asarray(lo, jnp.int32)
+
+    def policy(_, obs):
+        e = jnp.argmax(obs[start:start + len(EVENT_IDS)])
+        return jnp.where(obs[0] > threshold, hi[e], lo[e])
+    return policy
+
+
+def test_policy_scorer_equals_host_solver_for_a_state_dependent_policy():
+    from agents.exact import obs_policy
+    from agents.exact_policy import fixed_schedule, make_policy_scorer
+
+    base = reduced_week(MIXED)
+    stack, fields = perturbed(base, 3, seed=2)
+    rng = np.random.default_rng(0)
+    policy = _energy_threshold_policy(rng.integers(0, 3, len(EVENT_IDS)), rng.integers(0, 3, len(EVENT_IDS)))
+    chance = S.possible_chance(base, S.default_groups(base)).any(axis=1)
+    got = np.asarray(make_policy_scorer(policy, fixed_schedule(base), chance)(None, stack))
+    mixed = False
+    for i in range(3):
+        book = replace(base, name=f"book{i}", **{k: v[i] for k, v in fields.items()})
+        act = lambda obs: np.asarray(jax.vmap(lambda o: policy(None, o))(jnp.asarray(obs)))  # noqa: E731
+        ev = ExactSolver(book).evaluate(obs_policy(act, book))
+        assert abs(ev.exact_score - got[i]) < 1e-5, (i, ev.exact_score, got[i])
+        mixed |= any(0.0 < f < 1.0 for freq in ev.action_freq.values() for f in freq)
+    assert mixed  # the policy really acts on the state, not only on the event
+
+
+def test_policy_scorer_of_fixed_maps_equals_the_tree_solver():
+    from agents.exact_policy import fixed_schedule, make_policy_scorer
+
+    base = reduced_week(MIXED)
+    stack, _ = perturbed(base, 4, seed=3)
+    tree_scores = X.solve_one(stack, MAPS, arrival=False)["map_scores"]  # (4, M)
+    chance = np.asarray(base.alt_prob).max(axis=1) > 0
+    for m, amap in enumerate(MAPS):
+        policy = _energy_threshold_policy(amap, amap)
+        got = np.asarray(make_policy_scorer(policy, fixed_schedule(base), chance)(None, stack))
+        np.testing.assert_allclose(got, tree_scores[:, m], atol=1e-5)
+
+
+def test_trained_policy_scores_across_rule_books(tmp_path, solver_week_v2):
+    from agents.exact import obs_policy
+    from experiments.train import load_trained, run_training
+
+    run = tmp_path / "ppo"
+    run_training("ppo", preset="week_v2", seeds=1, out=run, exact_curve=False, evaluate=False,
+                 overrides={"budget_steps": 4 * 128 * 16, "n_chunks": 1})
+    params = presets.week_v2()
+    groups = S.default_groups(params)
+    X_ = np.stack([S.identity_row(groups), S.identity_row(groups)])
+    energy = next(g for g in groups if g.name == "start/energy")
+    X_[1, groups.index(energy)] = energy.low  # ten points less energy on Monday
+    name, scores = S.trained_scores(run, params, groups, X_, S.possible_chance(params, groups))
+    assert name.startswith("ppo (trained")
+    _, act = load_trained(run)
+    host = solver_week_v2.evaluate(obs_policy(act, params)).exact_score
+    assert abs(scores[0] - host) < 1e-5
+    assert scores[1] != scores[0]  # a more tired Monday changes the week
+    with pytest.raises(ValueError, match="trained on 'week_v2'"):
+        S.trained_scores(run, presets.seed_v1(), groups, X_, S.possible_chance(params, groups))

@@ -1,0 +1,101 @@
+"""Exact expected week score of any deterministic observation policy, vmappable over rule books.
+
+In a fixed-schedule week (``week_v2``) the only randomness is the outcome of each chance event,
+drawn once per event.  Fix every chance event's outcome up front (a *pattern*: main or
+alternative for each of the K chance events; ``week_v2``: 2**7 = 128) and a deterministic policy
+plays one determined week per pattern.  The probability of a pattern under that policy is the
+product, over the chance events, of ``p`` (alternative) or ``1 - p`` (main) for the action the
+policy took there; events the week never reached count both outcomes, so they contribute 1/2 to
+each of the two otherwise identical patterns.  The exact expected score is the weighted sum over
+patterns (:func:`agents.exact.pattern_weights` is the same rule on the host).
+
+Everything is JAX: ``make_policy_scorer`` returns one jitted function that scores a stack of
+rule books (``vmap``) for a policy given as ``policy(policy_params, obs) -> action`` -- e.g. a
+trained PPO network's greedy action -- which is what ``wlf sensitivity --trained DIR`` uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wlf_jax.env import WorkWeek, observe
+from wlf_jax.events import N_EVENTS
+from wlf_jax.params import EnvParams, MAX_STEPS
+from wlf_jax.reward import rubric_total
+from wlf_jax.state import Scenario
+
+N_ACTIONS = 3
+
+ObsPolicy = Callable[[Any, jnp.ndarray], jnp.ndarray]  # (policy_params, obs (OBS,)) -> action ()
+
+
+def chance_patterns(chance_events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(alt (P, E) bool, uniforms (P, E) float32)`` for every outcome pattern of the events
+    marked in ``chance_events`` (E,).  A uniform of 0 forces the alternative outcome wherever
+    the chosen action has one, 1 forces the main outcome."""
+    ids = np.flatnonzero(np.asarray(chance_events, bool))
+    bits = np.array(list(itertools.product([False, True], repeat=len(ids))), bool).reshape(-1, len(ids))
+    alt = np.zeros((len(bits), N_EVENTS), bool)
+    alt[:, ids] = bits
+    return alt, np.where(alt, 0.0, 1.0).astype(np.float32)
+
+
+def fixed_schedule(params: EnvParams) -> np.ndarray:
+    """The slot schedule of a rule book whose event order is fixed; raises for shuffled ones."""
+    slot_event = np.asarray(params.slot_event)
+    if slot_event.ndim != 1:
+        raise ValueError("pass one rule book (or take row 0 of a stack) to read its schedule")
+    if np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)):
+        raise ValueError(f"rule book {params.name!r} shuffles its events; the exact policy "
+                         "scorer needs a fixed schedule (e.g. week_v2)")
+    return slot_event.astype(np.int32)
+
+
+def make_policy_scorer(policy: ObsPolicy, slot_event: np.ndarray, chance_events: np.ndarray):
+    """A jitted ``score(policy_params, params) -> (B,)``: the exact expected week score of the
+    deterministic ``policy`` in each rule book of the stack ``params`` (leading batch axis).
+
+    ``slot_event`` (T,): the common fixed schedule; ``chance_events`` (E,): every event that has
+    an alternative outcome for some action in some rule book of the stack (extra events are
+    harmless: their patterns get weight 0 or split evenly).
+    """
+    alt, uniforms = chance_patterns(chance_events)
+    alt_j, uniforms_j = jnp.asarray(alt), jnp.asarray(uniforms)
+    chance_j = jnp.asarray(np.asarray(chance_events, bool))
+    schedule = jnp.asarray(slot_event, jnp.int32)
+    env = WorkWeek()
+    events = jnp.arange(N_EVENTS)
+
+    def one_week(policy_params, params: EnvParams, u):
+        _, state = env.reset_to_scenario(Scenario(schedule, u), params)
+
+        def body(s, _):
+            action = policy(policy_params, observe(s, params))
+            _, s2, _, _, _ = env.step_env(None, s, jnp.asarray(action, jnp.int32), params)
+            return s2, None
+
+        final, _ = jax.lax.scan(body, state, None, length=MAX_STEPS)
+        return rubric_total(final, params), final.actions.astype(jnp.int32)
+
+    def one_book(policy_params, params: EnvParams):
+        score, actions = jax.vmap(one_week, (None, None, 0))(policy_params, params, uniforms_j)
+        p = params.alt_prob[events, jnp.clip(actions, 0, N_ACTIONS - 1)]  # (P, E)
+        factor = jnp.where(alt_j, p, 1.0 - p)
+        factor = jnp.where(actions >= 0, factor, 0.5)
+        factor = jnp.where(chance_j, factor, 1.0)
+        return jnp.sum(jnp.prod(factor, axis=-1) * score)
+
+    return jax.jit(jax.vmap(one_book, (None, 0)))
+
+
+def greedy_obs_policy(greedy: Callable) -> ObsPolicy:
+    """Adapt a learner's batched ``greedy(params, obs (n, OBS)) -> (n,)`` to one observation."""
+    return lambda policy_params, obs: greedy(policy_params, obs[None])[0]
+
+
+__all__ = ["chance_patterns", "fixed_schedule", "greedy_obs_policy", "make_policy_scorer"]

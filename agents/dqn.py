@@ -7,7 +7,7 @@ whether it finds the state-dependent optimum is the number of gradient updates: 
 per seed at one step per update (3.9k updates) settle at 0.95 of the optimum on week_v2; the
 same 250k at eight steps per update, or 2M decisions at one step
 (31k updates either way), reach 0.995 and 1.000.  The second is the default: stepping weeks is
-cheaper than gradient steps (63 s against 70 s for 5 seeds on two cores).  The target is
+cheaper than gradient steps (63-66 s against 70 s for 5 seeds on two cores).  The target is
 double-Q (``r + (1 - done) Q_target(s', argmax_a Q(s', a))``) with a Huber loss; the target
 network follows the online one by Polyak averaging.  Weeks are at most 14 decisions and the
 objective is the undiscounted week return, so ``gamma`` defaults to 1.

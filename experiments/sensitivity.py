@@ -762,6 +762,23 @@ def sweep_groups(config: SweepConfig, params: EnvParams) -> list[RuleGroup]:
     return default_groups(params, config.granularity)
 
 
+def check_trained(run_dir: str | os.PathLike, params: EnvParams) -> None:
+    """Refuse a ``--trained`` folder that is missing, unfinished or from another preset
+    (checked before the sweep starts, not after it)."""
+    from experiments.train import CHECKPOINT, read_checkpoint
+
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"--trained {run_dir}: no {CHECKPOINT} there (train with `wlf train`)")
+    meta, _ = read_checkpoint(path)
+    if meta["chunks_done"] < meta["n_chunks"]:
+        raise ValueError(f"--trained {run_dir}: training stopped after {meta['chunks_done']} of "
+                         f"{meta['n_chunks']} chunks; finish it with `wlf train --resume {run_dir}`")
+    if meta["preset"] != params.name:
+        raise ValueError(f"--trained {run_dir} was trained on {meta['preset']!r}; this sweep is "
+                         f"around {params.name!r}")
+
+
 def trained_scores(run_dir: str | os.PathLike, params: EnvParams, groups: Sequence[RuleGroup],
                    X: np.ndarray, chance: np.ndarray, chunk: int = 256,
                    tick: Callable[[int], None] | None = None) -> tuple[str, np.ndarray]:
@@ -775,15 +792,12 @@ def trained_scores(run_dir: str | os.PathLike, params: EnvParams, groups: Sequen
     from agents.exact_policy import fixed_schedule, greedy_obs_policy, make_policy_scorer
     from experiments.train import load_policy_params
 
+    check_trained(run_dir, params)
     meta, trainer, policy_params, idx = load_policy_params(run_dir)
-    if meta["chunks_done"] < meta["n_chunks"]:
-        raise ValueError(f"{run_dir}: training stopped after {meta['chunks_done']} of "
-                         f"{meta['n_chunks']} chunks; finish it with `wlf train --resume {run_dir}`")
-    if meta["preset"] != params.name:
-        raise ValueError(f"{run_dir} was trained on {meta['preset']!r}; this sweep is around "
-                         f"{params.name!r}")
-    scorer = make_policy_scorer(greedy_obs_policy(trainer.greedy), fixed_schedule(params),
-                                np.asarray(chance).any(axis=1))
+    chance_events = np.asarray(chance).any(axis=1)
+    scorer = make_policy_scorer(greedy_obs_policy(trainer.greedy), fixed_schedule(params), chance_events)
+    # every rule book plays 2**K weeks (K chance events): keep a call near 32k weeks
+    chunk = max(1, min(chunk, 32_768 // 2 ** int(chance_events.sum())))
     fields = apply_groups(base_fields(params), groups, X)
     out = np.zeros(len(X))
     for start in range(0, len(X), chunk):
@@ -816,6 +830,8 @@ def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | 
     groups = list(sweep_groups(config, params) if groups is None else groups)
     if not groups:
         raise ValueError("no rule groups to sweep")
+    if config.trained:
+        check_trained(config.trained, params)
     names = ["optimal", *FIXED_MAP_NAMES]
     maps = np.stack([action_map(n) for n in FIXED_MAP_NAMES])
     try:

@@ -237,7 +237,11 @@ def test_evidence_experiment_runs_end_to_end_and_its_numbers_agree(tiny, tmp_pat
                          sft_steps=3, grpo_steps=2, samples=2, grpo_batch=8, progress=lambda *_: None)
     saved = json.loads((tmp_path / "exp" / "experiment.json").read_text())
     assert saved["grpo"]["steps"] == 2 and len(saved["grpo"]["reward_curve"]) == 2
-    assert saved["grpo"]["beta"] == 0.04 and saved["grpo"]["learning_rate"] == 1e-3
+    # the trainer ran with the experiment's settings: KL term logged (beta > 0), peak lr 1e-3
+    log = json.loads((tmp_path / "exp" / "grpo" / "trainer_log.json").read_text())
+    steps = [h for h in log if "reward" in h]
+    assert all("kl" in h for h in steps)
+    assert max(float(h["learning_rate"]) for h in steps) == pytest.approx(1e-3)
     assert res["n_eval"] == 4 and res["before"]["n"] == res["after"]["n"] == 8
     # the paired difference is the difference of the means (same states, same number of samples)
     d = res["difference"]

@@ -122,6 +122,36 @@ def test_a_swept_probability_can_create_a_chance_outcome():
         assert abs(float(got["optimal_return"][i]) - ExactSolver(book).value()) < 1e-5
 
 
+def test_overnight_composition_equals_night_by_night_clamping():
+    """One clip of the composed nights equals the dynamics' clamp after every night, also with
+    negative recovery, penalties larger than the energy and several nights at once."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(7)
+    n, b = 40, 16
+    day = rng.integers(0, 5, n)
+    next_day = np.minimum(day + rng.integers(0, 4, n), 4)
+    recovery = rng.integers(-40, 61, (4, b))
+    penalty = rng.integers(0, 81, b)
+    energy = rng.integers(0, 101, (n, b))
+    sleep = rng.integers(0, 2, (n, b))
+    early = rng.random((n, b)) < 0.2
+    rules = SimpleNamespace(recovery=jnp.asarray(recovery), sleep_debt_penalty=jnp.asarray(penalty))
+    got = np.asarray(X._overnight(jnp.asarray(energy, X.SMALL), jnp.asarray(sleep, X.SMALL),
+                                  jnp.asarray(early), day, next_day, rules))
+    want = energy.copy()
+    for i in range(n):
+        for k in range(b):
+            if early[i, k]:
+                continue
+            e = energy[i, k]
+            for d in range(day[i], next_day[i]):
+                e = min(100, max(0, e + recovery[d, k] - (penalty[k] if sleep[i, k] and d == day[i] else 0)))
+            want[i, k] = e
+    assert (next_day - day > 1).any() and (want != energy).any()
+    np.testing.assert_array_equal(got, want)
+
+
 def test_vmap_over_params_equals_stacked_solve():
     base = reduced_week(MICRO)
     stack, _ = perturbed(base, 3, seed=5)
@@ -431,9 +461,10 @@ def test_sharded_equals_unsharded_on_8_cpu_devices():
 # exact scores of a state-dependent (trained) policy across rule books
 # ---------------------------------------------------------------------------------------------
 
-def _energy_threshold_policy(hi, lo, threshold=0.55):
-    """A deterministic policy that depends on the state: map ``hi`` above an energy threshold,
-    map ``lo`` below it (the event read from the observation's one-hot)."""
+def _energy_threshold_policy(threshold=0.55):
+    """A deterministic policy that depends on the state: with policy parameters ``(hi, lo)``
+    (two per-event maps), map ``hi`` above an energy threshold and ``lo`` below it (the event
+    read from the observation's one-hot)."""
     from wlf_jax.env import OBS_LAYOUT
 
     start = 0
@@ -441,9 +472,9 @@ def _energy_threshold_policy(hi, lo, threshold=0.55):
         if name == "event_onehot":
             break
         start += n
-    hi, lo = jnp.asarray(hi, jnp.int32), jnp.asarray(lo, jnp.int32)
 
-    def policy(_, obs):
+    def policy(maps, obs):
+        hi, lo = maps
         e = jnp.argmax(obs[start:start + len(EVENT_IDS)])
         return jnp.where(obs[0] > threshold, hi[e], lo[e])
     return policy
@@ -456,13 +487,14 @@ def test_policy_scorer_equals_host_solver_for_a_state_dependent_policy():
     base = reduced_week(MIXED)
     stack, fields = perturbed(base, 3, seed=2)
     rng = np.random.default_rng(0)
-    policy = _energy_threshold_policy(rng.integers(0, 3, len(EVENT_IDS)), rng.integers(0, 3, len(EVENT_IDS)))
+    maps = tuple(jnp.asarray(rng.integers(0, 3, len(EVENT_IDS)), jnp.int32) for _ in range(2))
+    policy = _energy_threshold_policy()
     chance = S.possible_chance(base, S.default_groups(base)).any(axis=1)
-    got = np.asarray(make_policy_scorer(policy, fixed_schedule(base), chance)(None, stack))
+    got = np.asarray(make_policy_scorer(policy, fixed_schedule(base), chance)(maps, stack))
     mixed = False
     for i in range(3):
         book = replace(base, name=f"book{i}", **{k: v[i] for k, v in fields.items()})
-        act = lambda obs: np.asarray(jax.vmap(lambda o: policy(None, o))(jnp.asarray(obs)))  # noqa: E731
+        act = lambda obs: np.asarray(jax.vmap(lambda o: policy(maps, o))(jnp.asarray(obs)))  # noqa: E731
         ev = ExactSolver(book).evaluate(obs_policy(act, book))
         assert abs(ev.exact_score - got[i]) < 1e-5, (i, ev.exact_score, got[i])
         mixed |= any(0.0 < f < 1.0 for freq in ev.action_freq.values() for f in freq)
@@ -476,29 +508,77 @@ def test_policy_scorer_of_fixed_maps_equals_the_tree_solver():
     stack, _ = perturbed(base, 4, seed=3)
     tree_scores = X.solve_one(stack, MAPS, arrival=False)["map_scores"]  # (4, M)
     chance = np.asarray(base.alt_prob).max(axis=1) > 0
-    for m, amap in enumerate(MAPS):
-        policy = _energy_threshold_policy(amap, amap)
-        got = np.asarray(make_policy_scorer(policy, fixed_schedule(base), chance)(None, stack))
-        np.testing.assert_allclose(got, tree_scores[:, m], atol=1e-5)
+    scorer = make_policy_scorer(_energy_threshold_policy(), fixed_schedule(base), chance)
+    for m, amap in enumerate(MAPS):  # one compiled program: the map is a policy parameter
+        amap = jnp.asarray(amap, jnp.int32)
+        np.testing.assert_allclose(np.asarray(scorer((amap, amap), stack)), tree_scores[:, m], atol=1e-5)
 
 
-def test_trained_policy_scores_across_rule_books(tmp_path, solver_week_v2):
-    from agents.exact import obs_policy
-    from experiments.train import load_trained, run_training
+@pytest.fixture(scope="module")
+def tiny_ppo_run(tmp_path_factory):
+    """A finished (tiny) PPO run on week_v2."""
+    from experiments.train import run_training
 
-    run = tmp_path / "ppo"
+    run = tmp_path_factory.mktemp("ppo")
     run_training("ppo", preset="week_v2", seeds=1, out=run, exact_curve=False, evaluate=False,
                  overrides={"budget_steps": 4 * 128 * 16, "n_chunks": 1})
+    return run
+
+
+def test_trained_policy_scores_across_rule_books(tiny_ppo_run, solver_week_v2):
+    from agents.exact import obs_policy
+    from experiments.train import load_policy_params, load_trained
+    from wlf_jax.rollout import rollout
+
+    run = tiny_ppo_run
     params = presets.week_v2()
     groups = S.default_groups(params)
     X_ = np.stack([S.identity_row(groups), S.identity_row(groups)])
     energy = next(g for g in groups if g.name == "start/energy")
     X_[1, groups.index(energy)] = energy.low  # ten points less energy on Monday
-    name, scores = S.trained_scores(run, params, groups, X_, S.possible_chance(params, groups))
+    chance = S.possible_chance(params, groups)
+    name, scores = S.trained_scores(run, params, groups, X_, chance)
     assert name.startswith("ppo (trained")
+    # the default rule book: equal to the host solver's exact evaluation of the same network
     _, act = load_trained(run)
-    host = solver_week_v2.evaluate(obs_policy(act, params)).exact_score
-    assert abs(scores[0] - host) < 1e-5
+    assert abs(scores[0] - solver_week_v2.evaluate(obs_policy(act, params)).exact_score) < 1e-5
+    # the perturbed one: within sampling error of 20,000 weeks simulated with random outcomes
+    _, trainer, pp, _ = load_policy_params(run)
+    book = S.stack_params(S.apply_groups(S.base_fields(params), groups, X_[1:]))
+    book = jax.tree_util.tree_map(lambda v: jnp.asarray(v[0]), book)
+    greedy = lambda p_, obs, key: trainer.greedy(p_, obs[None])[0]  # noqa: E731
+    sampled = np.asarray(jax.jit(lambda k: rollout(greedy, book, k, 20_000, pp)["score"])(jax.random.PRNGKey(1)))
+    assert abs(scores[1] - sampled.mean()) < 4 * sampled.std() / np.sqrt(len(sampled)) + 1e-4
     assert scores[1] != scores[0]  # a more tired Monday changes the week
+    # one rule book per call (the padding path) gives the same numbers
+    _, one_by_one = S.trained_scores(run, params, groups, X_, chance, chunk=1)
+    np.testing.assert_allclose(one_by_one, scores, atol=1e-6)
+
+
+def test_trained_folder_is_checked_before_the_sweep(tiny_ppo_run, tmp_path):
+    config = S.SweepConfig(samples=2, method="morris", trained=str(tmp_path / "nothing"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint.msgpack"):
+        S.run_sensitivity(config, params=presets.week_v2(), groups=S.default_groups(presets.week_v2())[:2])
     with pytest.raises(ValueError, match="trained on 'week_v2'"):
-        S.trained_scores(run, presets.seed_v1(), groups, X_, S.possible_chance(params, groups))
+        S.check_trained(tiny_ppo_run, presets.seed_v1())
+
+
+def test_sensitivity_end_to_end_with_a_trained_policy(tiny_ppo_run, tmp_path):
+    """Morris on a small week with the trained network as one more output (the week keeps the
+    preset's name, so the week_v2 network may be scored on it)."""
+    from agents.exact import obs_policy
+    from experiments.train import load_trained
+
+    params = replace(reduced_week(TINY), name="week_v2")
+    groups = e2e_groups(params)
+    config = S.SweepConfig(method="morris", samples=4, switch_points=2, chunk=8, trained=str(tiny_ppo_run))
+    calls = []
+    res = S.run_sensitivity(config, progress=lambda d, t: calls.append((d, t)), params=params, groups=groups)
+    n_design = res["design_rule_books"]
+    assert calls[-1] == (res["rule_books"] + 1 + n_design,) * 2
+    o = res["outputs"]["trained"]
+    assert o["policy"].startswith("ppo (trained") and res["trained_s"] > 0
+    _, act = load_trained(tiny_ppo_run)
+    assert abs(o["default"] - ExactSolver(params).evaluate(obs_policy(act, params)).exact_score) < 1e-5
+    assert o["mu_star"]["dead"] == 0.0 and np.isfinite(o["mean"])
+    json.dumps(res)

@@ -284,6 +284,17 @@ class PatternSet:
     chance_events: np.ndarray  # (E,) bool
 
 
+def chance_patterns(chance_events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(alt (P, E) bool, uniforms (P, E) float32)`` for every main/alternative outcome pattern
+    of the events marked in ``chance_events`` (E,), P = 2**K.  A uniform of 0 forces the
+    alternative outcome wherever the chosen action has one, 1 forces the main outcome."""
+    ids = np.flatnonzero(np.asarray(chance_events, bool))
+    bits = np.array(list(itertools.product([False, True], repeat=len(ids))), bool).reshape(-1, len(ids))
+    alt = np.zeros((len(bits), N_EVENTS), bool)
+    alt[:, ids] = bits
+    return alt, np.where(alt, 0.0, 1.0).astype(np.float32)
+
+
 def pattern_scenarios(params: EnvParams) -> PatternSet:
     """Enumerate orders x outcome patterns (seed_v1: 720 x 2; week_v2: 1 x 2**7)."""
     r = to_python(params)
@@ -297,27 +308,33 @@ def pattern_scenarios(params: EnvParams) -> PatternSet:
         se[slots] = perm
         orders.append(se)
     chance = np.asarray(r["alt_prob"]).max(axis=1) > 0
-    chance_ids = np.flatnonzero(chance)
-    n_bits = len(chance_ids)
-    bits = np.array(list(itertools.product([False, True], repeat=n_bits)), bool).reshape(-1, n_bits)
-    n = len(orders) * len(bits)
-    se_all = np.repeat(np.asarray(orders, np.int32), len(bits), axis=0)
-    alt = np.zeros((n, N_EVENTS), bool)
-    alt[:, chance_ids] = np.tile(bits, (len(orders), 1))
-    uniforms = np.where(alt, 0.0, 1.0).astype(np.float32)
+    alt_one, uniforms_one = chance_patterns(chance)
+    n = len(orders) * len(alt_one)
+    se_all = np.repeat(np.asarray(orders, np.int32), len(alt_one), axis=0)
+    alt = np.tile(alt_one, (len(orders), 1))
+    uniforms = np.tile(uniforms_one, (len(orders), 1))
     return PatternSet(se_all, uniforms, np.full(n, 1.0 / len(orders)), alt, chance)
+
+
+def pattern_probability(xp, alt_bit, actions, p_taken, chance_events):
+    """Probability of each outcome pattern under the actions taken in it, with array module
+    ``xp`` (numpy on the host, ``jax.numpy`` in jitted code).  ``actions`` (..., E), -1 = event
+    not reached; ``p_taken`` (..., E) the alternative's probability for the action taken.
+    Unreached chance events count both outcomes, so their factor is 1/2; events without
+    chance contribute 1."""
+    factor = xp.where(alt_bit, p_taken, 1.0 - p_taken)
+    factor = xp.where(actions >= 0, factor, 0.5)
+    factor = xp.where(chance_events, factor, 1.0)
+    return xp.prod(factor, axis=-1)
 
 
 def pattern_weights(patterns: PatternSet, actions: np.ndarray, params: EnvParams) -> np.ndarray:
     """Probability of each pattern given the actions taken in it (``actions``: (..., N, E), -1 =
-    event not reached).  Unreached chance events count both outcomes, so their factor is 1/2."""
+    event not reached); see :func:`pattern_probability`."""
     p_alt = np.asarray(params.alt_prob, np.float64)  # (E, A)
     a = np.clip(actions, 0, N_ACTIONS - 1)
     p = np.take_along_axis(np.broadcast_to(p_alt, a.shape[:-1] + p_alt.shape), a[..., None], -1)[..., 0]
-    factor = np.where(patterns.alt_bit, p, 1.0 - p)
-    factor = np.where(actions >= 0, factor, 0.5)
-    factor = np.where(patterns.chance_events, factor, 1.0)
-    return np.prod(factor, axis=-1) * patterns.order_weight
+    return pattern_probability(np, patterns.alt_bit, actions, p, patterns.chance_events) * patterns.order_weight
 
 
 def exact_scores(params: EnvParams, action_maps: np.ndarray, batch: int = 4096,

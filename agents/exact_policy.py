@@ -7,7 +7,8 @@ plays one determined week per pattern.  The probability of a pattern under that 
 product, over the chance events, of ``p`` (alternative) or ``1 - p`` (main) for the action the
 policy took there; events the week never reached count both outcomes, so they contribute 1/2 to
 each of the two otherwise identical patterns.  The exact expected score is the weighted sum over
-patterns (:func:`agents.exact.pattern_weights` is the same rule on the host).
+patterns (:func:`agents.exact.chance_patterns` and :func:`agents.exact.pattern_probability`,
+shared with the host-side :func:`agents.exact.exact_scores`).
 
 Everything is JAX: ``make_policy_scorer`` returns one jitted function that scores a stack of
 rule books (``vmap``) for a policy given as ``policy(policy_params, obs) -> action`` -- e.g. a
@@ -16,33 +17,20 @@ trained PPO network's greedy action -- which is what ``wlf sensitivity --trained
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agents.exact import chance_patterns, pattern_probability
 from wlf_jax.env import WorkWeek, observe
-from wlf_jax.events import N_EVENTS
+from wlf_jax.events import N_ACTIONS, N_EVENTS
 from wlf_jax.params import EnvParams, MAX_STEPS
 from wlf_jax.reward import rubric_total
 from wlf_jax.state import Scenario
 
-N_ACTIONS = 3
-
 ObsPolicy = Callable[[Any, jnp.ndarray], jnp.ndarray]  # (policy_params, obs (OBS,)) -> action ()
-
-
-def chance_patterns(chance_events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(alt (P, E) bool, uniforms (P, E) float32)`` for every outcome pattern of the events
-    marked in ``chance_events`` (E,).  A uniform of 0 forces the alternative outcome wherever
-    the chosen action has one, 1 forces the main outcome."""
-    ids = np.flatnonzero(np.asarray(chance_events, bool))
-    bits = np.array(list(itertools.product([False, True], repeat=len(ids))), bool).reshape(-1, len(ids))
-    alt = np.zeros((len(bits), N_EVENTS), bool)
-    alt[:, ids] = bits
-    return alt, np.where(alt, 0.0, 1.0).astype(np.float32)
 
 
 def fixed_schedule(params: EnvParams) -> np.ndarray:
@@ -85,10 +73,7 @@ def make_policy_scorer(policy: ObsPolicy, slot_event: np.ndarray, chance_events:
     def one_book(policy_params, params: EnvParams):
         score, actions = jax.vmap(one_week, (None, None, 0))(policy_params, params, uniforms_j)
         p = params.alt_prob[events, jnp.clip(actions, 0, N_ACTIONS - 1)]  # (P, E)
-        factor = jnp.where(alt_j, p, 1.0 - p)
-        factor = jnp.where(actions >= 0, factor, 0.5)
-        factor = jnp.where(chance_j, factor, 1.0)
-        return jnp.sum(jnp.prod(factor, axis=-1) * score)
+        return jnp.sum(pattern_probability(jnp, alt_j, actions, p, chance_j) * score)
 
     return jax.jit(jax.vmap(one_book, (None, 0)))
 
@@ -98,4 +83,4 @@ def greedy_obs_policy(greedy: Callable) -> ObsPolicy:
     return lambda policy_params, obs: greedy(policy_params, obs[None])[0]
 
 
-__all__ = ["chance_patterns", "fixed_schedule", "greedy_obs_policy", "make_policy_scorer"]
+__all__ = ["fixed_schedule", "greedy_obs_policy", "make_policy_scorer"]

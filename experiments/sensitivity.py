@@ -762,21 +762,18 @@ def sweep_groups(config: SweepConfig, params: EnvParams) -> list[RuleGroup]:
     return default_groups(params, config.granularity)
 
 
-def check_trained(run_dir: str | os.PathLike, params: EnvParams) -> None:
-    """Refuse a ``--trained`` folder that is missing, unfinished or from another preset
-    (checked before the sweep starts, not after it)."""
-    from experiments.train import CHECKPOINT, read_checkpoint
-
-    path = Path(run_dir) / CHECKPOINT
-    if not path.exists():
-        raise FileNotFoundError(f"--trained {run_dir}: no {CHECKPOINT} there (train with `wlf train`)")
-    meta, _ = read_checkpoint(path)
-    if meta["chunks_done"] < meta["n_chunks"]:
-        raise ValueError(f"--trained {run_dir}: training stopped after {meta['chunks_done']} of "
-                         f"{meta['n_chunks']} chunks; finish it with `wlf train --resume {run_dir}`")
+def _same_preset(meta: dict, run_dir, params: EnvParams) -> None:
     if meta["preset"] != params.name:
         raise ValueError(f"--trained {run_dir} was trained on {meta['preset']!r}; this sweep is "
                          f"around {params.name!r}")
+
+
+def check_trained(run_dir: str | os.PathLike, params: EnvParams) -> None:
+    """Refuse a ``--trained`` folder that is missing, unfinished or from another preset
+    (checked before the sweep starts, not after it)."""
+    from experiments.train import read_finished_run
+
+    _same_preset(read_finished_run(run_dir)[0], run_dir, params)
 
 
 def trained_scores(run_dir: str | os.PathLike, params: EnvParams, groups: Sequence[RuleGroup],
@@ -790,10 +787,10 @@ def trained_scores(run_dir: str | os.PathLike, params: EnvParams, groups: Sequen
     ``chance`` (E, A): pairs that may have an alternative outcome in the sweep.
     """
     from agents.exact_policy import fixed_schedule, greedy_obs_policy, make_policy_scorer
-    from experiments.train import load_policy_params
+    from experiments.train import load_policy_params, trained_name
 
-    check_trained(run_dir, params)
     meta, trainer, policy_params, idx = load_policy_params(run_dir)
+    _same_preset(meta, run_dir, params)
     chance_events = np.asarray(chance).any(axis=1)
     scorer = make_policy_scorer(greedy_obs_policy(trainer.greedy), fixed_schedule(params), chance_events)
     # every rule book plays 2**K weeks (K chance events): keep a call near 32k weeks
@@ -806,7 +803,7 @@ def trained_scores(run_dir: str | os.PathLike, params: EnvParams, groups: Sequen
         out[start:stop] = np.asarray(scorer(policy_params, part))[:stop - start]
         if tick:
             tick(stop - start)
-    return f"{meta['algo']} (trained, seed {idx + 1} of {meta['seeds']})", out
+    return trained_name(meta, idx), out
 
 
 def run_sensitivity(config: SweepConfig, progress: Callable[[int, int], None] | None = None,

@@ -526,12 +526,31 @@ def resume(out: str | Path, progress: Progress | None = None) -> dict[str, Any]:
 # trained policies as agents
 # ---------------------------------------------------------------------------------------------
 
+def read_finished_run(run_dir: str | Path) -> tuple[dict[str, Any], dict]:
+    """``(meta, carry state dict)`` of the checkpoint of a finished run; a missing checkpoint
+    (FileNotFoundError) or an unfinished run (ValueError) is refused with a clear message."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"no {CHECKPOINT} in {run_dir} (train with `wlf train`)")
+    meta, state = read_checkpoint(path)
+    if meta["chunks_done"] < meta["n_chunks"]:
+        raise ValueError(f"{run_dir}: training stopped after {meta['chunks_done']} of "
+                         f"{meta['n_chunks']} chunks; finish it with `wlf train --resume {run_dir}`")
+    return meta, state
+
+
+def trained_name(meta: dict[str, Any], seed_index: int) -> str:
+    """How a trained policy is named in tables, e.g. ``"ppo (trained, seed 2 of 5)"``."""
+    return f"{meta['algo']} (trained, seed {seed_index + 1} of {meta['seeds']})"
+
+
 def load_policy_params(run_dir: str | Path, seed_index: int | None = None):
-    """``(meta, trainer, policy_params of one seed, seed index)`` of a finished run folder.
+    """``(meta, trainer, policy_params of one seed, seed index)`` of a finished run folder
+    (see :func:`read_finished_run` for what is refused).
 
     Without ``seed_index`` the run's representative (median) seed is used."""
     run_dir = Path(run_dir)
-    meta, state = read_checkpoint(run_dir / CHECKPOINT)
+    meta, state = read_finished_run(run_dir)
     algo, preset = meta["algo"], meta["preset"]
     config = config_from_dict(algo, meta["config"])
     trainer = algo_module(algo).make_trainer(config, presets.get(preset))
@@ -552,15 +571,8 @@ def load_trained(run_dir: str | Path) -> tuple[str, Callable[[np.ndarray], np.nd
     ``act_batch(obs (n, OBS_SIZE)) -> actions (n,)`` is the greedy action; the name says the
     algorithm, e.g. ``"ppo (trained, seed 2 of 5)"``.
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / CHECKPOINT).exists():
-        raise FileNotFoundError(f"no {CHECKPOINT} in {run_dir} (train with `wlf train`)")
     meta, trainer, pp, idx = load_policy_params(run_dir)
-    if meta["chunks_done"] < meta["n_chunks"]:
-        raise ValueError(f"{run_dir}: training stopped after {meta['chunks_done']} of "
-                         f"{meta['n_chunks']} chunks; finish it with `wlf train --resume {run_dir}`")
-    name = f"{meta['algo']} (trained, seed {idx + 1} of {meta['seeds']})"
-    return name, make_act_batch(jax.jit(trainer.greedy), pp)
+    return trained_name(meta, idx), make_act_batch(jax.jit(trainer.greedy), pp)
 
 
 def summary_text(result: dict[str, Any]) -> str:

@@ -50,6 +50,20 @@ def _encode_example(tokenizer, messages, reply: str) -> tuple[list[int], list[in
     return prompt + answer, [-100] * len(prompt) + answer
 
 
+def _pad_batch(tokenizer, batch: Sequence[tuple[list[int], list[int]]]):
+    """Right-padded ``(input_ids, labels, attention_mask)`` tensors of :func:`_encode_example`
+    pairs (labels padded with -100)."""
+    import torch
+
+    width = max(len(x) for x, _ in batch)
+    ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for i, (x, y) in enumerate(batch):
+        ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return ids, labels, mask
+
+
 def sft_fit(model_path: str | Path, examples: Sequence[tuple[Sequence[Mapping[str, str]], str, str]],
             out_dir: str | Path, steps: int = 150, batch_size: int = 8, learning_rate: float = 3e-3,
             seed: int = 0, threads: int | None = 2) -> dict[str, Any]:
@@ -73,13 +87,7 @@ def sft_fit(model_path: str | Path, examples: Sequence[tuple[Sequence[Mapping[st
     losses = []
     t0 = time.perf_counter()
     for _ in range(steps):
-        batch = rng.sample(data, min(batch_size, len(data)))
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (x, y) in enumerate(batch):
-            ids[i, :len(x)], labels[i, :len(y)], mask[i, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+        ids, labels, mask = _pad_batch(tok, rng.sample(data, min(batch_size, len(data))))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad()
         loss.backward()
@@ -151,13 +159,7 @@ def reference_nll(model_path: str | Path, rows: Sequence[Mapping[str, Any]], rep
     data = [_encode_example(tok, r["prompt"], t) for r, reps in zip(rows, replies) for t in reps]
     total, count = 0.0, 0
     for i in range(0, len(data), batch_size):
-        batch = data[i:i + batch_size]
-        width = max(len(x) for x, _ in batch)
-        ids = torch.full((len(batch), width), tok.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for j, (x, y) in enumerate(batch):
-            ids[j, :len(x)], labels[j, :len(y)], mask[j, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+        ids, labels, mask = _pad_batch(tok, data[i:i + batch_size])
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
         target = labels[:, 1:]

@@ -39,6 +39,7 @@ from wlf_jax.events import ACTION_NAMES, EVENT_IDS, N_ACTIONS
 from . import compat
 from .cues import BARE_NO, BARE_YES, GENERIC_TOKENS, NEXT_WEEK, PRIOR, compile_cues
 from .textnorm import PUNCT_END, Normalized, normalize
+from .unreadable import UNREADABLE_KINDS, unreadable_reason
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "replies_train.jsonl"
@@ -52,12 +53,28 @@ SILENT_ACTION: dict[str, str] = {
 }
 
 
+UNREADABLE = N_ACTIONS
+"""Action index of an unreadable reply (``llm_bridge.unreadable``): one past the three actions."""
+UNREADABLE_NAME = "unreadable"
+
+
+def action_label(event: int, action: int) -> str:
+    """The name of a decoded action, ``unreadable`` included."""
+    return UNREADABLE_NAME if action == UNREADABLE else ACTION_NAMES[event][action]
+
+
 class Decoded(NamedTuple):
-    """A decoded reply: action index (0, 1, 2), confidence in [0, 1], and the three probabilities."""
+    """A decoded reply: action index (0, 1, 2, or ``UNREADABLE`` = 3), confidence in [0, 1], the
+    three actions' probabilities, and for an unreadable reply its kind (``UNREADABLE_KINDS``)."""
 
     action: int
     confidence: float
     probs: tuple[float, float, float]
+    reason: str | None = None
+
+    @property
+    def unreadable(self) -> bool:
+        return self.action == UNREADABLE
 
 
 @dataclass(frozen=True)
@@ -100,10 +117,12 @@ def load_labelled(path: str | Path) -> list[LabelledReply]:
             row = json.loads(line)
             e = event_idx(row["event"])
             a = row["action"]
-            if isinstance(a, str) and not a.isdigit():
+            if a == UNREADABLE_NAME:
+                a = UNREADABLE
+            elif isinstance(a, str) and not a.isdigit():
                 a = ACTION_NAMES[e].index(a)
             a = int(a)
-            if not 0 <= a < N_ACTIONS:
+            if not 0 <= a <= UNREADABLE:
                 raise ValueError(f"action {a} out of range")
             text = row["text"]
             if not isinstance(text, str):
@@ -295,6 +314,13 @@ def lbfgs(fun, x0: np.ndarray, maxiter: int = 150, memory: int = 10, tol: float 
 
 # ---- the model --------------------------------------------------------------------------
 
+CONTRADICTION_CONFIDENCE = 0.9
+"""A reply is contradictory when two of its sentences (3+ words each) are each decoded with at
+least this confidence to different actions (0.35% of the labelled corpus, 0 scripted replies)."""
+
+_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+(?:but|or|actually|wait)\s+|,\s*(?:no|actually|wait|or)\b,?\s*", re.I)
+
+
 class HybridDecoder:
     """Per-event logistic regression over n-grams and negation-aware cues (see module doc).
 
@@ -426,9 +452,35 @@ class HybridDecoder:
         z = np.exp(z - z.max())
         return z / z.sum()
 
-    def decode(self, event: int | str, text: str) -> Decoded:
-        """Decode one reply: (action, confidence, probs).  Silence maps to the event's
-        "say nothing" action where it has one (``SILENT_ACTION``)."""
+    def decode(self, event: int | str, text: str, prompt: str | None = None) -> Decoded:
+        """Decode one reply: (action, confidence, probs, reason).  A reply that commits to no
+        decision (``llm_bridge.unreadable``: empty, too long, a loop, an echo of the prompt,
+        someone else's message, contradictory decisions) decodes to ``UNREADABLE`` with its
+        kind in ``reason``; ``prompt``, when given, sharpens echo detection."""
+        e = event_idx(event)
+        text = text or ""
+        reason = unreadable_reason(e, text, prompt)
+        if reason is None and len(self.decisions_in(e, text)) >= 2:
+            reason = "contradictory"
+        if reason is not None:
+            probs = self.legible(e, text[:4000]).probs if reason != "empty" else (1 / 3, 1 / 3, 1 / 3)
+            return Decoded(UNREADABLE, 1.0, probs, reason)
+        return self.legible(e, text)
+
+    def decisions_in(self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE) -> set[int]:
+        """Actions that sentences of ``text`` commit to on their own (decoded with at least
+        ``min_confidence``; sentences of fewer than 3 words are skipped).  Two or more make a
+        reply contradictory."""
+        acts = set()
+        for seg in _SENTENCES.split(text or ""):
+            if seg and len(seg.split()) >= 3:
+                d = self.legible(event, seg)
+                if d.confidence >= min_confidence:
+                    acts.add(d.action)
+        return acts
+
+    def legible(self, event: int | str, text: str) -> Decoded:
+        """The classifier alone: the most likely of the three actions, whatever the text is."""
         e = event_idx(event)
         eid = EVENT_IDS[e]
         if not normalize(text or "").tokens and eid in SILENT_ACTION:
@@ -455,8 +507,8 @@ class KeywordV1Decoder:
 
     name = "keyword_v1"
 
-    def decode(self, event: int | str, text: str) -> Decoded:
-        """Decode one reply with the original first-keyword rule."""
+    def decode(self, event: int | str, text: str, prompt: str | None = None) -> Decoded:
+        """Decode one reply with the original first-keyword rule (never unreadable: parity)."""
         e = event_idx(event)
         low = (text or "").lower()
         hit = any(k in low for k, _ in compat.KEYWORDS_V1.get(EVENT_IDS[e], ()))
@@ -494,7 +546,8 @@ def get_decoder(name: str = "default"):
 
 
 def decode(event: int | str, text: str, decoder: str = "default") -> tuple[int, float]:
-    """Decode ``text`` written in reply to ``event``: ``(action index, confidence)``."""
+    """Decode ``text`` written in reply to ``event``: ``(action index, confidence)``; the index
+    is ``UNREADABLE`` (3) for a reply that commits to no decision."""
     d = get_decoder(decoder).decode(event, text)
     return d.action, d.confidence
 

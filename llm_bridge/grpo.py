@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -43,6 +42,7 @@ from wlf_jax.events import DAYS, EVENTS, EVENT_IDS, STAKEHOLDERS, STATUS_NAMES, 
 from wlf_jax.params import COMPONENT_NAMES
 from wlf_jax.reference import Week, week_from_json, week_to_json
 
+from .consequence import get_solver, read_reply, use_solver  # noqa: F401 - use_solver is re-exported
 from .prompts import build_messages, render_chat
 
 TRL_VERSION = "1.16.0"
@@ -55,27 +55,6 @@ PRESET_SIZES: tuple[str, ...] = ("cpu-smoke", "gpu-1.5b")
 
 
 # ---- the simulator side: solver, states, prompts --------------------------------------------
-
-_SOLVERS: dict[str, Any] = {}
-
-
-def get_solver(preset: str):
-    """The exact solver of a rule book, one per process.  Q* is computed lazily and memoised:
-    the first question about a Monday state solves the whole week (about 20 s for week_v2,
-    6 s for seed_v1); later questions are dictionary look-ups."""
-    solver = _SOLVERS.get(preset)
-    if solver is None:
-        from agents.exact import ExactSolver
-        from wlf_jax import presets
-
-        solver = _SOLVERS[preset] = ExactSolver(presets.get(preset))
-    return solver
-
-
-def use_solver(preset: str, solver) -> None:
-    """Make ``get_solver(preset)`` return an existing (e.g. already solved) solver."""
-    _SOLVERS[preset] = solver
-
 
 def sample_scenario(rules: Mapping[str, Any], rng: random.Random) -> tuple[list[int], list[float]]:
     """A week's chance in plain Python, as ``wlf_jax.state.sample_scenario`` draws it: the
@@ -239,13 +218,12 @@ class RewardConfig:
     judge_weight: float = 0.3
     empty_penalty: float = 1.0
     over_length_penalty: float = 0.5
-    contradiction_penalty: float = 0.5
+    unreadable_penalty: float = 0.5
+    """On top of the unreadable consequence (the worst action's value, quality 0): a reply that
+    commits to no decision (echo, loop, someone else's message, contradictory decisions)."""
     max_chars: int = 700
     decoder: str = "default"
     judge: str = "default"
-    contradiction_confidence: float = 0.9
-    """A reply is contradictory when two of its sentences (3+ words each) are each decoded with at
-    least this confidence to different actions (0.35% of the labelled corpus, 0 scripted replies)."""
     illegible_penalty: float = 1.5
     """Times (1 - legibility): word salad, repetition, keyword lists, junk or text aimed at a grader
     would otherwise earn the value of whatever action the decoder reads into it."""
@@ -272,24 +250,6 @@ def normalised_q(qs: Sequence[float], action: int) -> float:
     return (qs[action] - lo) / (hi - lo)
 
 
-_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+(?:but|or|actually|wait)\s+|,\s*(?:no|actually|wait|or)\b,?\s*", re.I)
-
-
-def decisions_in(event: int | str, text: str, min_confidence: float = 0.9, decoder: str = "default") -> set[int]:
-    """Actions that sentences of ``text`` commit to on their own (decoded with at least
-    ``min_confidence``; sentences of fewer than 3 words are skipped)."""
-    from .decode import get_decoder
-
-    dec = get_decoder(decoder)
-    acts = set()
-    for seg in _SENTENCES.split(text or ""):
-        if seg and len(seg.split()) >= 3:
-            d = dec.decode(event, seg)
-            if d.confidence >= min_confidence:
-                acts.add(d.action)
-    return acts
-
-
 LEGIBILITY_GATES: tuple[str, ...] = ("stuffing", "repetition", "injection", "junk")
 
 
@@ -307,17 +267,20 @@ def legibility(event: int | str, text: str) -> float:
     return out
 
 
-def format_penalties(event: int | str, text: str, cfg: RewardConfig = RewardConfig()) -> dict[str, float]:
-    """The format penalties of a reply (each >= 0): ``empty``, ``over_length``,
-    ``contradictory`` (sentences committing to different actions) and ``illegible``
-    (``illegible_penalty * (1 - legibility)``)."""
+def format_penalties(event: int | str, text: str, cfg: RewardConfig = RewardConfig(),
+                     unreadable: bool | None = None) -> dict[str, float]:
+    """The format penalties of a reply (each >= 0): ``empty``, ``over_length``, ``unreadable``
+    (the decoder's verdict: a reply that commits to no decision; decoded here unless given) and
+    ``illegible`` (``illegible_penalty * (1 - legibility)``)."""
+    from .decode import get_decoder
+
     stripped = (text or "").strip()
+    if unreadable is None:
+        unreadable = get_decoder(cfg.decoder).decode(event, stripped).unreadable
     return {
         "empty": cfg.empty_penalty if not stripped else 0.0,
         "over_length": cfg.over_length_penalty if len(stripped) > cfg.max_chars else 0.0,
-        "contradictory": (cfg.contradiction_penalty
-                          if len(decisions_in(event, stripped, cfg.contradiction_confidence, cfg.decoder)) >= 2
-                          else 0.0),
+        "unreadable": cfg.unreadable_penalty if unreadable else 0.0,
         "illegible": cfg.illegible_penalty * (1.0 - legibility(event, stripped)),
     }
 
@@ -333,6 +296,8 @@ class ScoredReply:
     q_norm: float
     quality: float
     penalties: dict[str, float]
+    unreadable: str | None = None
+    """The kind of unreadable reply (``action`` is then the worst action it is read as)."""
 
     @property
     def penalty(self) -> float:
@@ -350,12 +315,14 @@ def score_reply(w: Week, preset: str, text: str, cfg: RewardConfig = RewardConfi
 
     solver = get_solver(preset)
     e = w.slot_event[w.slot]
-    d = get_decoder(cfg.decoder).decode(e, text or "")
+    read = read_reply(get_decoder(cfg.decoder), get_judge(cfg.judge), e, text or "", w, preset)
+    d = read.decoded
     qs = solver.q(w)
     return ScoredReply(
-        action=d.action, confidence=float(d.confidence), optimal=d.action == solver.optimal_action(w),
-        q=tuple(qs), q_norm=normalised_q(qs, d.action), quality=float(get_judge(cfg.judge)(e, text or "")),
-        penalties=format_penalties(e, text, cfg),
+        action=read.action, confidence=float(d.confidence),
+        optimal=not d.unreadable and read.action == solver.optimal_action(w),
+        q=tuple(qs), q_norm=normalised_q(qs, read.action), quality=read.quality,
+        penalties=format_penalties(e, text, cfg, unreadable=d.unreadable), unreadable=d.reason,
     )
 
 
@@ -534,7 +501,8 @@ def play_weeks_with_model(model, tokenizer, weeks: Sequence[Week], preset: str, 
             reply = tokenizer.decode(reply_ids, skip_special_tokens=True).strip()
             w = state[i]
             e = w.slot_event[w.slot]
-            action, q = dec.decode(e, reply).action, float(jud(e, reply))
+            read = read_reply(dec, jud, e, reply, w, preset)
+            action, q = read.action, read.quality
             t = out[i]
             if track_optimal:
                 t.optimal.append(action == solver.optimal_action(twins[i]))

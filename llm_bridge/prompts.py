@@ -71,6 +71,46 @@ _STATUS_WORDS = {
 }
 
 
+COMPACT_SYSTEM_PROMPT = """\
+You are Arjun, a senior engineer in Bangalore with a US client. Reply to each message of a \
+hard work week with the one message you would send: first person, one to three sentences, \
+one clear decision. Protect your energy, keep people's trust, no lists."""
+"""A short system prompt for small models on the CPU (``compact=True``): a tenth of the tokens."""
+
+_COMPACT_STATUS = {
+    "staging": {"broken": "staging down", "fixed": "staging fixed"},
+    "leave": {"pending": "leave pending", "approved": "leave approved", "cancelled": "leave cancelled"},
+    "appraisal": {"not_done": "appraisal due", "done": "appraisal done", "extended": "appraisal extended"},
+    "oncall": {"not_accepted": "", "accepted": "covering Wed on-call"},
+    "sleep_debt": {"rested": "", "sleep_debt": "short on sleep"},
+}
+
+
+def compact_prompt(desc: Mapping[str, Any]) -> str:
+    """The per-decision user message in a few lines: day, energy and sprint health, the status
+    flags, consequences still waiting, and the incoming message with its sender.  It carries
+    every quantity a decision depends on except trust, which the week's events imply."""
+    ev = desc.get("event")
+    if not ev:
+        raise ValueError("the week is over: there is no current event to prompt for")
+    st = desc.get("status", {})
+    head = [str(desc.get("day", "Monday"))]
+    if "energy" in st:
+        head.append(f"energy {st['energy']:.2f} ({energy_words(st['energy'])})")
+    if "sprint_health" in st:
+        head.append(f"sprint {st['sprint_health']:.2f}")
+    head += [w for k, table in _COMPACT_STATUS.items() if k in st and (w := table.get(st[k], ""))]
+    lines = ["; ".join(head) + "."]
+    pending = [p for p in desc.get("pending", []) if p != ev.get("id")]
+    if pending:
+        lines.append("Coming back later: " + "; ".join(_title(p) for p in pending) + ".")
+    channel = _CHANNEL_WORDS.get(ev.get("channel", ""), ev.get("channel", "message"))
+    lines.append(f"{channel} from {ev['sender']}: {ev['title']}\n{ev['body']}")
+    who = ev["sender"].split(" (")[0]
+    lines.append("What do you do? One line." if ev.get("channel") in ("pagerduty", "self") else f"Your reply to {who}:")
+    return "\n".join(lines)
+
+
 def system_prompt() -> str:
     """The system prompt: who Arjun is, the people, the week ahead, lessons from experience."""
     return SYSTEM_PROMPT
@@ -167,12 +207,14 @@ def event_prompt(desc: Mapping[str, Any], show_options: bool = True) -> str:
 
 
 def build_messages(desc: Mapping[str, Any], show_options: bool = True,
-                   include_system: bool = True) -> list[dict[str, str]]:
-    """Chat messages ``[{"role", "content"}, ...]`` for the current decision of ``desc``."""
+                   include_system: bool = True, compact: bool = False) -> list[dict[str, str]]:
+    """Chat messages ``[{"role", "content"}, ...]`` for the current decision of ``desc``.
+    ``compact`` uses :data:`COMPACT_SYSTEM_PROMPT` and :func:`compact_prompt` (no options)."""
     msgs = []
     if include_system:
-        msgs.append({"role": "system", "content": system_prompt()})
-    msgs.append({"role": "user", "content": event_prompt(desc, show_options=show_options)})
+        msgs.append({"role": "system", "content": COMPACT_SYSTEM_PROMPT if compact else system_prompt()})
+    text = compact_prompt(desc) if compact else event_prompt(desc, show_options=show_options)
+    msgs.append({"role": "user", "content": text})
     return msgs
 
 

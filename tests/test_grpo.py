@@ -103,7 +103,7 @@ def test_format_penalties():
     assert grpo.format_penalties("E7_standup", "   ", cfg)["empty"] == cfg.empty_penalty
     assert grpo.format_penalties("E7_standup", "Declining tonight, notes by 9. " * 40, cfg)["over_length"] > 0
     mixed = "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."
-    assert grpo.format_penalties("E7_standup", mixed, cfg)["contradictory"] == cfg.contradiction_penalty
+    assert grpo.format_penalties("E7_standup", mixed, cfg)["unreadable"] == cfg.unreadable_penalty
     # word salad that a decoder would still read an action into (what GRPO found without this)
     salad = "approve before numbers approve need both before a some pending before before before before up before"
     assert grpo.format_penalties("E4_leave", salad, cfg)["illegible"] > 0.5

@@ -1,0 +1,63 @@
+"""What a reply does in the simulator: the decoded action and judged quality, and the one
+consequence of an unreadable reply.
+
+**Unreadable replies** (``llm_bridge.unreadable``) are read by their recipient in the worst way:
+the simulator plays the legible action with the lowest Q*(state, a) in that very state, with
+message quality 0.  Communication quality enters the rubric (and seed_v1's step reward) with a
+positive weight, so an unreadable reply is never worth more than the worst legible action:
+vagueness cannot pay.  This needs Q* of the state, so the exact solver of the rule book is
+built on the first unreadable reply of a process (about 20 s for week_v2) and kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from wlf_jax.reference import Week
+
+_SOLVERS: dict[str, Any] = {}
+
+
+def get_solver(preset: str):
+    """The exact solver of a rule book, one per process.  Q* is computed lazily and memoised:
+    the first question about a Monday state solves the whole week (about 20 s for week_v2,
+    6 s for seed_v1); later questions are dictionary look-ups."""
+    solver = _SOLVERS.get(preset)
+    if solver is None:
+        from agents.exact import ExactSolver
+        from wlf_jax import presets
+
+        solver = _SOLVERS[preset] = ExactSolver(presets.get(preset))
+    return solver
+
+
+def use_solver(preset: str, solver) -> None:
+    """Make ``get_solver(preset)`` return an existing (e.g. already solved) solver."""
+    _SOLVERS[preset] = solver
+
+
+def worst_action(w: Week, preset: str) -> int:
+    """The legible action with the lowest Q* in decision state ``w`` (lowest index on ties)."""
+    qs = get_solver(preset).q(w)
+    return min(range(len(qs)), key=lambda a: (qs[a], a))
+
+
+class Reading(NamedTuple):
+    """What a reply does: the action the simulator plays, the quality it records, and the
+    decoder's verdict (``decoded.unreadable``, ``decoded.reason``)."""
+
+    action: int
+    quality: float
+    decoded: Any
+
+
+def read_reply(decoder, judge, event: int, text: str, week: Week | Callable[[], Week], preset: str,
+               prompt: str | None = None) -> Reading:
+    """Decode and judge ``text`` written to ``event`` in state ``week``; an unreadable reply
+    becomes :func:`worst_action` with quality 0.  ``week`` may be a function that builds the
+    state (called only for an unreadable reply)."""
+    d = decoder.decode(event, text, prompt) if prompt is not None else decoder.decode(event, text)
+    if getattr(d, "unreadable", False):
+        action = worst_action(week() if callable(week) else week, preset)
+        return Reading(action, 0.0, d)
+    return Reading(d.action, float(judge(event, text)), d)

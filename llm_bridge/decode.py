@@ -44,15 +44,6 @@ from .unreadable import UNREADABLE_KINDS, unreadable_reason
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "replies_train.jsonl"
 
-# Replies with no words at all: where one action *is* saying nothing, silence means it.
-SILENT_ACTION: dict[str, str] = {
-    "E2_slack": "ignore_slack",
-    "E4_leave": "wait_hope",
-    "S2_slack_followup": "keep_ignoring",
-    "S5_night_incident": "snooze_alert",
-}
-
-
 UNREADABLE = N_ACTIONS
 """Action index of an unreadable reply (``llm_bridge.unreadable``): one past the three actions."""
 UNREADABLE_NAME = "unreadable"
@@ -316,7 +307,7 @@ def lbfgs(fun, x0: np.ndarray, maxiter: int = 150, memory: int = 10, tol: float 
 
 CONTRADICTION_CONFIDENCE = 0.9
 """A reply is contradictory when two of its sentences (3+ words each) are each decoded with at
-least this confidence to different actions (0.35% of the labelled corpus, 0 scripted replies)."""
+least this confidence to different actions while the whole reply is decoded with less."""
 
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+(?:but|or|actually|wait)\s+|,\s*(?:no|actually|wait|or)\b,?\s*", re.I)
 
@@ -349,6 +340,8 @@ class HybridDecoder:
         rng = random.Random(self.seed)
         by_event: dict[int, list[tuple[str, int]]] = {e: [] for e in range(len(EVENT_IDS))}
         for r in rows:
+            if r.action == UNREADABLE:  # the classifier learns the three actions only
+                continue
             by_event[r.event].append((r.text, r.action))
             for _ in range(self.augment):
                 by_event[r.event].append((typo_copy(r.text, rng), r.action))
@@ -460,12 +453,16 @@ class HybridDecoder:
         e = event_idx(event)
         text = text or ""
         reason = unreadable_reason(e, text, prompt)
-        if reason is None and len(self.decisions_in(e, text)) >= 2:
-            reason = "contradictory"
         if reason is not None:
             probs = self.legible(e, text[:4000]).probs if reason != "empty" else (1 / 3, 1 / 3, 1 / 3)
             return Decoded(UNREADABLE, 1.0, probs, reason)
-        return self.legible(e, text)
+        whole = self.legible(e, text)
+        # a reply is contradictory when two of its sentences commit confidently to different
+        # actions *and* the reply as a whole does not settle it (a brief to Rahul that also
+        # quotes the runbook's restart step is one decision, read with confidence >= 0.95)
+        if whole.confidence < CONTRADICTION_CONFIDENCE and len(self.decisions_in(e, text)) >= 2:
+            return Decoded(UNREADABLE, 1.0, whole.probs, "contradictory")
+        return whole
 
     def decisions_in(self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE) -> set[int]:
         """Actions that sentences of ``text`` commit to on their own (decoded with at least
@@ -482,12 +479,6 @@ class HybridDecoder:
     def legible(self, event: int | str, text: str) -> Decoded:
         """The classifier alone: the most likely of the three actions, whatever the text is."""
         e = event_idx(event)
-        eid = EVENT_IDS[e]
-        if not normalize(text or "").tokens and eid in SILENT_ACTION:
-            a = ACTION_NAMES[e].index(SILENT_ACTION[eid])
-            probs = [0.05, 0.05, 0.05]
-            probs[a] = 0.9
-            return Decoded(a, 0.9, tuple(probs))  # type: ignore[arg-type]
         z0, z1, z2 = self.scores(e, text).tolist()
         m = max(z0, z1, z2)
         x0, x1, x2 = math.exp(z0 - m), math.exp(z1 - m), math.exp(z2 - m)

@@ -8,35 +8,43 @@ from typing import Any, Sequence
 
 from wlf_jax.events import ACTION_NAMES, EVENT_IDS, N_ACTIONS
 
-from .decode import LabelledReply, get_decoder, load_labelled
+from .decode import UNREADABLE, LabelledReply, action_label, get_decoder, load_labelled
+
+N_CLASSES = N_ACTIONS + 1
+"""The three actions and ``unreadable`` (index 3)."""
 
 
 def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") -> dict[str, Any]:
     """Accuracy of ``decoder`` on labelled ``rows``.
 
     Returns a JSON-ready dict: ``decoder``, ``n``, ``accuracy``, ``per_event`` {event id:
-    accuracy}, ``per_event_n``, ``confusion`` {event id: 3x3 counts, rows = true action,
-    columns = decoded action}, ``mean_confidence`` and up to 50 ``errors``.
+    accuracy}, ``per_event_n``, ``per_class`` {"legible" | "unreadable": accuracy} with
+    ``per_class_n``, ``confusion`` {event id: 4x4 counts, rows = labelled class, columns =
+    decoded class; class 3 = unreadable}, ``mean_confidence`` and up to 50 ``errors``.
     """
     dec = get_decoder(decoder)
-    confusion = {eid: [[0] * N_ACTIONS for _ in range(N_ACTIONS)] for eid in EVENT_IDS}
+    confusion = {eid: [[0] * N_CLASSES for _ in range(N_CLASSES)] for eid in EVENT_IDS}
+    by_class = {"legible": [0, 0], "unreadable": [0, 0]}
     errors, conf_sum, correct = [], 0.0, 0
     for r in rows:
         d = dec.decode(r.event, r.text)
         eid = EVENT_IDS[r.event]
         confusion[eid][r.action][d.action] += 1
         conf_sum += d.confidence
+        cls = by_class["unreadable" if r.action == UNREADABLE else "legible"]
+        cls[1] += 1
         if d.action == r.action:
             correct += 1
+            cls[0] += 1
         elif len(errors) < 50:
-            errors.append({"event": eid, "want": ACTION_NAMES[r.event][r.action],
-                           "got": ACTION_NAMES[r.event][d.action], "confidence": round(d.confidence, 3),
-                           "text": r.text})
+            errors.append({"event": eid, "want": action_label(r.event, r.action),
+                           "got": action_label(r.event, d.action), "confidence": round(d.confidence, 3),
+                           "reason": getattr(d, "reason", None), "text": r.text})
     per_event, per_event_n = {}, {}
     for eid, m in confusion.items():
         n = sum(map(sum, m))
         if n:
-            per_event[eid] = sum(m[i][i] for i in range(N_ACTIONS)) / n
+            per_event[eid] = sum(m[i][i] for i in range(N_CLASSES)) / n
             per_event_n[eid] = n
     n = len(rows)
     return {
@@ -45,6 +53,8 @@ def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") ->
         "accuracy": correct / n if n else 0.0,
         "per_event": per_event,
         "per_event_n": per_event_n,
+        "per_class": {k: c / t for k, (c, t) in by_class.items() if t},
+        "per_class_n": {k: t for k, (c, t) in by_class.items() if t},
         "confusion": {k: v for k, v in confusion.items() if k in per_event},
         "mean_confidence": conf_sum / n if n else 0.0,
         "errors": errors,
@@ -78,13 +88,15 @@ def format_report(result: dict[str, Any], show_errors: int = 10) -> str:
         if base:
             row += f" {base['per_event'].get(eid, float('nan')):>10.3f}"
         lines.append(row)
-    lines += ["", "confusion (rows: labelled action, columns: decoded action)"]
+    lines += ["", "per class: " + ", ".join(f"{k} {v:.3f} (n={result['per_class_n'][k]})"
+                                           for k, v in result.get("per_class", {}).items())]
+    lines += ["", "confusion (rows: labelled action, columns: decoded action; 3 = unreadable)"]
     for eid, m in result["confusion"].items():
-        names = ACTION_NAMES[EVENT_IDS.index(eid)]
+        names = list(ACTION_NAMES[EVENT_IDS.index(eid)]) + ["unreadable"]
         w = max(len(x) for x in names)
         lines.append(f"{eid}")
-        lines.append(" " * (w + 5) + " ".join(f"{i:>5}" for i in range(N_ACTIONS)))
-        for i, name in enumerate(names):
+        lines.append(" " * (w + 5) + " ".join(f"{i:>5}" for i in range(len(m))))
+        for i, name in enumerate(names[:len(m)]):
             lines.append(f"  {i} {name:<{w}} " + " ".join(f"{c:>5}" for c in m[i]))
     if show_errors and result["errors"]:
         lines += ["", f"first {min(show_errors, len(result['errors']))} errors:"]

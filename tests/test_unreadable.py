@@ -1,0 +1,160 @@
+"""Unreadable replies: each kind is caught, real messages are not, and the consequence in the
+simulator is never worth more than the worst legible action."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from llm_bridge import decode as D
+from llm_bridge.consequence import get_solver, read_reply, worst_action
+from llm_bridge.judge import get_judge
+from llm_bridge.llm_policy import SCRIPTS
+from llm_bridge.unreadable import MAX_REPLY_CHARS, UNREADABLE_KINDS, unreadable_reason
+from wlf_jax.events import EVENT_IDS, EVENTS
+
+E = EVENT_IDS.index
+
+
+def reason(event: str, text: str, prompt: str | None = None) -> str | None:
+    return D.get_decoder().decode(event, text, prompt).reason
+
+
+# ---- every kind, constructed -------------------------------------------------------------
+
+@pytest.mark.parametrize("event,text", [
+    ("E1_staging", ""),
+    ("E2_slack", "   \n\t "),
+    ("E3_client_email", "**Subject:**\n\n---\n\n**Reply:**"),
+    ("E7_standup", "### Response\n\n<|im_end|>"),
+    ("E5_appraisal", "🙈 🙉"),
+])
+def test_empty_and_markup_only(event, text):
+    assert reason(event, text) == "empty"
+
+
+@pytest.mark.parametrize("event,text", [
+    ("E1_staging", "I'm here to help you with your project. " * 6),
+    ("E6_oncall", "I'm sure you'll be fine. I'm sure you'll be fine. I'm sure you'll be fine. Thanks"),
+    ("E2_slack", "ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok"),
+])
+def test_repetition_loops(event, text):
+    assert reason(event, text) == "repetition"
+
+
+def test_echo_of_the_option_list_and_of_the_message():
+    opts = "\n".join(f"- {a.meaning}" for a in EVENTS[E("E1_staging")].actions)
+    assert reason("E1_staging", opts) == "echo"
+    # the message itself copied back (the leave notification, word for word)
+    assert reason("E4_leave", EVENTS[E("E4_leave")].body[:300]) == "echo"
+    # the status lines of the prompt
+    assert reason("E5_appraisal", "Energy: 0.62 (okay)\nSprint health: 0.71\nStatus: staging is broken") == "echo"
+    # with the prompt given, a copied sentence of it is caught too
+    prompt = "Tuesday; energy 0.55 (okay); sprint 0.70. Coming back later: a re-escalation from the client."
+    assert reason("E7_standup", "Tuesday; energy 0.55 (okay); sprint 0.70. Coming back later: a re-escalation",
+                  prompt) == "echo"
+
+
+@pytest.mark.parametrize("event,text", [
+    ("E3_client_email", "Hi Arjun,\n\nAny update on the dashboard? The VP is asking.\n\nBest,\nDavid"),
+    ("E2_slack", "Priya: hey can you hop on a call?\nRahul: +1 need you on the spec"),
+    ("E4_leave", "Dear Arjun, your leave request has been approved.\n\nRegards,\nSundar"),
+    ("E7_standup", "Thanks for joining, see you at 10:30.\n- David"),
+])
+def test_someone_elses_message(event, text):
+    assert reason(event, text) == "other_voice"
+
+
+def test_the_teammate_named_arjun_may_be_greeted():
+    # E6's sender is Arjun the teammate: "Hi Arjun" is the right greeting there
+    assert reason("E6_oncall", "Hi Arjun, I can't cover Wednesday this time, I need the night.") is None
+
+
+@pytest.mark.parametrize("event,text", [
+    ("E7_standup", "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."),
+    ("E6_oncall", "Sure, I'll cover Wednesday. Sorry, I can't cover Wednesday this time."),
+    ("E4_leave", "I'll cancel the leave. Sundar, please approve my leave today."),
+])
+def test_contradictory_decisions(event, text):
+    assert reason(event, text) == "contradictory"
+
+
+def test_too_long_is_refused_before_any_work():
+    text = "Declining tonight, written notes by 9 PM. " * (MAX_REPLY_CHARS // 20)
+    assert len(text) > MAX_REPLY_CHARS
+    assert unreadable_reason(E("E7_standup"), text) == "too_long"
+    assert reason("E7_standup", text) == "too_long"
+
+
+def test_every_kind_is_documented():
+    assert set(UNREADABLE_KINDS) == {"empty", "too_long", "repetition", "echo", "other_voice", "contradictory"}
+
+
+# ---- real messages stay legible ----------------------------------------------------------
+
+def test_written_messages_are_not_unreadable():
+    dec = D.get_decoder()
+    for persona, events in SCRIPTS.items():
+        for event, texts in events.items():
+            for text in texts:
+                if text.strip():  # the stonewaller's silence is empty, hence unreadable
+                    assert not dec.decode(event, text).unreadable, (persona, event, text)
+    rows = [r for r in D.load_labelled(D.TRAIN_FILE) if r.action != D.UNREADABLE]
+    flagged = [r.text for r in rows if dec.decode(r.event, r.text).unreadable]
+    assert not flagged, flagged[:5]
+
+
+def test_a_brief_that_quotes_the_runbook_is_one_decision():
+    text = ("Rahul, you're on call this week - can you take INC-4417? Runbook is wiki/staging-disk-full: "
+            "clear /var/log/app and restart. Ping me if stuck.")
+    assert D.decode("E1_staging", text)[0] == 1  # delegate_oncall
+
+
+# ---- the consequence ---------------------------------------------------------------------
+
+def _states(preset: str, n: int, seed: int):
+    from llm_bridge.grpo import visit_states
+
+    rng = random.Random(seed)
+    states = visit_states(preset, 40, seed=seed)
+    return [w for _, w in rng.sample(states, min(n, len(states)))]
+
+
+@pytest.mark.parametrize("preset", ["week_v2", "seed_v1"])
+def test_unreadable_is_never_worth_more_than_the_worst_legible_action(preset):
+    """Q*(s, unreadable) <= min_a Q*(s, a): the worst action, played with message quality 0,
+    then optimal play - checked exactly over many visited states."""
+    solver = get_solver(preset)
+    ref = solver.ref
+    dec, jud = D.get_decoder(), get_judge()
+    checked = 0
+    for w in _states(preset, 150, seed=3):
+        e = w.slot_event[w.slot]
+        read = read_reply(dec, jud, e, "", w, preset)
+        assert read.decoded.unreadable and read.quality == 0.0
+        qs = solver.q(w)
+        assert read.action == worst_action(w, preset) and qs[read.action] == min(qs)
+        value = 0.0
+        for alt, p in ((False, 1.0 - ref.alt_probability(w, read.action)), (True, ref.alt_probability(w, read.action))):
+            if p <= 0.0:
+                continue
+            w2, reward = ref.apply(w, read.action, alt, 0.0)
+            for p2, w3 in solver._reveal(w2):
+                value += p * p2 * (reward + (0.0 if w3.done else max(solver.q(w3))))
+        assert value <= min(qs) + 1e-9, (value, qs)
+        checked += 1
+    assert checked >= 100
+
+
+def test_unreadable_counts_in_the_week_table():
+    from llm_bridge.llm_policy import ScriptedWriter, format_summary, play_weeks
+
+    res = play_weeks(ScriptedWriter("stonewaller", seed=0), preset="week_v2", n_weeks=6, seed=0, transcript_weeks=6)
+    s = res.summary
+    # the stonewaller sometimes sends nothing to Slack: exactly those replies are unreadable
+    silent = sum(not row["reply"].strip() for row in res.transcript)
+    assert silent >= 1 and s["unreadable"] == silent and s["unreadable_kinds"] == {"empty": silent}
+    assert s["unreadable_rate"] == pytest.approx(s["unreadable"] / s["replies"])
+    assert "unreadable" in format_summary(s)
+    assert any(row["action"] == "unreadable" for row in res.transcript)

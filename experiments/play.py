@@ -34,11 +34,10 @@ def _load_text_tools():
         from llm_bridge import decode, judge
     except ImportError:
         return None
-    dec = getattr(decode, "decode", None)
     jud = getattr(judge, "judge", None) or getattr(judge, "judge_v2", None)
-    if dec is None or jud is None:
+    if jud is None:
         return None
-    return dec, jud
+    return decode.get_decoder(), jud
 
 
 def play(preset: str = "week_v2", seed: int = 0, read: Callable[[str], str] | None = None,
@@ -102,8 +101,13 @@ def _ask(console, read, event, tools) -> tuple[int, float]:
         if tools is None:
             console.print("[red]Free-text replies need the text side (llm_bridge); type 1, 2 or 3.[/red]")
             continue
-        decode, judge = tools
-        action, confidence = decode(event["id"], line)
+        decoder, judge = tools
+        decoded = decoder.decode(event["id"], line)
+        if decoded.unreadable:
+            console.print(f"  [red]unreadable ({decoded.reason}): the reply commits to no decision; "
+                          "rephrase, or pick 1, 2 or 3.[/red]")
+            continue
+        action, confidence = decoded.action, decoded.confidence
         quality = float(judge(event["id"], line))
         name = event["actions"][action]["name"]
         console.print(f"  read as [bold]{name}[/bold] (confidence {confidence:.2f}), "

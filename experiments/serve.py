@@ -353,13 +353,15 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
             raise WeekError("invalid_action", f"expected a WeekAction, got {type(action).__name__}")
         ev = self._desc["event"]
         choice, source, confidence, quality = self._read(ev, action)
+        unreadable = source.startswith("unreadable")
         nxt, reward, done, info = self._sim.advance(self._state, np.int32(choice), np.float32(quality))
         host, reward, info = jax.device_get((nxt, reward, info))
         reward = float(reward)
         self._state, self._return = nxt, self._return + reward
         self._desc = describe_host(host, self._sim.params, info["components"], info["score"])
         last = {"event": ev["id"], "action_index": choice, "action": ev["actions"][choice]["name"],
-                "source": source, "confidence": round(confidence, 4), "quality": round(float(info["quality"]), 4),
+                "source": "decoded" if unreadable else source, "unreadable": source[11:] if unreadable else None,
+                "confidence": round(confidence, 4), "quality": round(float(info["quality"]), 4),
                 "alt_outcome": bool(info["alt_outcome"]), "reward": reward}
         obs = observation_from(self._desc, self._seed, reward, self._return, last)
         self._info.step_count += 1
@@ -393,7 +395,13 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
                             "open a new session", 410)
 
     def _read(self, event: dict[str, Any], action: WeekAction) -> tuple[int, str, float, float]:
-        """(action index, "index" | "decoded", confidence, quality) of a reply to ``event``."""
+        """(action index, "index" | "decoded" | "unreadable:<kind>", confidence, quality) of a reply
+        to ``event``.  An unreadable reply is played as the worst action in this state with quality
+        0 (``llm_bridge.consequence``; the first one builds the rule book's exact solver)."""
+        import jax
+
+        from agents.exact import week_from_state
+        from llm_bridge.consequence import read_reply
         from llm_bridge.decode import get_decoder
         from llm_bridge.judge import get_judge
 
@@ -402,8 +410,11 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
         if action.action_index is not None:
             quality = float(judge(event["index"], text)) if text.strip() else -1.0
             return int(action.action_index), "index", 1.0, quality
-        decoded = get_decoder(self.decoder_name).decode(event["index"], text)
-        return int(decoded.action), "decoded", float(decoded.confidence), float(judge(event["index"], text))
+        sim = self._sim
+        read = read_reply(get_decoder(self.decoder_name), judge, event["index"], text,
+                          lambda: week_from_state(jax.device_get(self._state), sim.params), sim.name)
+        source = f"unreadable:{read.decoded.reason}" if read.decoded.unreadable else "decoded"
+        return int(read.action), source, float(read.decoded.confidence), read.quality
 
 
 # ---- the app ------------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ def expected_weeks(seeds: list[int], preset: str) -> list[dict]:
     import jax
     import jax.numpy as jnp
 
+    from agents.exact import week_from_state
+    from llm_bridge.consequence import read_reply
     from llm_bridge.decode import get_decoder
     from llm_bridge.judge import get_judge
     from wlf_jax import WorkWeek, presets
@@ -138,8 +140,11 @@ def expected_weeks(seeds: list[int], preset: str) -> list[dict]:
             event = int(host.slot_event[i, host.slot[i]])
             act = scripted_action(EVENTS[event].id, seeds[i], t)
             if act.action_index is None:
-                actions[i] = decoder.decode(event, act.message).action
-                quality[i] = judge(event, act.message)
+                def week(i=i):
+                    return week_from_state(jax.tree_util.tree_map(lambda x: x[i], host), params)
+
+                read = read_reply(decoder, judge, event, act.message, week, preset)
+                actions[i], quality[i] = read.action, read.quality
             else:
                 actions[i] = act.action_index
                 quality[i] = judge(event, act.message) if act.message.strip() else -1.0

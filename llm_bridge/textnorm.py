@@ -148,8 +148,8 @@ def _expand(tok: str) -> str:
     return SHORTHAND.get(tok, tok)
 
 
-@lru_cache(maxsize=65536)
-def normalize(text: str) -> Normalized:
+@lru_cache(maxsize=128)  # a reply is normalised 2-4 times (decoder, judge); a small cache bounds
+def normalize(text: str) -> Normalized:  # memory: ~70 bytes of structures per character kept
     """Normalise ``text`` (see module doc).  Cached: identical texts cost one dict lookup."""
     raw = _TOKEN_RE.findall(basic_clean(text))
     joined = " ".join([_expand(t) for t in raw])

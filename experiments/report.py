@@ -92,15 +92,32 @@ def learning_curve_figures(src: Path, dst: Path) -> list[Path]:
             for preset, runs in by_preset.items()]
 
 
+def llm_stage_figures(src: Path, dst: Path) -> list[Path]:
+    """The language model's stages (base, warm-up, GRPO) beside the structured agents, redrawn
+    from every ``*/stages.json`` (``wlf grpo --experiment --model NAME``) as
+    ``llm_stages_<folder>.png``."""
+    from experiments.llm_stages import plot_stages
+
+    made = []
+    for path in sorted(src.glob("*/stages.json")):
+        res = _load(path)
+        if res and res.get("stages"):
+            dst.mkdir(parents=True, exist_ok=True)
+            made.append(plot_stages(res, dst / f"llm_stages_{path.parent.name}.png"))
+    return made
+
+
 def make_report(src: str | Path, dst: str | Path | None = None) -> list[Path]:
     """Write every figure the results in ``src`` allow into ``dst`` (default ``src/figures``)."""
     src = Path(src)
     if not src.is_dir():
         raise FileNotFoundError(f"no results folder {src}")
     dst = Path(dst) if dst else src / "figures"
-    made = baseline_figures(src, dst) + learning_curve_figures(src, dst)
+    made = baseline_figures(src, dst) + learning_curve_figures(src, dst) + llm_stage_figures(src, dst)
     for extra in ("sensitivity", "llm"):
         for png in sorted(src.glob(f"{extra}*/*.png")) + sorted(src.glob(f"{extra}*.png")):
+            if png.name == "stages.png":  # redrawn from stages.json above
+                continue
             target = dst / png.name
             if png.resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)

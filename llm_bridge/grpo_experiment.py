@@ -134,7 +134,8 @@ def reply_stats(rows: Sequence[Mapping[str, Any]], replies: Sequence[Sequence[st
     from .grpo import legibility
 
     acc: dict[str, list[float]] = {k: [] for k in ("reward", "q_norm", "quality", "penalty", "optimal",
-                                                     "confidence", "legibility", *[f"copy_{p}" for p in PERSONAS])}
+                                                     "confidence", "legibility", "unreadable",
+                                                     *[f"copy_{p}" for p in PERSONAS])}
     for r, reps in zip(rows, replies):
         for text in reps:
             s = scorer.score(r["state_json"], r["preset"], text)
@@ -145,11 +146,12 @@ def reply_stats(rows: Sequence[Mapping[str, Any]], replies: Sequence[Sequence[st
             acc["optimal"].append(float(s.optimal))
             acc["confidence"].append(s.confidence)
             acc["legibility"].append(legibility(r["event"], text))
+            acc["unreadable"].append(float(s.unreadable is not None))
             for p in PERSONAS:
                 acc[f"copy_{p}"].append(float(text.strip() in {t.strip() for t in SCRIPTS[p][r["event"]]}))
     n = max(1, len(acc["reward"]))
-    out = {("optimal_rate" if k == "optimal" else f"mean_{k}" if not k.startswith("copy") else k): sum(v) / n
-           for k, v in acc.items()}
+    names = {"optimal": "optimal_rate", "unreadable": "unreadable_rate"}
+    out = {names.get(k, k if k.startswith("copy") else f"mean_{k}"): sum(v) / n for k, v in acc.items()}
     out["n"] = len(acc["reward"])
     return out
 
@@ -374,13 +376,15 @@ def format_experiment(res: Mapping[str, Any]) -> str:
         f"x {res['samples']} samples ({res['wall_s']:.0f} s)",
         f"  supervised warm-up  loss {res['sft']['loss_first']:.3f} -> {res['sft']['loss_last']:.3f} "
         f"({res['sft']['steps']} steps, {res['sft']['wall_s']:.0f} s)",
-        f"  {'':<22}{'reward':>9}{'optimal':>9}{'Q norm':>8}{'quality':>9}{'penalty':>9}{'legible':>9}{'ref NLL':>9}",
+        f"  {'':<22}{'reward':>9}{'optimal':>9}{'Q norm':>8}{'quality':>9}{'penalty':>9}{'legible':>9}"
+        f"{'unread.':>9}{'ref NLL':>9}",
     ]
     rows = [("before GRPO", b), ("after GRPO", a)] + [("scripted " + p, s) for p, s in res["scripted_writers"].items()]
     for name, s in rows:
         nll = f"{s['ref_nll']:>9.3f}" if "ref_nll" in s else f"{'':>9}"
         lines.append(f"  {name:<22}{s['mean_reward']:>9.4f}{s['optimal_rate']:>9.3f}{s['mean_q_norm']:>8.3f}"
-                     f"{s['mean_quality']:>9.3f}{s['mean_penalty']:>9.3f}{s['mean_legibility']:>9.3f}" + nll)
+                     f"{s['mean_quality']:>9.3f}{s['mean_penalty']:>9.3f}{s['mean_legibility']:>9.3f}"
+                     f"{s.get('unreadable_rate', 0.0):>9.3f}" + nll)
     lines.append(f"  after - before (per state): reward {d['reward']:+.4f} ± {d['reward_ci95']:.4f}, "
                  f"optimal rate {d['optimal_rate']:+.3f} ± {d['optimal_rate_ci95']:.3f} (95%)")
     lines.append("  copies of scripted lines before/after: " + ", ".join(

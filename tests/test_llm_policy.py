@@ -8,7 +8,7 @@ import pytest
 
 from llm_bridge.decode import UNREADABLE, action_label, decode
 from llm_bridge.llm_policy import SCRIPTS, ScriptedWriter, play_weeks
-from wlf_jax.events import ACTION_NAMES, EVENT_IDS
+from wlf_jax.events import EVENT_IDS
 
 # What each persona means to do, event by event.
 INTENT = {

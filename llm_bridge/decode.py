@@ -43,6 +43,10 @@ from .unreadable import UNREADABLE_KINDS, unreadable_reason
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "replies_train.jsonl"
+GATE_FILES = (DATA_DIR / "replies_styles_dev.jsonl", DATA_DIR / "smollm2_dev.jsonl")
+"""Fitting data of the decision gate (``llm_bridge.gate``) beside ``TRAIN_FILE``: human replies in
+other styles, and real SmolLM2-135M replies labelled by hand (the dev half; the test half is
+``tests/data/smollm2_test.jsonl``)."""
 
 UNREADABLE = N_ACTIONS
 """Action index of an unreadable reply (``llm_bridge.unreadable``): one past the three actions."""
@@ -70,11 +74,13 @@ class Decoded(NamedTuple):
 
 @dataclass(frozen=True)
 class LabelledReply:
-    """One labelled reply of a corpus file: event index, action index, text."""
+    """One labelled reply of a corpus file: event index, action index, text, and the prompt it
+    answered when the file records it."""
 
     event: int
     action: int
     text: str
+    prompt: str | None = None
 
 
 def event_idx(event: int | str) -> int:
@@ -118,9 +124,12 @@ def load_labelled(path: str | Path) -> list[LabelledReply]:
             text = row["text"]
             if not isinstance(text, str):
                 raise ValueError("text is not a string")
+            prompt = row.get("prompt")
+            if prompt is not None and not isinstance(prompt, str):
+                raise ValueError("prompt is not a string")
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{n}: bad labelled line ({exc})") from None
-        out.append(LabelledReply(e, a, text))
+        out.append(LabelledReply(e, a, text, prompt))
     return out
 
 
@@ -330,6 +339,7 @@ class HybridDecoder:
         self.weights: list[np.ndarray] = []  # (V, 3), already multiplied by the group scale
         self.bias: list[np.ndarray] = []  # (3,)
         self._token_cache: list[dict[tuple[str, bool], tuple[int, ...]]] = []
+        self.gate = None  # a DecisionGate (llm_bridge.gate), attached by get_decoder
 
     # -- training --
     def fit(self, rows: Iterable[LabelledReply]) -> "HybridDecoder":
@@ -462,6 +472,8 @@ class HybridDecoder:
         # quotes the runbook's restart step is one decision, read with confidence >= 0.95)
         if whole.confidence < CONTRADICTION_CONFIDENCE and len(self.decisions_in(e, text)) >= 2:
             return Decoded(UNREADABLE, 1.0, whole.probs, "contradictory")
+        if self.gate is not None and self.gate.flags(self, e, text, prompt):
+            return Decoded(UNREADABLE, 1.0, whole.probs, "no_decision")
         return whole
 
     def decisions_in(self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE) -> set[int]:
@@ -519,9 +531,20 @@ DECODER_NAMES: tuple[str, ...] = ("hybrid_v2", "keyword_v1")
 DEFAULT_DECODER = "hybrid_v2"
 
 
+def build_decoder() -> HybridDecoder:
+    """The default decoder, trained afresh: the classifier on ``TRAIN_FILE``, then its decision
+    gate (``llm_bridge.gate``) on ``TRAIN_FILE`` and ``GATE_FILES``.  Deterministic."""
+    from .gate import fit_gate
+
+    train = load_labelled(TRAIN_FILE)
+    dec = HybridDecoder().fit(train)
+    dec.gate = fit_gate(dec, train + [r for f in GATE_FILES for r in load_labelled(f)], UNREADABLE)
+    return dec
+
+
 @lru_cache(maxsize=None)
 def _trained_hybrid() -> HybridDecoder:
-    return HybridDecoder().fit(load_labelled(TRAIN_FILE))
+    return build_decoder()
 
 
 def get_decoder(name: str = "default"):

@@ -27,7 +27,7 @@ def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") ->
     by_class = {"legible": [0, 0], "unreadable": [0, 0]}
     errors, conf_sum, correct = [], 0.0, 0
     for r in rows:
-        d = dec.decode(r.event, r.text)
+        d = dec.decode(r.event, r.text, r.prompt)
         eid = EVENT_IDS[r.event]
         confusion[eid][r.action][d.action] += 1
         conf_sum += d.confidence

@@ -13,7 +13,9 @@ first.  The kinds (``UNREADABLE_KINDS``):
 * ``echo``: the prompt copied back: two or more of the event's options, or long runs of the
   event's own message or the status lines;
 * ``other_voice``: a message written *to* Arjun or signed by somebody else;
-* ``contradictory``: sentences that each commit, confidently, to different actions.
+* ``contradictory``: sentences that each commit, confidently, to different actions;
+* ``no_decision``: fluent text that commits to nothing (a ramble, a disclaimer, garbled words),
+  caught by the fitted decision gate of :mod:`llm_bridge.gate` after every rule above.
 
 The consequence in the simulator is :func:`llm_bridge.consequence.unreadable_action`: the
 recipient reads the reply in the worst way.
@@ -29,7 +31,8 @@ from wlf_jax.events import EVENTS
 MAX_REPLY_CHARS = 4000
 """Longest reply the bridge reads (characters, after stripping).  Longer is ``too_long``."""
 
-UNREADABLE_KINDS: tuple[str, ...] = ("empty", "too_long", "repetition", "echo", "other_voice", "contradictory")
+UNREADABLE_KINDS: tuple[str, ...] = ("empty", "too_long", "repetition", "echo", "other_voice", "contradictory",
+                                     "no_decision")
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _TEMPLATE_DEBRIS = re.compile(r"<\|[^|>]*\|>|</?s>|\[/?INST\]|<\|?endoftext\|?>", re.I)

@@ -88,7 +88,75 @@ def test_too_long_is_refused_before_any_work():
 
 
 def test_every_kind_is_documented():
-    assert set(UNREADABLE_KINDS) == {"empty", "too_long", "repetition", "echo", "other_voice", "contradictory"}
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "llm_bridge.md").read_text()
+    assert set(UNREADABLE_KINDS) == {"empty", "too_long", "repetition", "echo", "other_voice", "contradictory",
+                                     "no_decision"}
+    missing = [k for k in UNREADABLE_KINDS if f"`{k}`" not in docs]
+    assert not missing, f"docs/llm_bridge.md does not describe {missing}"
+
+
+# ---- the decision gate: fluent text that commits to nothing --------------------------------
+
+@pytest.mark.parametrize("event,text", [
+    # what a reward-hacking GRPO run wrote: confident actions for the classifier, no message
+    ("E1_staging", "Hi everyone in the 2.14 slot today, happy to have you all in my space today today with the "
+                   "45 minutes in 15 minutes in 15 minutes today? Hey everyone in the 45 slot, happy to have"),
+    ("E7_standup", "Hi David, happy to have Priya by the 15 minute slot today today in the 10-minute slot today "
+                   "with the 15 minute slot in the 15 minutes slot? Priya, hello in the 15 minutes today"),
+    # base-model rambles that never answer
+    ("E5_appraisal", "I'm sorry for the misunderstanding, but as a seasoned AI, I'm not equipped to provide "
+                     "personalized advice. However, I can certainly assist you in any way I can."),
+    ("E3_client_email", "Bangalore, the global center of advanced technology, is a city where innovation and "
+                        "creativity thrive. Today is a day that I will never forget.\n\nI just had the"),
+])
+def test_the_gate_reads_text_without_a_decision_as_unreadable(event, text):
+    d = D.get_decoder().decode(event, text)
+    assert d.unreadable, (d, text)
+
+
+def test_the_gate_keeps_short_human_messages():
+    dec = D.get_decoder()
+    for event, text in [("E6_oncall", "Sorry Arjun, can't this time, I've covered the last two."),
+                        ("E7_standup", "Won't make 10:30 tonight, I'll send the latency notes by 9."),
+                        ("E1_staging", "Rahul, staging disk is full again, can you take it? Runbook is linked."),
+                        ("E4_leave", "Sundar, could you approve LV-2291 today? Thursday is a family function.")]:
+        d = dec.decode(event, text)
+        assert not d.unreadable and d.action == D.get_decoder().legible(event, text).action, (text, d)
+
+
+def test_the_gate_needs_both_kinds_to_fit():
+    from llm_bridge.gate import fit_gate
+
+    rows = D.load_labelled(D.TRAIN_FILE)[:20]
+    with pytest.raises(ValueError, match="both kinds"):
+        fit_gate(D.get_decoder(), rows, D.UNREADABLE)
+
+
+def test_real_smollm2_replies_held_out_from_the_fit():
+    """The test half of the hand-labelled SmolLM2 replies (base, warm-up and a reward-hacked GRPO
+    model at temperatures 0.3-1.0) never fits the gate.  Measured: unreadable 0.924 (n=132),
+    legible 0.833 (n=48); bounds sit two or three replies below."""
+    from pathlib import Path
+
+    from llm_bridge.decode_eval import evaluate_decoder
+
+    rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_test.jsonl")
+    assert len(rows) == 180 and all(r.prompt for r in rows)
+    res = evaluate_decoder(rows)
+    assert res["per_class"]["unreadable"] >= 0.90
+    assert res["per_class"]["legible"] >= 0.78
+
+
+@pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])
+def test_the_gate_flags_few_human_replies(name):
+    from pathlib import Path
+
+    dec = D.get_decoder()
+    rows = D.load_labelled(Path(__file__).parent / "data" / name)
+    flagged = [r.text for r in rows if dec.decode(r.event, r.text).reason == "no_decision"]
+    assert len(flagged) <= 0.02 * len(rows), flagged
 
 
 # ---- real messages stay legible ----------------------------------------------------------

@@ -136,6 +136,16 @@ class ExactSolver:
         future event order is hidden before solving."""
         return self._q(self.canonical(w))
 
+    def on_grid(self, w: Week) -> Week:
+        """``w`` with the rule book's template quality in place of each past reply's quality.
+
+        A week played with free-text replies has a continuous ``quality_sum``, so each of its
+        states is new to the memo and asking Q* of it solves its whole future again (seconds,
+        and hundreds of MB kept).  Its grid twin differs only in that sum, which moves the
+        communication component, not the dynamics: Q* of the twin is a memo look-up."""
+        tq = self.rules["template_quality"]
+        return w._replace(quality_sum=float(sum(tq[e][a] for e, a in enumerate(w.actions) if a >= 0)))
+
     def _q(self, w: Week) -> tuple[float, float, float]:
         key = state_key(w)
         hit = self._qmemo.get(key)

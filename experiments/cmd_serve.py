@@ -16,7 +16,11 @@ def register(sub) -> None:
     p.add_argument("--preset", default="week_v2", help="rule book used when a reset names none")
     p.add_argument("--max-sessions", type=int, default=64, help="concurrent WebSocket sessions (default 64)")
     p.add_argument("--idle-timeout", type=float, default=300.0,
-                   help="seconds before an idle session is closed (0 = never; default 300)")
+                   help="seconds before an idle session is closed (0 = never, refused with "
+                   "--allow-session-routes; default 300)")
+    p.add_argument("--allow-session-routes", action="store_true",
+                   help="allow OpenEnv's session create/close over HTTP /mcp and attaching with "
+                   "/ws?session_id= (off: a session belongs to its WebSocket connection)")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     p.set_defaults(func=run)
 
@@ -29,11 +33,17 @@ def run(args) -> int:
         raise ValueError("--max-sessions must be at least 1")
     if not 0 < args.port < 65536:
         raise ValueError("--port must be in 1..65535")
+    if args.idle_timeout < 0:
+        raise ValueError("--idle-timeout must be >= 0 (0 = never)")
     idle = args.idle_timeout if args.idle_timeout > 0 else None
+    if idle is None and args.allow_session_routes:
+        raise ValueError("--allow-session-routes needs --idle-timeout > 0: sessions created over HTTP "
+                         "hold no connection, and only the idle reaper frees them")
 
     def ready(url: str) -> None:
         print(f"wlf serve: {url} (preset {args.preset}, up to {args.max_sessions} sessions, "
               f"idle timeout {'none' if idle is None else f'{idle:g} s'})", flush=True)
 
-    run_server(args.host, args.port, args.preset, args.max_sessions, idle, args.log_level, ready)
+    run_server(args.host, args.port, args.preset, args.max_sessions, idle, args.log_level, ready,
+               allow_session_routes=args.allow_session_routes)
     return 0

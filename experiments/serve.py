@@ -21,7 +21,6 @@ request); a week lives on a WebSocket session (``/ws``, what ``EnvClient`` uses)
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import secrets
@@ -43,6 +42,12 @@ MAX_BODY_BYTES = 256 * 1024
 """Largest HTTP body or WebSocket frame (a 16 KB reply can grow sixfold as escaped JSON)."""
 SEED_LIMIT = 2**32
 """Seeds are 0 <= seed < 2**32 (JAX keys hold 32 bits; larger seeds would wrap silently)."""
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects accepted in a frame or body (a reply needs 3)."""
+MAX_INT_DIGITS = 32
+"""Longest integer literal accepted in a frame or body (a seed needs 10 digits)."""
+SESSION_ROUTES = ("openenv/session/create", "openenv/session/close")
+"""OpenEnv's session methods over MCP; off unless ``allow_session_routes`` (see docs/serve.md)."""
 RESET_FIELDS = ("seed", "preset", "episode_id")
 SESSION_CLOSED = "session_closed"
 SESSION_CLOSED_MARK = f'"message":"{SESSION_CLOSED}:'
@@ -313,6 +318,7 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
         self._return = 0.0
         self._closed = False
         self._info = WeekState()
+        self._touch: Callable[[WeekEnvironment], None] | None = None  # set by create_week_app
 
     # -- OpenEnv API --------------------------------------------------------------------------
     def reset(self, seed: Optional[int] = None, episode_id: Optional[str] = None,
@@ -324,6 +330,8 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
         from llm_bridge.prompts import system_prompt
 
         self._check_open()
+        if self._touch is not None:
+            self._touch(self)
         if kwargs:
             raise WeekError("unknown_field", f"unknown reset field(s) {sorted(kwargs)}; known: {', '.join(RESET_FIELDS)}")
         seed = check_seed(seed)
@@ -373,6 +381,9 @@ class WeekEnvironment(Environment[WeekAction, WeekObservation, WeekState]):
 
     @property
     def state(self) -> WeekState:
+        self._check_open()
+        if self._touch is not None:
+            self._touch(self)  # a state request is activity: the idle reaper leaves the session alone
         return self._info
 
     def get_metadata(self) -> EnvironmentMetadata:
@@ -474,23 +485,99 @@ async def _send_json(send, status: int, body: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-def http_body_problem(path: str, body: bytes) -> tuple[int, dict[str, Any]] | None:
-    """An HTTP request the OpenEnv routes would answer with a 500, as (status, JSON error).
+class FrameProblem(ValueError):
+    """A JSON text this server refuses before any handler sees it (code, message)."""
 
-    ``/step`` with an ``action.type`` that is not hashable (a list or an object) makes openenv's
-    action deserialiser raise ``TypeError`` before any validation; WeekAction has no ``type``
-    field, so any ``type`` is an extra field: 422 here.
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise FrameProblem("bad_request", f"an integer of {len(digits)} digits; the limit is {MAX_INT_DIGITS}")
+    return int(digits)
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of arrays and objects in a parsed JSON value (a scalar is 0); iterative."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else None
+        if items is None:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_JSON_DEPTH:
+            return d
+        stack.extend((x, d + 1) for x in items)
+    return deepest
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parse a frame or body with the server's limits: raises :class:`FrameProblem`
+    (``bad_request``) for nesting deeper than :data:`MAX_JSON_DEPTH` or an integer longer than
+    :data:`MAX_INT_DIGITS` digits, and ``json.JSONDecodeError`` for malformed JSON."""
+    try:
+        value = json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        raise FrameProblem("bad_request", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except FrameProblem:
+        raise
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # e.g. invalid surrogates; never a session's end
+        raise FrameProblem("bad_request", f"unreadable JSON ({str(exc)[:120]})") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise FrameProblem("bad_request", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def session_route(value: Any) -> str | None:
+    """The OpenEnv session method (create/close) a JSON-RPC request calls, or None."""
+    if isinstance(value, dict) and value.get("method") in SESSION_ROUTES:
+        return value["method"]
+    return None
+
+
+def http_body_problem(path: str, body: bytes, allow_session_routes: bool = False) -> tuple[int, dict[str, Any]] | None:
+    """An HTTP request refused before the OpenEnv routes see it, as (status, JSON error).
+
+    * nesting deeper than :data:`MAX_JSON_DEPTH` or an integer longer than :data:`MAX_INT_DIGITS`
+      digits: 400 ``bad_request``;
+    * ``/mcp`` session create/close while ``allow_session_routes`` is off: 403
+      ``session_routes_disabled`` (a session belongs to its WebSocket connection);
+    * ``/reset`` with a seed that is not an integer in range (``true`` would become seed 1): 400
+      ``invalid_seed``, as on a WebSocket;
+    * ``/step`` with an ``action.type`` that is not hashable (openenv's action deserialiser
+      raises ``TypeError`` before any validation): 422.
     """
-    if path != "/step" or b'"type"' not in body:
+    if not body.strip():
         return None
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
+        data = parse_json(body)
+    except FrameProblem as exc:
+        return 400, error_body(exc.code, str(exc))
+    except ValueError:
         return None  # FastAPI answers malformed JSON itself
-    action = data.get("action") if isinstance(data, dict) else None
-    if isinstance(action, dict) and isinstance(action.get("type"), (list, dict)):
-        return 422, error_body("invalid_action", "the action does not match WeekAction", errors=[
-            {"loc": ["type"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}])
+    if path == "/mcp" and not allow_session_routes:
+        calls = data if isinstance(data, list) else [data]
+        for call in calls:
+            method = session_route(call)
+            if method:
+                return 403, error_body("session_routes_disabled", f"{method} is off on this server: a session "
+                                       "belongs to its WebSocket connection (/ws); start the server with "
+                                       "--allow-session-routes to enable it")
+    if path == "/reset" and isinstance(data, dict) and "seed" in data:
+        try:
+            check_seed(data["seed"])
+        except WeekError as exc:
+            return exc.status, error_body(exc.code, exc.message)
+    if path == "/step" and isinstance(data, dict):
+        action = data.get("action")
+        if isinstance(action, dict) and isinstance(action.get("type"), (list, dict)):
+            return 422, error_body("invalid_action", "the action does not match WeekAction", errors=[
+                {"loc": ["type"], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}])
     return None
 
 
@@ -501,8 +588,8 @@ class RequestGuard:
     The body is read here (at most ``limit`` bytes are kept) and replayed to the app.
     """
 
-    def __init__(self, app, limit: int = MAX_BODY_BYTES):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int = MAX_BODY_BYTES, allow_session_routes: bool = False):
+        self.app, self.limit, self.allow_session_routes = app, limit, allow_session_routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -521,7 +608,8 @@ class RequestGuard:
             if not message.get("more_body", False):
                 break
         body, replayed = b"".join(chunks), False
-        problem = http_body_problem(scope.get("path", ""), body) if scope.get("method") == "POST" else None
+        problem = (http_body_problem(scope.get("path", ""), body, self.allow_session_routes)
+                   if scope.get("method") == "POST" else None)
         if problem is not None:
             return await _send_json(send, *problem)
 
@@ -535,39 +623,75 @@ class RequestGuard:
         return await self.app(scope, replay, send)
 
 
-def ws_frame_problem(message: dict[str, Any]) -> str | None:
-    """Why a received WebSocket frame cannot be a session message (None when it may be)."""
+def ws_frame_problem(message: dict[str, Any], allow_session_routes: bool = False) -> tuple[str, str] | None:
+    """Why a received WebSocket frame cannot be a session message, as (code, message); None when
+    it may be (malformed JSON is left to the session, which answers ``INVALID_JSON``)."""
     if message.get("type") != "websocket.receive":
         return None
     text = message.get("text")
     if text is None:
-        return "binary frames are not supported; send JSON text"
+        return "INVALID_JSON", "binary frames are not supported; send JSON text"
     try:
-        value = json.loads(text)
-    except RecursionError:
-        return "JSON nested too deeply"
+        value = parse_json(text)
+    except FrameProblem as exc:
+        return "BAD_REQUEST", str(exc)
     except ValueError:
-        return None  # the session answers malformed JSON itself (INVALID_JSON)
+        return None
     if not isinstance(value, dict):
-        return "a message must be a JSON object such as {\"type\": \"step\", \"data\": {...}}"
+        return "INVALID_JSON", "a message must be a JSON object such as {\"type\": \"step\", \"data\": {...}}"
+    if value.get("type") == "mcp" and not allow_session_routes and session_route(value.get("data")):
+        return "SESSION_ROUTES_DISABLED", "session create/close over MCP is off on this server"
     return None
+
+
+MAX_ERROR_CHARS = 300
+"""Longest message an error frame carries; validation errors never echo the input."""
+
+
+def bounded_error_frame(text: str) -> str:
+    """An outgoing error frame with its echoed input removed and its message cut to
+    :data:`MAX_ERROR_CHARS` (other frames are returned as they are)."""
+    if '"type":"error"' not in text[:40]:
+        return text
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return text
+    data = frame.get("data") if isinstance(frame, dict) else None
+    if not isinstance(data, dict):
+        return text
+    long_message = isinstance(data.get("message"), str) and len(data["message"]) > MAX_ERROR_CHARS
+    if not long_message and not isinstance(data.get("errors"), list):
+        return text
+    if long_message:
+        data["message"] = data["message"][:MAX_ERROR_CHARS] + "..."
+    if isinstance(data.get("errors"), list):
+        data["errors"] = _plain_errors([e for e in data["errors"] if isinstance(e, dict)])[:20]
+    return json.dumps(frame, separators=(",", ":"))  # compact, as openenv writes it
 
 
 class WebSocketGuard:
     """ASGI middleware for WebSocket sessions.
 
-    * Frames that are not JSON objects (binary frames, arrays, numbers...) get an error frame
-      and the session goes on, instead of ending it.
+    * Frames that are not JSON objects (binary frames, arrays, numbers...), nest deeper than
+      :data:`MAX_JSON_DEPTH`, hold integers longer than :data:`MAX_INT_DIGITS` digits, or call
+      the session routes get an error frame and the session goes on, instead of ending it.
+    * Error frames never echo the input (:func:`bounded_error_frame`).
+    * ``/ws?session_id=...`` (attaching to another session) is refused unless
+      ``allow_session_routes``.
     * Once a session has been closed for idleness (its environment answers ``session_closed``),
       the connection is closed after that answer, so a client reconnects to a fresh session.
     """
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, allow_session_routes: bool = False):
+        self.app, self.allow_session_routes = app, allow_session_routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
+        if not self.allow_session_routes and b"session_id=" in scope.get("query_string", b""):
+            return await self._refuse(receive, send, "SESSION_ROUTES_DISABLED", "attaching to a session by id is "
+                                      "off on this server: every WebSocket connection plays its own week")
         closed = False
 
         async def guarded_receive():
@@ -575,16 +699,18 @@ class WebSocketGuard:
                 if closed:
                     return {"type": "websocket.disconnect", "code": 1001}
                 message = await receive()
-                problem = ws_frame_problem(message)
+                problem = ws_frame_problem(message, self.allow_session_routes)
                 if problem is None:
                     return message
                 await send({"type": "websocket.send", "text": json.dumps(
-                    {"type": "error", "data": {"message": problem, "code": "INVALID_JSON"}})})
+                    {"type": "error", "data": {"message": problem[1], "code": problem[0]}})})
 
         async def guarded_send(message):
             nonlocal closed
             if closed:
                 return  # the connection is gone; the app's own close is a no-op
+            if message.get("type") == "websocket.send" and message.get("text"):
+                message = dict(message, text=bounded_error_frame(message["text"]))
             await send(message)
             if message.get("type") == "websocket.send" and SESSION_CLOSED_MARK in (message.get("text") or ""):
                 closed = True
@@ -592,39 +718,95 @@ class WebSocketGuard:
 
         return await self.app(scope, guarded_receive, guarded_send)
 
+    @staticmethod
+    async def _refuse(receive, send, code: str, message: str) -> None:
+        """Accept the handshake, send one error frame and close (policy violation)."""
+        first = await receive()
+        if first.get("type") != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": json.dumps({"type": "error", "data": {"message": message,
+                                                                                           "code": code}})})
+        await send({"type": "websocket.close", "code": 1008, "reason": code.lower()})
+
+
+def _env_server(app):
+    """The ``HTTPEnvServer`` behind an app made by ``create_app`` (its routes close over it)."""
+    from openenv.core.env_server.http_server import HTTPEnvServer
+
+    for route in app.routes:
+        for cell in getattr(getattr(route, "endpoint", None), "__closure__", None) or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                continue
+            if isinstance(value, HTTPEnvServer):
+                return value
+    return None
+
+
+def _activity_hook(server) -> Callable[[WeekEnvironment], None]:
+    """``touch(env)``: mark the session holding ``env`` active (a ``state`` request is activity)."""
+    def touch(env) -> None:
+        for sid, held in list(server._sessions.items()):
+            if held is env:
+                server._update_session_activity(sid)
+                return
+    return touch
+
 
 def create_week_app(default_preset: str = "week_v2", max_sessions: int = 64,
                     idle_timeout_s: float | None = 300.0, max_body_bytes: int = MAX_BODY_BYTES,
-                    warm: bool = True):
+                    warm: bool = True, allow_session_routes: bool = False):
     """The FastAPI app: OpenEnv's ``create_app`` around :class:`WeekEnvironment`, with
     ``max_sessions`` concurrent WebSocket sessions, idle ones reaped after ``idle_timeout_s``
     (None: never), JSON errors, a body limit and the WebSocket frame guard.
 
     ``warm`` compiles every rule book and trains the decoder before returning.
+    ``allow_session_routes`` turns on OpenEnv's session create/close over ``/mcp`` and attaching
+    with ``/ws?session_id=``; off, a session belongs to its WebSocket connection.  Those sessions
+    share the pool and live until the idle reaper takes them, so the flag needs an idle timeout.
     """
     from openenv.core.env_server.http_server import create_app
     from openenv.core.env_server.types import ConcurrencyConfig
 
     check_preset(default_preset, default_preset)
+    if max_sessions < 1:
+        raise ValueError("max_sessions must be at least 1")
+    if idle_timeout_s is not None and idle_timeout_s <= 0:
+        raise ValueError("idle_timeout_s must be positive, or None for never")
+    if allow_session_routes and idle_timeout_s is None:
+        raise ValueError("session routes need an idle timeout: HTTP-created sessions hold no connection, "
+                         "and only the idle reaper frees them")
     if warm:
         warm_up()
     config = ConcurrencyConfig(max_concurrent_envs=max_sessions, session_timeout=idle_timeout_s)
-    factory = functools.partial(WeekEnvironment, default_preset=default_preset)
+    hook: list[Callable[[WeekEnvironment], None]] = []
+
+    def factory() -> WeekEnvironment:
+        env = WeekEnvironment(default_preset=default_preset)
+        env._touch = hook[0] if hook else None
+        return env
+
     app = create_app(factory, WeekAction, WeekObservation, env_name=ENV_NAME,
                      concurrency_config=config, state_cls=WeekState)
+    server = _env_server(app)
+    if server is not None:
+        hook.append(_activity_hook(server))
     install_error_handlers(app)
-    app.add_middleware(WebSocketGuard)
-    app.add_middleware(RequestGuard, limit=max_body_bytes)
+    app.add_middleware(WebSocketGuard, allow_session_routes=allow_session_routes)
+    app.add_middleware(RequestGuard, limit=max_body_bytes, allow_session_routes=allow_session_routes)
     return app
 
 
 def run_server(host: str = "127.0.0.1", port: int = 8000, default_preset: str = "week_v2",
                max_sessions: int = 64, idle_timeout_s: float | None = 300.0,
-               log_level: str = "warning", ready: Callable[[str], None] | None = None) -> None:
+               log_level: str = "warning", ready: Callable[[str], None] | None = None,
+               allow_session_routes: bool = False) -> None:
     """Serve until interrupted (uvicorn).  ``ready(url)`` is called once the app is built."""
     import uvicorn
 
-    app = create_week_app(default_preset, max_sessions, idle_timeout_s)
+    app = create_week_app(default_preset, max_sessions, idle_timeout_s, allow_session_routes=allow_session_routes)
     url = f"http://{host}:{port}"
     if ready:
         ready(url)

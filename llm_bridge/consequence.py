@@ -6,7 +6,9 @@ the simulator plays the legible action with the lowest Q*(state, a) in that very
 message quality 0.  Communication quality enters the rubric (and seed_v1's step reward) with a
 positive weight, so an unreadable reply is never worth more than the worst legible action:
 vagueness cannot pay.  This needs Q* of the state, so the exact solver of the rule book is
-built on the first unreadable reply of a process (about 20 s for week_v2) and kept.
+built on the first unreadable reply of a process (about 20 s for week_v2) and kept.  A week
+played with free-text replies is asked about in its grid twin (template qualities for the past
+replies), so every question is a look-up and memory stays bounded.
 """
 
 from __future__ import annotations
@@ -37,8 +39,13 @@ def use_solver(preset: str, solver) -> None:
 
 
 def worst_action(w: Week, preset: str) -> int:
-    """The legible action with the lowest Q* in decision state ``w`` (lowest index on ties)."""
-    qs = get_solver(preset).q(w)
+    """The legible action with the lowest Q* in decision state ``w`` (lowest index on ties).
+
+    Q* is read in the state's grid twin (``ExactSolver.on_grid``: the same week with template
+    qualities for the past replies), a memo look-up; solving each free-text state anew would
+    cost seconds and hundreds of MB per question."""
+    solver = get_solver(preset)
+    qs = solver.q(solver.on_grid(w))
     return min(range(len(qs)), key=lambda a: (qs[a], a))
 
 

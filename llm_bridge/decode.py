@@ -490,7 +490,7 @@ class HybridDecoder:
         # quotes the runbook's restart step is one decision, read with confidence >= 0.95)
         if whole.confidence < CONTRADICTION_CONFIDENCE and len(self.decisions_in(e, text)) >= 2:
             return Decoded(UNREADABLE, 1.0, whole.probs, "contradictory")
-        if self.gate is not None and self.gate.flags(self, e, text, prompt):
+        if self.gate is not None and self.gate.flags(self, e, text, prompt, whole.probs):
             return Decoded(UNREADABLE, 1.0, whole.probs, "no_decision")
         return whole
 

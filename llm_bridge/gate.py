@@ -62,11 +62,13 @@ _OFF_ROLE = re.compile(
 _SPEAKER_LINE = re.compile(r"^\s*\w+(?: \w+)?\s*:", re.M)
 
 
-def gate_features(decoder, event: int, text: str, prompt: str | None = None) -> np.ndarray:
-    """The :data:`FEATURES` of one reply, as float64 (``decoder`` is a fitted HybridDecoder)."""
+def gate_features(decoder, event: int, text: str, prompt: str | None = None,
+                  probs: Sequence[float] | None = None) -> np.ndarray:
+    """The :data:`FEATURES` of one reply, as float64 (``decoder`` is a fitted HybridDecoder;
+    ``probs``, when the caller already has them, are its three action probabilities)."""
     ws = words(text)
     n = len(ws)
-    probs = sorted(decoder.legible(event, text).probs, reverse=True)
+    probs = sorted(decoder.legible(event, text).probs if probs is None else probs, reverse=True)
     known = len(decoder._indices(event, normalize(text))) if text.strip() else 0
     content = set(_content(ws))
     in_prompt = set(words(prompt or ""))
@@ -99,14 +101,17 @@ class DecisionGate:
     bias: float
     threshold: float = GATE_THRESHOLD
 
-    def probability(self, decoder, event: int, text: str, prompt: str | None = None) -> float:
+    def probability(self, decoder, event: int, text: str, prompt: str | None = None,
+                    probs: Sequence[float] | None = None) -> float:
         """Probability that ``text`` commits to no decision."""
-        z = float((gate_features(decoder, event, text, prompt) - self.mean) / self.scale @ self.weights) + self.bias
+        z = float((gate_features(decoder, event, text, prompt, probs) - self.mean) / self.scale @ self.weights) + self.bias
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
-    def flags(self, decoder, event: int, text: str, prompt: str | None = None) -> bool:
+    def flags(self, decoder, event: int, text: str, prompt: str | None = None,
+              probs: Sequence[float] | None = None) -> bool:
         """Whether ``text`` commits to no decision (never for replies under :data:`MIN_WORDS`)."""
-        return len(words(text)) >= MIN_WORDS and self.probability(decoder, event, text, prompt) >= self.threshold
+        return (len(words(text)) >= MIN_WORDS
+                and self.probability(decoder, event, text, prompt, probs) >= self.threshold)
 
 
 def fit_gate(decoder, rows: Sequence, unreadable: int = 3, human_weight: float = HUMAN_WEIGHT,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import select
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from experiments.serve import (  # noqa: E402
     MAX_TEXT_BYTES, SESSION_CLOSED, WeekAction, WeekEnvironment, WeekError, create_week_app,
     describe_host, get_simulator, rubric_scores,
 )
+from experiments.serve_soak import free_port  # noqa: E402
 from experiments.serve_client import (  # noqa: E402
     WeekClient, format_bench, play_many, play_week, scripted_action,
 )
@@ -38,12 +38,6 @@ LOAD_DEADLINE_S = 90.0
 
 
 # ---- a real server process ----------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class ServerProcess:
     """`wlf serve` in a subprocess on a free loopback port; ``kill`` is SIGKILL."""

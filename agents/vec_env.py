@@ -66,8 +66,9 @@ def step_batch(key: jax.Array, states, actions: jnp.ndarray, params: EnvParams):
     the finished week's score where ``done`` (0 elsewhere).
     """
     n = actions.shape[0]
-    obs, states, reward, done, info = jax.vmap(ENV.step, in_axes=(0, 0, 0, None))(
-        jax.random.split(key, n), states, actions, params)
+    obs, states, reward, terminated, truncated, info = jax.vmap(
+        ENV.step, in_axes=(0, 0, 0, None))(jax.random.split(key, n), states, actions, params)
+    done = terminated | truncated
     return obs, states, reward, done, jnp.where(done, info["score"], 0.0)
 
 

@@ -179,8 +179,8 @@ def test_auto_reset_step_starts_a_new_week():
     params = PRESETS["seed_v1"]
     _, s = env.reset(jax.random.key(0), params)
     for _ in range(7):
-        _, s, _, done, _ = env.step(jax.random.key(5), s, 0, params)
-    assert bool(done)
+        _, s, _, terminated, truncated, _ = env.step(jax.random.key(5), s, 0, params)
+    assert bool(terminated) and not bool(truncated)
     assert int(s.count) == 0 and not bool(s.done)
 
 

@@ -54,7 +54,7 @@ def observe_random_state(key):
         nxt = env.step_env(None, s, a, params)[1]
         return jax.tree_util.tree_map(lambda x, y: jnp.where(t < n, x, y), nxt, s)
 
-    return env.observe(jax.lax.fori_loop(0, 6, body, state), params)
+    return env.get_obs(jax.lax.fori_loop(0, 6, body, state), params)
 
 
 def _config(algo: str, settings: dict):

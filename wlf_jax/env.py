@@ -1,21 +1,23 @@
-"""`WorkWeek`: the environment with gymnax conventions.
+"""`WorkWeek`: one hard work week as a gymnax 1.0 environment, and :func:`make`.
 
-    env = WorkWeek()
-    params = presets.week_v2()
+    env, params = wlf_jax.make("week_v2")
     obs, state = env.reset(key, params)
-    obs, state, reward, done, info = env.step(key, state, action, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
 
-``step`` auto-resets a finished week (so ``lax.scan`` never branches); ``step_env`` does not
-and is what week-level analysis uses.  ``reset_to_scenario`` replays an explicit scenario.
+``step`` (gymnax's) auto-resets a finished week (so ``lax.scan`` never branches); ``step_env``
+does not and is what week-level analysis uses.  ``reset_to_scenario`` replays an explicit
+scenario.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnax.environments import environment, spaces
 
 from . import dynamics
 from .events import (
@@ -40,9 +42,12 @@ OBS_LAYOUT: tuple[tuple[str, int], ...] = (
     ("mean_quality", 1),
     ("boundary", 1),
 )
-"""Named blocks of the flat observation vector, in order (energy etc. in [0, 1])."""
+"""Named blocks of the flat observation vector, in order. All in [0, 1] except ``boundary``,
+the unclipped boundary credit (negative after leaked boundaries; see ``observation_space``)."""
 
 OBS_SIZE: int = sum(n for _, n in OBS_LAYOUT)
+_BOUNDARY = OBS_SIZE - 1  # index of the last block, ``boundary``
+assert OBS_LAYOUT[-1] == ("boundary", 1)
 
 
 def observe(state: EnvState, params: EnvParams) -> jnp.ndarray:
@@ -65,33 +70,91 @@ def observe(state: EnvState, params: EnvParams) -> jnp.ndarray:
     return jnp.concatenate([jnp.asarray(p, jnp.float32).reshape(-1) for p in parts])
 
 
+@functools.lru_cache(maxsize=1)
+def _default_params() -> EnvParams:
+    from . import presets
+
+    # Concrete arrays even when first asked for inside a trace (``step(..., params=None)``
+    # under jit), so the cached rule book never holds a tracer.
+    with jax.ensure_compile_time_eval():
+        return presets.week_v2()
+
+
 @jax.jit
 def _rubric(state: EnvState, params: EnvParams):
     """(components, total) of one state, compiled once per rule-book structure (describe())."""
     return components(state, params), rubric_total(state, params)
 
 
-class WorkWeek:
-    """One hard work week.  Static sizes are class attributes; the rule book is ``EnvParams``."""
+class WorkWeek(environment.Environment[EnvState, EnvParams]):
+    """One hard work week as a gymnax 1.0 environment.
 
-    num_actions: int = N_ACTIONS
+    ``reset``/``step`` come from gymnax's base class: ``step`` returns ``(obs, state, reward,
+    terminated, truncated, info)`` and replaces a finished week by a fresh one. A week always
+    ends by itself within ``MAX_STEPS`` decisions, so ``truncated`` is always false.
+    Additions to the gymnax contract: ``step_env`` takes a message ``quality``,
+    ``reset_to_scenario`` replays an explicit week, ``describe`` gives a host-side view.
+    """
+
     num_events: int = N_EVENTS
     max_steps: int = MAX_STEPS
     obs_size: int = OBS_SIZE
 
+    @property
+    def name(self) -> str:
+        return "WorkWeek"
+
+    @property
+    def num_actions(self) -> int:
+        return N_ACTIONS
+
+    # Every WorkWeek is the same environment (the rule book is in the params), so jitted
+    # methods with a static ``self`` compile once for all instances.
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other)
+
+    @property
+    def default_params(self) -> EnvParams:
+        """The default rule book, ``week_v2``."""
+        return _default_params()
+
+    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
+        """Three actions per event (their meaning depends on the event; see ``describe``)."""
+        return spaces.Discrete(N_ACTIONS)
+
+    def observation_space(self, params: EnvParams | None = None) -> spaces.Box:
+        """The flat observation of :data:`OBS_LAYOUT` (host side: needs concrete params).
+
+        Every entry lies in [0, 1] except ``boundary``, the unclipped boundary credit, whose
+        bounds are the sums of the rule book's most negative and most positive credit per
+        event (each event is handled at most once), widened by one float32 step.
+        """
+        params = self.default_params if params is None else params
+        credit = np.asarray(params.boundary_credit, np.int64)
+        lowest = np.minimum(credit.min(axis=1), 0).sum() / np.float32(100)
+        highest = np.maximum(credit.max(axis=1), 0).sum() / np.float32(100)
+        low, high = np.zeros(OBS_SIZE, np.float32), np.ones(OBS_SIZE, np.float32)
+        low[_BOUNDARY] = np.nextafter(np.float32(lowest), np.float32(-np.inf))
+        high[_BOUNDARY] = np.nextafter(np.float32(max(1.0, highest)), np.float32(np.inf))
+        return spaces.Box(jnp.asarray(low), jnp.asarray(high), (OBS_SIZE,), jnp.float32)
+
     # -- reset -------------------------------------------------------------------------------
-    def reset(self, key: jax.Array, params: EnvParams) -> tuple[jnp.ndarray, EnvState]:
-        """Draw a week's scenario from ``key`` and return ``(obs, state)`` on Monday morning."""
+    def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+        """Draw a week's scenario from ``key``: ``(obs, state)`` on Monday morning."""
         return self.reset_to_scenario(sample_scenario(key, params), params)
 
-    def reset_to_scenario(self, scenario: Scenario, params: EnvParams):
+    def reset_to_scenario(self, scenario: Scenario, params: EnvParams | None = None):
         """Start the week described by an explicit ``scenario`` (order and uniform draws)."""
+        params = self.default_params if params is None else params
         state = dynamics.initial_state(scenario, params)
         return observe(state, params), state
 
     # -- step --------------------------------------------------------------------------------
     def step_env(self, key, state: EnvState, action, params: EnvParams, quality=-1.0):
-        """One decision without auto-reset. Returns ``(obs, state, reward, done, info)``.
+        """One decision without auto-reset: ``(obs, state, reward, terminated, info)``.
 
         ``quality`` < 0 uses the action's template quality.  An out-of-range ``action`` is
         clipped to 0..2 and flagged in ``info["invalid_action"]``.  ``key`` is unused (all
@@ -106,20 +169,25 @@ class WorkWeek:
         info["energy_by_day"] = nxt.energy_by_day
         return observe(nxt, params), nxt, reward, nxt.done, info
 
-    def step(self, key, state: EnvState, action, params: EnvParams, quality=-1.0):
-        """gymnax-style step: like ``step_env``, but a finished week is replaced by a fresh one
-        drawn from ``key`` (the returned ``done``, reward and info are the finished step's)."""
-        obs, nxt, reward, done, info = self.step_env(key, state, action, params, quality)
-        obs_re, state_re = self.reset(key, params)
-        nxt = jax.tree_util.tree_map(lambda r, s: jnp.where(done, r, s), state_re, nxt)
-        obs = jnp.where(done, obs_re, obs)
-        return obs, nxt, reward, done, info
+    def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """The week is over: every decision made, or energy ran out."""
+        return state.done
 
-    # -- helpers -----------------------------------------------------------------------------
-    def observe(self, state: EnvState, params: EnvParams) -> jnp.ndarray:
+    def is_terminal(self, state: EnvState, params: EnvParams) -> jax.Array:
+        return self.is_terminated(state, params)
+
+    def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Never: a week ends by itself within ``MAX_STEPS`` decisions."""
+        return jnp.zeros_like(state.done)
+
+    def get_obs(self, state: EnvState, params: EnvParams | None = None, key=None) -> jax.Array:
+        """gymnax's observation hook (the base class's ``observe(key, state, action, params)``
+        calls it); the same as the module-level :func:`observe`."""
         return observe(state, params)
 
-    def describe(self, state: EnvState, params: EnvParams, rubric=None) -> dict[str, Any]:
+    # -- host-side view ----------------------------------------------------------------------
+    def describe(self, state: EnvState, params: EnvParams | None = None,
+                 rubric=None) -> dict[str, Any]:
         """Host-side, human-readable view of ``state`` (not jittable).
 
         ``state`` may be on the device or a host (numpy) copy; ``rubric``, when given, is the
@@ -130,6 +198,7 @@ class WorkWeek:
         three actions with meanings), status (energy, sprint health, trust, flags), pending
         spawned events, history of decisions, the rubric so far and whether the week is over.
         """
+        params = self.default_params if params is None else params
         s = jax.tree_util.tree_map(np.asarray, state)
         done = bool(s.done)
         ev_index = int(s.slot_event[min(int(s.slot), MAX_STEPS - 1)]) if not done else -1
@@ -172,3 +241,14 @@ class WorkWeek:
             "done": done,
             "early_end": bool(s.early_end),
         }
+
+
+def make(name: str = "week_v2") -> tuple[WorkWeek, EnvParams]:
+    """``(env, params)`` of the rule book called ``name``, like ``gymnax.make``.
+
+    ``name`` is a preset (``"week_v2"``, ``"seed_v1"``); an unknown name raises ``KeyError``
+    listing the known ones.
+    """
+    from . import presets
+
+    return WorkWeek(), presets.get(name)

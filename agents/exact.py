@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
-from wlf_jax.params import COMPONENT_NAMES, EnvParams, to_python
+from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS, EnvParams, to_python
 from wlf_jax.reference import N_DAYS, UNREVEALED, ReferenceWeek, Week
 
 # A host policy maps a list of decision states to one probability vector over the 3 actions each.
@@ -166,7 +166,10 @@ class ExactSolver:
         return sum(p * max(self._q(w)) for p, w in self.initial())
 
     def solve(self) -> "ExactSolver":
-        """Compute Q* for every reachable state; records ``solve_seconds``."""
+        """Compute Q* for every reachable state; records ``solve_seconds`` (the first time; a
+        solved solver returns at once)."""
+        if self.solve_seconds is not None:
+            return self
         t0 = time.perf_counter()
         self.value()
         self.solve_seconds = time.perf_counter() - t0
@@ -246,6 +249,22 @@ class ExactSolver:
                          for e in range(N_EVENTS) if occurs[e] > 0},
             event_prob={EVENT_IDS[e]: float(occurs[e]) for e in range(N_EVENTS) if occurs[e] > 0},
         )
+
+
+_SOLVERS: dict[str, ExactSolver] = {}
+
+
+def solver_for(preset: str) -> ExactSolver:
+    """The exact solver of the preset called ``preset``, one per process (the only solver
+    cache: the LLM reward, the learners' exact evaluation, the baselines and the tests share
+    it). Q* is computed lazily and memoised; call ``.solve()`` to solve the whole week at once
+    (about 20 s for week_v2, 6 s for seed_v1, then instant)."""
+    solver = _SOLVERS.get(preset)
+    if solver is None:
+        from wlf_jax import presets
+
+        solver = _SOLVERS[preset] = ExactSolver(presets.get(preset))
+    return solver
 
 
 def _argmax(values) -> int:
@@ -353,25 +372,19 @@ def exact_scores(params: EnvParams, action_maps: np.ndarray, batch: int = 4096,
     import jax
     import jax.numpy as jnp
 
-    from wlf_jax.env import WorkWeek
     from wlf_jax.reward import rubric_total
+    from wlf_jax.rollout import replay_scenario
     from wlf_jax.state import Scenario
 
-    env = WorkWeek()
     pats = pattern_scenarios(params)
     se, un = jnp.asarray(pats.slot_event), jnp.asarray(pats.uniforms)
 
     def one_week(amap, slot_event, uniforms):
-        _, s = env.reset_to_scenario(Scenario(slot_event, uniforms), params)
-
-        def body(carry, _):
-            s, ret = carry
-            e = s.slot_event[jnp.clip(s.slot, 0, env.max_steps - 1)]
-            _, s2, r, _, _ = env.step_env(None, s, amap[e], params)
-            return (s2, ret + r), None
-
-        (s, ret), _ = jax.lax.scan(body, (s, 0.0), None, length=env.max_steps)
-        return rubric_total(s, params), ret, s.actions
+        s, rewards = replay_scenario(
+            Scenario(slot_event, uniforms), params,
+            choose=lambda s, _: amap[s.slot_event[jnp.clip(s.slot, 0, MAX_STEPS - 1)]],
+            record=lambda s, nxt, reward, info: reward)
+        return rubric_total(s, params), jnp.sum(rewards), s.actions
 
     run = jax.jit(jax.vmap(lambda m: jax.vmap(lambda a, b: one_week(m, a, b))(se, un)))
     scores, returns = [], []
@@ -428,7 +441,8 @@ def weeks_to_obs(weeks: Sequence[Week], params: EnvParams) -> np.ndarray:
 
     Shape (n, OBS_SIZE) float32; equal to ``observe`` of the same state (tested).
     """
-    from wlf_jax.env import OBS_LAYOUT, _STATUS_SIZES
+    from wlf_jax.env import OBS_LAYOUT
+    from wlf_jax.events import STATUS_SIZES
 
     floats = bool(np.asarray(params.float64_arithmetic))
     n = len(weeks)
@@ -441,7 +455,7 @@ def weeks_to_obs(weeks: Sequence[Week], params: EnvParams) -> np.ndarray:
         if not w.done:
             event[w.slot_event[w.slot]] = 1
         parts.append(event)
-        parts.extend(np.eye(k)[v] for k, v in zip(_STATUS_SIZES, w.status))
+        parts.extend(np.eye(k)[v] for k, v in zip(STATUS_SIZES, w.status))
         parts.append(np.asarray([a >= 0 for a in w.actions], np.float64))
         parts.append(np.asarray([e in w.pending for e in range(N_EVENTS)], np.float64))
         parts.append([w.count / len(w.slot_event)])

@@ -51,7 +51,7 @@ import numpy as np
 
 from wlf_jax.events import N_ACTIONS, N_EVENTS, STATUS_NAMES
 from wlf_jax.params import N_DAYS, EnvParams
-from wlf_jax.reward import FIXED, STAGING
+from wlf_jax.events import FIXED, STAGING
 
 SLEEP_DEBT = STATUS_NAMES.index("sleep_debt")
 SMALL = jnp.int16

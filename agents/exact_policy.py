@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.exact import chance_patterns, pattern_probability
-from wlf_jax.env import WorkWeek, observe
+from wlf_jax.env import observe
 from wlf_jax.events import N_ACTIONS, N_EVENTS
-from wlf_jax.params import EnvParams, MAX_STEPS
+from wlf_jax.params import EnvParams
 from wlf_jax.reward import rubric_total
+from wlf_jax.rollout import replay_scenario
 from wlf_jax.state import Scenario
 
 ObsPolicy = Callable[[Any, jnp.ndarray], jnp.ndarray]  # (policy_params, obs (OBS,)) -> action ()
@@ -56,18 +57,12 @@ def make_policy_scorer(policy: ObsPolicy, slot_event: np.ndarray, chance_events:
     alt_j, uniforms_j = jnp.asarray(alt), jnp.asarray(uniforms)
     chance_j = jnp.asarray(np.asarray(chance_events, bool))
     schedule = jnp.asarray(slot_event, jnp.int32)
-    env = WorkWeek()
     events = jnp.arange(N_EVENTS)
 
     def one_week(policy_params, params: EnvParams, u):
-        _, state = env.reset_to_scenario(Scenario(schedule, u), params)
-
-        def body(s, _):
-            action = policy(policy_params, observe(s, params))
-            _, s2, _, _, _ = env.step_env(None, s, jnp.asarray(action, jnp.int32), params)
-            return s2, None
-
-        final, _ = jax.lax.scan(body, state, None, length=MAX_STEPS)
+        final, _ = replay_scenario(
+            Scenario(schedule, u), params,
+            choose=lambda s, _: jnp.asarray(policy(policy_params, observe(s, params)), jnp.int32))
         return rubric_total(final, params), final.actions.astype(jnp.int32)
 
     def one_book(policy_params, params: EnvParams):

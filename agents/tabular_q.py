@@ -39,7 +39,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from wlf_jax.env import OBS_LAYOUT, _STATUS_SIZES
+from wlf_jax.env import OBS_LAYOUT
+from wlf_jax.events import STATUS_SIZES
 from wlf_jax.events import N_ACTIONS, N_EVENTS, STATUS_NAMES
 from wlf_jax.params import MAX_STEPS, EnvParams
 
@@ -58,7 +59,7 @@ def _offsets() -> dict[str, int]:
 
 _OFF = _offsets()
 _STATUS_START = _OFF[f"{STATUS_NAMES[0]}_onehot"]
-N_STATUS_COMBOS = math.prod(_STATUS_SIZES)
+N_STATUS_COMBOS = math.prod(STATUS_SIZES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +127,7 @@ def discretise(obs: jnp.ndarray, disc: Discretisation = Discretisation()) -> jnp
     sprint = jnp.round(obs[..., _OFF["sprint_health"]] * 100).astype(jnp.int32) // disc.sprint_bin
     combo = jnp.zeros(obs.shape[:-1], jnp.int32)
     pos = _STATUS_START
-    for size in _STATUS_SIZES:
+    for size in STATUS_SIZES:
         combo = combo * size + jnp.argmax(obs[..., pos:pos + size], axis=-1).astype(jnp.int32)
         pos += size
     row = event * n_stage + jnp.clip(stage, 0, n_stage - 1)

@@ -17,6 +17,7 @@ import numpy as np
 from wlf_jax import WorkWeek, presets
 from wlf_jax.params import MAX_STEPS, EnvParams, to_python
 from wlf_jax.reference import ReferenceWeek
+from wlf_jax.rollout import replay_scenario
 from wlf_jax.state import sample_scenario
 
 _env = WorkWeek()
@@ -27,14 +28,9 @@ def make_random_weeks(params: EnvParams, n_weeks: int) -> Callable[[jax.Array], 
 
     def one_week(key):
         k_reset, k_act = jax.random.split(key)
-        _, state = _env.reset_to_scenario(sample_scenario(k_reset, params), params)
         actions = jax.random.randint(k_act, (MAX_STEPS,), 0, 3)
-
-        def body(s, a):
-            _, s, _, _, _ = _env.step_env(None, s, a, params)
-            return s, None
-
-        final, _ = jax.lax.scan(body, state, actions)
+        final, _ = replay_scenario(sample_scenario(k_reset, params), params,
+                                   choose=lambda s, a: a, xs=actions)
         return final.count
 
     @jax.jit

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 from agents.exact import (
-    ExactSolver, HostPolicy, exact_scores, fixed_map_policy, relevant_maps, uniform_policy,
+    ExactSolver, HostPolicy, exact_scores, fixed_map_policy, relevant_maps, solver_for,
+    uniform_policy,
 )
 from agents.fixed import FIXED_MAP_NAMES, action_map, describe_map, map_policy, random_policy
 from wlf_jax import presets
@@ -143,7 +144,7 @@ def run_baselines(preset: str = "week_v2", weeks: int = 100_000, seed: int = 0,
     params = presets.get(preset)
     t0 = time.perf_counter()
     say("solving exactly")
-    solver = ExactSolver(params).solve()
+    solver = solver_for(preset).solve()
     say(f"searching every fixed map")
     bmap, bscore, n_maps = best_fixed_map(params, lambda d, n: say(f"fixed maps {d:,}/{n:,}"))
     maps = {name: action_map(name) for name in FIXED_MAP_NAMES}

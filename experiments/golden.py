@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wlf_jax import WorkWeek, presets
+from wlf_jax import presets
+from wlf_jax.rollout import replay_scenario
 from wlf_jax.events import N_EVENTS, STAKEHOLDERS, STATUS_VALUES, action_index, event_index
 from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS
 from wlf_jax.state import Scenario
@@ -39,7 +40,6 @@ def load(path: str | Path) -> dict[str, Any]:
 def _replay_batch(cases: list[dict]):
     """Replay every case at once (``vmap`` over cases, ``scan`` over steps)."""
     params = presets.seed_v1()
-    env = WorkWeek()
     n = len(cases)
     slot_event = np.full((n, MAX_STEPS), -1, np.int32)
     uniforms = np.full((n, N_EVENTS), 0.5, np.float32)
@@ -55,16 +55,10 @@ def _replay_batch(cases: list[dict]):
         uniforms[i, leave] = c.get("leave_uniform", 0.5)
 
     def one(slot_event, uniforms, actions, quality):
-        _, state = env.reset_to_scenario(Scenario(slot_event, uniforms), params)
-
-        def body(state, x):
-            a, q = x
-            _, nxt, r, done, info = env.step_env(None, state, a, params, q)
-            return nxt, (r, nxt.energy, nxt.sprint, nxt.trust, nxt.day, done,
-                         info["components"], info["score"])
-
-        final, per_step = jax.lax.scan(body, state, (actions, quality))
-        return final, per_step
+        return replay_scenario(
+            Scenario(slot_event, uniforms), params, choose=lambda s, x: x, xs=(actions, quality),
+            record=lambda s, nxt, r, info: (r, nxt.energy, nxt.sprint, nxt.trust, nxt.day,
+                                            nxt.done, info["components"], info["score"]))
 
     final, per_step = jax.jit(jax.vmap(one))(
         jnp.asarray(slot_event), jnp.asarray(uniforms), jnp.asarray(actions), jnp.asarray(quality))

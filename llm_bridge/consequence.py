@@ -17,25 +17,14 @@ from typing import Any, Callable, NamedTuple
 
 from wlf_jax.reference import Week
 
-_SOLVERS: dict[str, Any] = {}
-
 
 def get_solver(preset: str):
-    """The exact solver of a rule book, one per process.  Q* is computed lazily and memoised:
-    the first question about a Monday state solves the whole week (about 20 s for week_v2,
-    6 s for seed_v1); later questions are dictionary look-ups."""
-    solver = _SOLVERS.get(preset)
-    if solver is None:
-        from agents.exact import ExactSolver
-        from wlf_jax import presets
+    """The process-wide exact solver of a rule book (``agents.exact.solver_for``; imported here
+    lazily so that ``import llm_bridge`` stays light).  The first question about a Monday state
+    solves the whole week (about 20 s for week_v2, 6 s for seed_v1); later ones are look-ups."""
+    from agents.exact import solver_for
 
-        solver = _SOLVERS[preset] = ExactSolver(presets.get(preset))
-    return solver
-
-
-def use_solver(preset: str, solver) -> None:
-    """Make ``get_solver(preset)`` return an existing (e.g. already solved) solver."""
-    _SOLVERS[preset] = solver
+    return solver_for(preset)
 
 
 def worst_action(w: Week, preset: str) -> int:
@@ -68,3 +57,9 @@ def read_reply(decoder, judge, event: int, text: str, week: Week | Callable[[], 
         action = worst_action(week() if callable(week) else week, preset)
         return Reading(action, 0.0, d)
     return Reading(d.action, float(judge(event, text)), d)
+
+
+def use_solver(preset: str, solver) -> None:  # TEMPORARY: removed once grpo's split lands
+    from agents import exact
+
+    exact._SOLVERS[preset] = solver

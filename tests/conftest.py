@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 
 
-@functools.lru_cache(maxsize=None)
 def solved(preset: str):
-    """The solved ExactSolver of a preset (cached for the whole session)."""
-    from agents.exact import ExactSolver
-    from wlf_jax import presets
+    """The solved ExactSolver of a preset: the process-wide one (``agents.exact.solver_for``),
+    so it is solved once per test run and shared with the product code under test."""
+    from agents.exact import solver_for
 
-    return ExactSolver(presets.get(preset)).solve()
+    return solver_for(preset).solve()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from experiments.rulebook import render
-from wlf_jax import week_v2
+from wlf_jax.presets import week_v2_rules as week_v2
 
 
 def test_docs_rulebook_is_up_to_date():

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 
 from . import float64
-from .events import N_ACTIONS, N_EVENTS
+from .events import N_ACTIONS, N_EVENTS, SLEEP_DEBT
 from .params import MAX_STEPS, N_DAYS, EnvParams
-from .reward import SLEEP_DEBT, rubric_total, seed_step_reward, terminal_bonus
+from .reward import rubric_total, seed_step_reward, terminal_bonus
 from .state import EnvState, Scenario
 
 

@@ -21,13 +21,12 @@ from gymnax.environments import environment, spaces
 
 from . import dynamics
 from .events import (
-    DAYS, EVENTS, N_ACTIONS, N_EVENTS, N_STAKEHOLDERS, STAKEHOLDERS, STATUS_NAMES, STATUS_VALUES,
+    DAYS, EVENTS, N_ACTIONS, N_EVENTS, N_STAKEHOLDERS, STAKEHOLDERS, STATUS_NAMES, STATUS_SIZES,
+    STATUS_VALUES,
 )
 from .params import COMPONENT_NAMES, MAX_STEPS, N_DAYS, EnvParams
 from .reward import components, rubric_total
 from .state import EnvState, Scenario, sample_scenario
-
-_STATUS_SIZES = tuple(len(STATUS_VALUES[s]) for s in STATUS_NAMES)
 
 OBS_LAYOUT: tuple[tuple[str, int], ...] = (
     ("energy", 1),
@@ -35,7 +34,7 @@ OBS_LAYOUT: tuple[tuple[str, int], ...] = (
     ("trust", N_STAKEHOLDERS),
     ("day_onehot", N_DAYS),
     ("event_onehot", N_EVENTS),
-    *((f"{s}_onehot", n) for s, n in zip(STATUS_NAMES, _STATUS_SIZES)),
+    *((f"{s}_onehot", n) for s, n in zip(STATUS_NAMES, STATUS_SIZES)),
     ("handled", N_EVENTS),
     ("pending", N_EVENTS),
     ("progress", 1),
@@ -60,7 +59,7 @@ def observe(state: EnvState, params: EnvParams) -> jnp.ndarray:
         state.trust / 100.0,
         jax.nn.one_hot(state.day, N_DAYS),
         jax.nn.one_hot(jnp.where(state.done, -1, event), N_EVENTS),
-        *(jax.nn.one_hot(state.status[k], n) for k, n in enumerate(_STATUS_SIZES)),
+        *(jax.nn.one_hot(state.status[k], n) for k, n in enumerate(STATUS_SIZES)),
         (state.actions >= 0).astype(jnp.float32),
         state.pending.astype(jnp.float32),
         state.count[None] / MAX_STEPS,

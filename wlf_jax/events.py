@@ -49,6 +49,17 @@ STATUS_VALUES: dict[str, tuple[str, ...]] = {
     "sleep_debt": ("rested", "sleep_debt"),
 }
 
+# Indices into ``EnvState.status`` (the one place they are written down), and the values the
+# rubric asks for: staging "fixed", leave "approved", appraisal "done", on-call "accepted".
+STAGING, LEAVE, APPRAISAL, ONCALL, SLEEP_DEBT = (STATUS_NAMES.index(n) for n in (
+    "staging", "leave", "appraisal", "oncall", "sleep_debt"))
+FIXED = STATUS_VALUES["staging"].index("fixed")
+APPROVED = STATUS_VALUES["leave"].index("approved")
+DONE = STATUS_VALUES["appraisal"].index("done")
+ACCEPTED = STATUS_VALUES["oncall"].index("accepted")
+STATUS_SIZES: tuple[int, ...] = tuple(len(STATUS_VALUES[n]) for n in STATUS_NAMES)
+"""Number of values of each status variable, in ``STATUS_NAMES`` order."""
+
 
 def _a(name: str, meaning: str) -> ActionSpec:
     return ActionSpec(name, meaning)

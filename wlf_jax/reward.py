@@ -5,12 +5,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from . import float64
+from .events import ACCEPTED, APPRAISAL, APPROVED, DONE, FIXED, LEAVE, ONCALL, STAGING
 from .params import EnvParams
 from .state import EnvState
 
-# status variable indices and values (see events.STATUS_VALUES)
-STAGING, LEAVE, APPRAISAL, ONCALL, SLEEP_DEBT = range(5)
-FIXED, APPROVED, DONE, ACCEPTED = 1, 1, 1, 1
 DAVID = 0
 
 

@@ -1,6 +1,8 @@
-"""Rollout helpers: ``lax.scan`` over a week, ``vmap`` over weeks.
+"""Rollout helpers: the one scenario-replay loop (``lax.scan`` over a week), ``vmap`` over weeks.
 
-A policy is a pure function ``policy(policy_params, obs, key) -> action`` (int32 scalar).
+:func:`replay_scenario` is the loop every week-level caller uses (rollouts, the exact map and
+policy scorers, golden replays, the benchmark). A policy is a pure function
+``policy(policy_params, obs, key) -> action`` (int32 scalar).
 """
 
 from __future__ import annotations
@@ -27,6 +29,29 @@ def random_policy(policy_params, obs, key) -> jnp.ndarray:
     return jax.random.randint(key, (), 0, N_ACTIONS)
 
 
+def replay_scenario(scenario: Scenario, params: EnvParams, choose: Callable, xs: Any = None,
+                    record: Callable | None = None, length: int = MAX_STEPS):
+    """Start the week of ``scenario`` and make ``length`` decisions with ``lax.scan``.
+
+    ``choose(state, x) -> action`` or ``(action, quality)`` picks each decision from the state
+    and the step's slice ``x`` of ``xs`` (keys, scripted actions, or ``None``). A finished week
+    absorbs the remaining steps (reward 0, state unchanged). ``record(state, next_state,
+    reward, info)``, when given, returns what to keep of each step.
+
+    Returns ``(final_state, records)``: ``records`` stacks ``record``'s outputs over the steps
+    (``None`` without ``record``).
+    """
+    _, state = _env.reset_to_scenario(scenario, params)
+
+    def body(s: EnvState, x):
+        choice = choose(s, x)
+        action, quality = choice if isinstance(choice, tuple) else (choice, -1.0)
+        _, nxt, reward, _, info = _env.step_env(None, s, action, params, quality)
+        return nxt, (None if record is None else record(s, nxt, reward, info))
+
+    return jax.lax.scan(body, state, xs, length=None if xs is not None else length)
+
+
 def play_week(policy: Policy, policy_params, params: EnvParams, key: jax.Array,
               scenario: Scenario | None = None) -> dict[str, jnp.ndarray]:
     """Play one week to the end (``MAX_STEPS`` scan steps; finished weeks absorb).
@@ -39,16 +64,11 @@ def play_week(policy: Policy, policy_params, params: EnvParams, key: jax.Array,
     k_reset, k_steps = jax.random.split(key)
     if scenario is None:
         scenario = sample_scenario(k_reset, params)
-    _, state = _env.reset_to_scenario(scenario, params)
-
-    def body(state: EnvState, k):
-        obs = observe(state, params)
-        action = policy(policy_params, obs, k)
-        was_done = state.done
-        _, nxt, reward, _, info = _env.step_env(None, state, action, params)
-        return nxt, (reward, jnp.where(was_done, -1, info["event"]))
-
-    final, (rewards, events) = jax.lax.scan(body, state, jax.random.split(k_steps, MAX_STEPS))
+    final, (rewards, events) = replay_scenario(
+        scenario, params,
+        choose=lambda s, k: policy(policy_params, observe(s, params), k),
+        xs=jax.random.split(k_steps, MAX_STEPS),
+        record=lambda s, nxt, reward, info: (reward, jnp.where(s.done, -1, info["event"])))
     return {
         "return": jnp.sum(rewards),
         "score": rubric_total(final, params),

@@ -6,10 +6,10 @@ by ``wlf rulebook``), so the table and the code cannot drift apart.
 
 from __future__ import annotations
 
-from .params import EnvParams
-from .presets import Outcome as O
-from .presets import Row as R
-from .presets import _schedule, build
+from ..params import EnvParams
+from .rows import Outcome as O
+from .rows import Row as R
+from .rows import build, schedule
 
 START = {
     "start_energy": 75,
@@ -151,6 +151,6 @@ SETTINGS = {
 }
 
 
-def week_v2_params() -> EnvParams:
+def params() -> EnvParams:
     """Build the week_v2 rule book."""
-    return build("week_v2", ROWS, **START, **_schedule(SCHEDULE), **SETTINGS)
+    return build("week_v2", ROWS, **START, **schedule(SCHEDULE), **SETTINGS)

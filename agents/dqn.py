@@ -91,25 +91,42 @@ class Carry:
 
 def empty_replay(size: int) -> Replay:
     """An empty buffer of ``size`` transitions."""
-    return Replay(obs=jnp.zeros((size, OBS_SIZE), jnp.float32), action=jnp.zeros((size,), jnp.int32),
-                  reward=jnp.zeros((size,), jnp.float32), next_obs=jnp.zeros((size, OBS_SIZE), jnp.float32),
-                  done=jnp.zeros((size,), jnp.float32), pos=jnp.int32(0), size=jnp.int32(0))
+    return Replay(
+        obs=jnp.zeros((size, OBS_SIZE), jnp.float32),
+        action=jnp.zeros((size,), jnp.int32),
+        reward=jnp.zeros((size,), jnp.float32),
+        next_obs=jnp.zeros((size, OBS_SIZE), jnp.float32),
+        done=jnp.zeros((size,), jnp.float32),
+        pos=jnp.int32(0),
+        size=jnp.int32(0),
+    )
 
 
 def replay_add(buf: Replay, obs, action, reward, next_obs, done) -> Replay:
     """Write a batch of ``n`` transitions at ``pos`` (the buffer size must be a multiple of ``n``)."""
     n, cap = action.shape[0], buf.action.shape[0]
     put = lambda arr, x: jax.lax.dynamic_update_slice_in_dim(arr, x.astype(arr.dtype), buf.pos, 0)  # noqa: E731
-    return Replay(obs=put(buf.obs, obs), action=put(buf.action, action), reward=put(buf.reward, reward),
-                  next_obs=put(buf.next_obs, next_obs), done=put(buf.done, done),
-                  pos=(buf.pos + n) % cap, size=jnp.minimum(buf.size + n, cap))
+    return Replay(
+        obs=put(buf.obs, obs),
+        action=put(buf.action, action),
+        reward=put(buf.reward, reward),
+        next_obs=put(buf.next_obs, next_obs),
+        done=put(buf.done, done),
+        pos=(buf.pos + n) % cap,
+        size=jnp.minimum(buf.size + n, cap),
+    )
 
 
 def replay_sample(buf: Replay, key, batch_size: int) -> dict[str, jnp.ndarray]:
     """A uniform minibatch of stored transitions (with replacement)."""
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buf.size, 1))
-    return {"obs": buf.obs[idx], "action": buf.action[idx], "reward": buf.reward[idx],
-            "next_obs": buf.next_obs[idx], "done": buf.done[idx]}
+    return {
+        "obs": buf.obs[idx],
+        "action": buf.action[idx],
+        "reward": buf.reward[idx],
+        "next_obs": buf.next_obs[idx],
+        "done": buf.done[idx],
+    }
 
 
 def td_loss(params, target_params, apply_fn, batch, gamma: float):
@@ -137,17 +154,26 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
         k_net, k_env, k_run = jax.random.split(key, 3)
         net_params = net.init(k_net, jnp.zeros((1, OBS_SIZE), jnp.float32))
         obs, states = reset_batch(k_env, n, params)
-        return Carry(params=net_params, target_params=net_params, opt_state=tx.init(net_params),
-                     replay=empty_replay(config.buffer_size), env_state=states, obs=obs, key=k_run,
-                     update=jnp.int32(0))
+        return Carry(
+            params=net_params,
+            target_params=net_params,
+            opt_state=tx.init(net_params),
+            replay=empty_replay(config.buffer_size),
+            env_state=states,
+            obs=obs,
+            key=k_run,
+            update=jnp.int32(0),
+        )
 
     def learn(carry: Carry, keys):
         """``grad_steps`` Adam steps; returns ((params, opt_state, target_params), mean loss)."""
+
         def step(state, k):
             net_params, opt_state = state
             batch = replay_sample(carry.replay, k, config.batch_size)
-            loss, grads = jax.value_and_grad(td_loss)(net_params, carry.target_params, net.apply,
-                                                      batch, config.gamma)
+            loss, grads = jax.value_and_grad(td_loss)(
+                net_params, carry.target_params, net.apply, batch, config.gamma
+            )
             updates, opt_state = tx.update(grads, opt_state, net_params)
             return (optax.apply_updates(net_params, updates), opt_state), loss
 
@@ -162,19 +188,23 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
         action = jnp.where(explore, jax.random.randint(k_rand, (n,), 0, N_ACTIONS), greedy_a)
         obs, states, reward, done, score = step_batch(k_step, carry.env_state, action, params)
         replay = replay_add(carry.replay, carry.obs, action, reward, obs, done)
-        carry = carry.replace(replay=replay, env_state=states, obs=obs, key=key, update=carry.update + 1)
+        carry = carry.replace(
+            replay=replay, env_state=states, obs=obs, key=key, update=carry.update + 1
+        )
         ready = replay.size >= config.learning_starts
         learned, loss = learn(carry, jax.random.split(k_learn, config.grad_steps))
         # before ``learning_starts`` transitions the networks stay as they are
         kept = (carry.params, carry.opt_state, carry.target_params)
         net_params, opt_state, target = jax.tree_util.tree_map(
-            lambda a, b: jnp.where(ready, a, b), learned, kept)
+            lambda a, b: jnp.where(ready, a, b), learned, kept
+        )
         carry = carry.replace(params=net_params, opt_state=opt_state, target_params=target)
         return carry, (jnp.sum(score), jnp.sum(done), loss)
 
     def chunk(carry: Carry):
-        carry, (score_sum, finished, loss) = jax.lax.scan(one_update, carry, None,
-                                                          length=config.updates_per_chunk)
+        carry, (score_sum, finished, loss) = jax.lax.scan(
+            one_update, carry, None, length=config.updates_per_chunk
+        )
         metrics = {
             "train_score": jnp.sum(score_sum) / jnp.maximum(jnp.sum(finished), 1),
             "td_loss": loss[-1],
@@ -185,9 +215,24 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
     def greedy(net_params, obs):
         return jnp.argmax(net.apply(net_params, obs), axis=-1).astype(jnp.int32)
 
-    return Trainer(init=init, chunk=chunk, greedy=greedy, policy_params=lambda c: c.params,
-                   n_chunks=config.n_chunks, steps_per_chunk=config.updates_per_chunk * n)
+    return Trainer(
+        init=init,
+        chunk=chunk,
+        greedy=greedy,
+        policy_params=lambda c: c.params,
+        n_chunks=config.n_chunks,
+        steps_per_chunk=config.updates_per_chunk * n,
+    )
 
 
-__all__ = ["Carry", "Config", "NAME", "Replay", "empty_replay", "make_trainer", "replay_add",
-           "replay_sample", "td_loss"]
+__all__ = [
+    "Carry",
+    "Config",
+    "NAME",
+    "Replay",
+    "empty_replay",
+    "make_trainer",
+    "replay_add",
+    "replay_sample",
+    "td_loss",
+]

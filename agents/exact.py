@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -38,8 +38,19 @@ def state_key(w: Week) -> tuple:
     current = w.slot_event[w.slot] if not w.done else -1
     # qualities are rounded to 1e-5 so a float32 sum (JAX) and a float64 sum (plain Python) of
     # the same template qualities give the same key
-    return (w.values, w.status, w.pending, handled, w.count, w.day, round(w.quality_sum, 5),
-            w.boundary, w.slot, current, w.done)
+    return (
+        w.values,
+        w.status,
+        w.pending,
+        handled,
+        w.count,
+        w.day,
+        round(w.quality_sum, 5),
+        w.boundary,
+        w.slot,
+        current,
+        w.done,
+    )
 
 
 @dataclass
@@ -56,9 +67,12 @@ class Evaluation:
 
     def as_dict(self) -> dict:
         return {
-            "exact_return": self.exact_return, "exact_score": self.exact_score,
-            "components": self.components, "energy_by_day": self.energy_by_day,
-            "early_end_prob": self.early_end_prob, "action_freq": self.action_freq,
+            "exact_return": self.exact_return,
+            "exact_score": self.exact_score,
+            "components": self.components,
+            "energy_by_day": self.energy_by_day,
+            "early_end_prob": self.early_end_prob,
+            "action_freq": self.action_freq,
             "event_prob": self.event_prob,
         }
 
@@ -71,7 +85,9 @@ class ExactSolver:
         self.rules = to_python(params)
         self.ref = ReferenceWeek(self.rules)
         r = self.rules
-        self.shuffled_slots = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
+        self.shuffled_slots = [
+            t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0
+        ]
         self.shuffled_events = frozenset(r["slot_event"][t] for t in self.shuffled_slots)
         if self.shuffled_events & self.ref.spawnable:
             raise ValueError("exact solver: spawned events cannot sit in shuffled slots")
@@ -84,7 +100,9 @@ class ExactSolver:
     def initial(self) -> list[tuple[float, Week]]:
         """Distribution over Monday-morning decision states."""
         r = self.rules
-        slot_event = [UNREVEALED if t in self.shuffled_slots else e for t, e in enumerate(r["slot_event"])]
+        slot_event = [
+            UNREVEALED if t in self.shuffled_slots else e for t, e in enumerate(r["slot_event"])
+        ]
         w = self.ref.reset(slot_event, [1.0] * N_EVENTS)
         return self._reveal(w)
 
@@ -144,7 +162,9 @@ class ExactSolver:
         and hundreds of MB kept).  Its grid twin differs only in that sum, which moves the
         communication component, not the dynamics: Q* of the twin is a memo look-up."""
         tq = self.rules["template_quality"]
-        return w._replace(quality_sum=float(sum(tq[e][a] for e, a in enumerate(w.actions) if a >= 0)))
+        return w._replace(
+            quality_sum=float(sum(tq[e][a] for e, a in enumerate(w.actions) if a >= 0))
+        )
 
     def _q(self, w: Week) -> tuple[float, float, float]:
         key = state_key(w)
@@ -165,7 +185,7 @@ class ExactSolver:
         """V* of the week: the optimal expected return from Monday morning."""
         return sum(p * max(self._q(w)) for p, w in self.initial())
 
-    def solve(self) -> "ExactSolver":
+    def solve(self) -> ExactSolver:
         """Compute Q* for every reachable state; records ``solve_seconds`` (the first time; a
         solved solver returns at once)."""
         if self.solve_seconds is not None:
@@ -189,7 +209,9 @@ class ExactSolver:
         key = state_key(w)
         hit = self._myopic.get(key)
         if hit is None:
-            hit = _argmax([sum(p * r for p, r, _ in self.transitions(w, a)) for a in range(N_ACTIONS)])
+            hit = _argmax(
+                [sum(p * r for p, r, _ in self.transitions(w, a)) for a in range(N_ACTIONS)]
+            )
             self._myopic[key] = hit
         return hit
 
@@ -245,8 +267,11 @@ class ExactSolver:
             components={k: float(v) for k, v in zip(COMPONENT_NAMES, comps)},
             energy_by_day=[float(v) for v in energy_by_day],
             early_end_prob=float(early),
-            action_freq={EVENT_IDS[e]: [float(x) for x in freq[e] / max(occurs[e], 1e-12)]
-                         for e in range(N_EVENTS) if occurs[e] > 0},
+            action_freq={
+                EVENT_IDS[e]: [float(x) for x in freq[e] / max(occurs[e], 1e-12)]
+                for e in range(N_EVENTS)
+                if occurs[e] > 0
+            },
             event_prob={EVENT_IDS[e]: float(occurs[e]) for e in range(N_EVENTS) if occurs[e] > 0},
         )
 
@@ -301,6 +326,7 @@ def uniform_policy() -> HostPolicy:
 # Exact values of many deterministic policies at once (JAX): enumerate every chance pattern.
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class PatternSet:
     """Every equally-structured chance pattern of a week: orders of the shuffled slots times
@@ -318,7 +344,9 @@ def chance_patterns(chance_events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     of the events marked in ``chance_events`` (E,), P = 2**K.  A uniform of 0 forces the
     alternative outcome wherever the chosen action has one, 1 forces the main outcome."""
     ids = np.flatnonzero(np.asarray(chance_events, bool))
-    bits = np.array(list(itertools.product([False, True], repeat=len(ids))), bool).reshape(-1, len(ids))
+    bits = np.array(list(itertools.product([False, True], repeat=len(ids))), bool).reshape(
+        -1, len(ids)
+    )
     alt = np.zeros((len(bits), N_EVENTS), bool)
     alt[:, ids] = bits
     return alt, np.where(alt, 0.0, 1.0).astype(np.float32)
@@ -362,12 +390,21 @@ def pattern_weights(patterns: PatternSet, actions: np.ndarray, params: EnvParams
     event not reached); see :func:`pattern_probability`."""
     p_alt = np.asarray(params.alt_prob, np.float64)  # (E, A)
     a = np.clip(actions, 0, N_ACTIONS - 1)
-    p = np.take_along_axis(np.broadcast_to(p_alt, a.shape[:-1] + p_alt.shape), a[..., None], -1)[..., 0]
-    return pattern_probability(np, patterns.alt_bit, actions, p, patterns.chance_events) * patterns.order_weight
+    p = np.take_along_axis(np.broadcast_to(p_alt, a.shape[:-1] + p_alt.shape), a[..., None], -1)[
+        ..., 0
+    ]
+    return (
+        pattern_probability(np, patterns.alt_bit, actions, p, patterns.chance_events)
+        * patterns.order_weight
+    )
 
 
-def exact_scores(params: EnvParams, action_maps: np.ndarray, batch: int = 4096,
-                 progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact_scores(
+    params: EnvParams,
+    action_maps: np.ndarray,
+    batch: int = 4096,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact expected (score, return) of each state-independent map in ``action_maps`` (M, E)."""
     import jax
     import jax.numpy as jnp
@@ -381,16 +418,18 @@ def exact_scores(params: EnvParams, action_maps: np.ndarray, batch: int = 4096,
 
     def one_week(amap, slot_event, uniforms):
         s, rewards = replay_scenario(
-            Scenario(slot_event, uniforms), params,
+            Scenario(slot_event, uniforms),
+            params,
             choose=lambda s, _: amap[s.slot_event[jnp.clip(s.slot, 0, MAX_STEPS - 1)]],
-            record=lambda s, nxt, reward, info: reward)
+            record=lambda s, nxt, reward, info: reward,
+        )
         return rubric_total(s, params), jnp.sum(rewards), s.actions
 
     run = jax.jit(jax.vmap(lambda m: jax.vmap(lambda a, b: one_week(m, a, b))(se, un)))
     scores, returns = [], []
     per = max(1, batch // len(pats.slot_event)) if len(pats.slot_event) < batch else 1
     for i in range(0, len(action_maps), per):
-        chunk = np.asarray(action_maps[i:i + per], np.int32)
+        chunk = np.asarray(action_maps[i : i + per], np.int32)
         pad = per - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
@@ -431,38 +470,42 @@ def relevant_maps(params: EnvParams) -> np.ndarray:
     return np.asarray(maps, np.int32)
 
 
-
 # ---------------------------------------------------------------------------------------------
 # Observations of host-side decision states, so trained networks can be evaluated exactly.
 # ---------------------------------------------------------------------------------------------
 
+
 def weeks_to_obs(weeks: Sequence[Week], params: EnvParams) -> np.ndarray:
-    """The JAX observation (``wlf_jax.observe``) of each decision state, computed on the host.
+    """The observation of each host-side decision state: shape (n, OBS_SIZE) float32.
 
-    Shape (n, OBS_SIZE) float32; equal to ``observe`` of the same state (tested).
+    Each :class:`Week` becomes an ``EnvState`` (``wlf_jax.convert.week_to_state``) and the one
+    ``wlf_jax.observe`` computes the batch (jitted; batches are padded to a power of two so a
+    solver's layers of every size share a few compilations).
     """
-    from wlf_jax.env import OBS_LAYOUT
-    from wlf_jax.events import STATUS_SIZES
+    import jax
 
-    floats = bool(np.asarray(params.float64_arithmetic))
+    from wlf_jax.convert import week_to_state
+
     n = len(weeks)
-    out = np.zeros((n, sum(k for _, k in OBS_LAYOUT)), np.float32)
-    for i, w in enumerate(weeks):
-        vals = np.asarray(w.values, np.float64)
-        vals = np.round(vals * 100) / 100 if floats else vals / 100
-        parts = [vals[:1], vals[1:2], vals[2:], np.eye(N_DAYS)[w.day]]
-        event = np.zeros(N_EVENTS)
-        if not w.done:
-            event[w.slot_event[w.slot]] = 1
-        parts.append(event)
-        parts.extend(np.eye(k)[v] for k, v in zip(STATUS_SIZES, w.status))
-        parts.append(np.asarray([a >= 0 for a in w.actions], np.float64))
-        parts.append(np.asarray([e in w.pending for e in range(N_EVENTS)], np.float64))
-        parts.append([w.count / len(w.slot_event)])
-        parts.append([w.quality_sum / max(w.count, 1)])
-        parts.append([w.boundary / 100])
-        out[i] = np.concatenate([np.asarray(p, np.float64).ravel() for p in parts])
-    return out
+    states = [week_to_state(w, params) for w in weeks]
+    padded = max(512, 1 << max(0, (n - 1).bit_length()))
+    states += states[-1:] * (padded - n)
+    batch = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *states)
+    return np.asarray(_observe_batch(batch, params))[:n]
+
+
+def _observe_batch(states, params: EnvParams):
+    import jax
+
+    global _OBSERVE_BATCH
+    if _OBSERVE_BATCH is None:
+        from wlf_jax.env import observe
+
+        _OBSERVE_BATCH = jax.jit(jax.vmap(observe, in_axes=(0, None)))
+    return _OBSERVE_BATCH(states, params)
+
+
+_OBSERVE_BATCH = None
 
 
 def obs_policy(act_batch: Callable[[np.ndarray], np.ndarray], params: EnvParams) -> HostPolicy:
@@ -470,29 +513,3 @@ def obs_policy(act_batch: Callable[[np.ndarray], np.ndarray], params: EnvParams)
     a host policy for :meth:`ExactSolver.evaluate`."""
     eye = np.eye(N_ACTIONS)
     return lambda weeks: eye[np.asarray(act_batch(weeks_to_obs(weeks, params)), np.int64)]
-
-
-def week_from_state(state, params: EnvParams) -> Week:
-    """The plain-Python :class:`Week` of a (single, unbatched) JAX ``EnvState`` — e.g. to ask the
-    solver for Q* of a state reached in the JAX simulator."""
-    from fractions import Fraction
-
-    s = {k: np.asarray(v) for k, v in vars(state).items()}
-    floats = bool(np.asarray(params.float64_arithmetic))
-    hundredths = [int(s["energy"]), int(s["sprint"]), *[int(t) for t in s["trust"]]]
-    if floats:
-        values = tuple(float(Fraction(h, 100) + Fraction(int(o), 25 * 2**60))
-                       for h, o in zip(hundredths, s["drift"]))
-    else:
-        values = tuple(hundredths)
-    scale = 100.0 if floats else 1.0
-    return Week(
-        values=values, status=tuple(int(x) for x in s["status"]),
-        pending=frozenset(int(i) for i in np.flatnonzero(s["pending"])),
-        actions=tuple(int(a) for a in s["actions"]), slot=int(s["slot"]), count=int(s["count"]),
-        day=int(s["day"]), quality_sum=float(s["quality_sum"]), boundary=int(s["boundary"]),
-        energy_by_day=tuple(None if v < 0 else (v / scale if floats else int(v)) for v in s["energy_by_day"]),
-        done=bool(s["done"]), early_end=bool(s["early_end"]),
-        slot_event=tuple(int(e) for e in s["slot_event"]),
-        uniforms=tuple(float(u) for u in s["uniforms"]),
-    )

@@ -49,9 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wlf_jax.events import N_ACTIONS, N_EVENTS, STATUS_NAMES
+from wlf_jax.events import FIXED, N_ACTIONS, N_EVENTS, STAGING, STATUS_NAMES
 from wlf_jax.params import N_DAYS, EnvParams
-from wlf_jax.events import FIXED, STAGING
 
 SLEEP_DEBT = STATUS_NAMES.index("sleep_debt")
 SMALL = jnp.int16
@@ -69,6 +68,7 @@ class UnsupportedPresetError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Structure: what the shape of the tree depends on
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Structure:
@@ -98,20 +98,26 @@ def structure_of(params: EnvParams, chance: np.ndarray | None = None) -> Structu
 
     def one(field: str, rank: int) -> np.ndarray:
         arr = np.asarray(getattr(params, field))
-        flat = arr.reshape((-1,) + arr.shape[arr.ndim - rank:]) if batched else arr[None]
+        flat = arr.reshape((-1,) + arr.shape[arr.ndim - rank :]) if batched else arr[None]
         if batched and not (flat == flat[0]).all():
-            raise UnsupportedPresetError(f"EnvParams.{field} differs within the batch; the tree "
-                                         "solver needs one structure per batch")
+            raise UnsupportedPresetError(
+                f"EnvParams.{field} differs within the batch; the tree "
+                "solver needs one structure per batch"
+            )
         return flat[0]
 
     if one("slot_shuffle", 1).any():
-        raise UnsupportedPresetError("shuffled slots (random event order): use agents.exact.ExactSolver")
+        raise UnsupportedPresetError(
+            "shuffled slots (random event order): use agents.exact.ExactSolver"
+        )
     if bool(one("day_by_count", 0)):
         raise UnsupportedPresetError("count-based days: use agents.exact.ExactSolver")
     if bool(one("float64_arithmetic", 0)):
         raise UnsupportedPresetError("float64 arithmetic: use agents.exact.ExactSolver")
     if not bool(one("shaped_reward", 0)):
-        raise UnsupportedPresetError("the seed reward is not the week score: use agents.exact.ExactSolver")
+        raise UnsupportedPresetError(
+            "the seed reward is not the week score: use agents.exact.ExactSolver"
+        )
     alt_prob = np.asarray(params.alt_prob).reshape(-1, N_EVENTS, N_ACTIONS)
     has_chance = (alt_prob > 0).any(axis=0)
     if chance is not None:
@@ -128,6 +134,7 @@ def structure_of(params: EnvParams, chance: np.ndarray | None = None) -> Structu
 # ---------------------------------------------------------------------------------------------
 # The tree of histories (host, once per structure)
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, eq=False)
 class Level:
@@ -195,7 +202,9 @@ def build_tree(s: Structure) -> Tree:
         entries = incoming.pop(t, None)
         if not entries:
             continue
-        order = sorted(range(len(entries)), key=lambda i: (entries[i][0], entries[i][2], entries[i][1]))
+        order = sorted(
+            range(len(entries)), key=lambda i: (entries[i][0], entries[i][2], entries[i][1])
+        )
         new_position[t] = np.argsort(order)
         entries = [entries[i] for i in order]
         e = s.slot_event[t]
@@ -238,14 +247,21 @@ def build_tree(s: Structure) -> Tree:
             slot, pos = child[i, c]
             child_node[i, c] = offsets[int(slot)] + new_position[int(slot)][pos]
         level_of_event[e] = len(levels)
-        levels.append(Level(
-            slot=t, event=e, n=len(entries),
-            actions=np.array([a for a, _ in pairs], np.int32),
-            outcomes=np.array([o for _, o in pairs], np.int32),
-            sources=tuple(sources), day=np.array([x[4] for x in entries], np.int32),
-            count=np.array([x[5] for x in entries], np.int32),
-            next_day=next_day, child_node=child_node.astype(np.int32), offset=offsets[t],
-        ))
+        levels.append(
+            Level(
+                slot=t,
+                event=e,
+                n=len(entries),
+                actions=np.array([a for a, _ in pairs], np.int32),
+                outcomes=np.array([o for _, o in pairs], np.int32),
+                sources=tuple(sources),
+                day=np.array([x[4] for x in entries], np.int32),
+                count=np.array([x[5] for x in entries], np.int32),
+                next_day=next_day,
+                child_node=child_node.astype(np.int32),
+                offset=offsets[t],
+            )
+        )
     levels, arrays = _with_arrays(levels)
     return Tree(tuple(levels), total, n_leaves, tuple(level_of_event), arrays)
 
@@ -268,8 +284,12 @@ def _with_arrays(levels: list[Level]) -> tuple[list[Level], dict[str, np.ndarray
 def tree_size(params: EnvParams) -> dict[str, int]:
     """Decision nodes, leaves and levels of the tree of ``params``'s structure."""
     tree = build_tree(structure_of(params))
-    return {"decision_nodes": tree.n_nodes, "leaves": tree.n_leaves, "levels": len(tree.levels),
-            "children": sum(lv.n * len(lv.actions) for lv in tree.levels)}
+    return {
+        "decision_nodes": tree.n_nodes,
+        "leaves": tree.n_leaves,
+        "levels": len(tree.levels),
+        "children": sum(lv.n * len(lv.actions) for lv in tree.levels),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,11 +348,18 @@ def _overnight(energy, sleep, early, day: np.ndarray, next_day: np.ndarray, rule
     several = any(d1 - d0 > 1 for d0, d1 in pairs)  # only then can the bounds differ from [0, 100]
 
     def composed(d0: int, d1: int):
-        gain, low, high = jnp.zeros_like(recovery[0]), jnp.zeros_like(recovery[0]), jnp.full_like(recovery[0], 100)
+        gain, low, high = (
+            jnp.zeros_like(recovery[0]),
+            jnp.zeros_like(recovery[0]),
+            jnp.full_like(recovery[0], 100),
+        )
         for d in range(d0, d1):
             gain = gain + recovery[d]
             if d > d0:
-                low, high = jnp.clip(low + recovery[d], 0, 100), jnp.clip(high + recovery[d], 0, 100)
+                low, high = (
+                    jnp.clip(low + recovery[d], 0, 100),
+                    jnp.clip(high + recovery[d], 0, 100),
+                )
         return gain, low, high
 
     gain, low, high = composed(*pairs[0])
@@ -349,8 +376,15 @@ def _overnight(energy, sleep, early, day: np.ndarray, next_day: np.ndarray, rule
     return jnp.where(nights, jnp.clip(energy + gain - penalty, low, high), energy)
 
 
-def child_states(nodes: NodeStates, event: int, actions, outcomes, day: np.ndarray,
-                 next_day: np.ndarray, rules: EnvParams) -> NodeStates:
+def child_states(
+    nodes: NodeStates,
+    event: int,
+    actions,
+    outcomes,
+    day: np.ndarray,
+    next_day: np.ndarray,
+    rules: EnvParams,
+) -> NodeStates:
     """States after (action, outcome) choices of ``event``.
 
     ``nodes`` (shape P + (B,)) broadcast against the static ``actions`` / ``outcomes`` (numpy,
@@ -364,9 +398,15 @@ def child_states(nodes: NodeStates, event: int, actions, outcomes, day: np.ndarr
     """
     e, a, o = event, actions, outcomes
     alt = jnp.asarray(np.asarray(o) == 1)[..., None]  # A' + (1,)
-    d_energy = (rules.energy_delta[e, a] + jnp.where(alt, rules.alt_energy_delta[e, a], 0)).astype(SMALL)
-    d_sprint = (rules.sprint_delta[e, a] + jnp.where(alt, rules.alt_sprint_delta[e, a], 0)).astype(SMALL)
-    d_trust = (rules.trust_delta[e, a] + jnp.where(alt[..., None], rules.alt_trust_delta[e, a], 0)).astype(SMALL)
+    d_energy = (rules.energy_delta[e, a] + jnp.where(alt, rules.alt_energy_delta[e, a], 0)).astype(
+        SMALL
+    )
+    d_sprint = (rules.sprint_delta[e, a] + jnp.where(alt, rules.alt_sprint_delta[e, a], 0)).astype(
+        SMALL
+    )
+    d_trust = (
+        rules.trust_delta[e, a] + jnp.where(alt[..., None], rules.alt_trust_delta[e, a], 0)
+    ).astype(SMALL)
     energy = jnp.clip(nodes["energy"] + d_energy, 0, 100)
     sprint = jnp.clip(nodes["sprint"] + d_sprint, 0, 100)
     trust = jnp.clip(nodes["trust"] + d_trust, 0, 100)
@@ -399,24 +439,34 @@ def node_score(nodes: NodeStates, count, rules: EnvParams) -> jnp.ndarray:
     credit, energy band, clipped weighted trust.
     """
     r = rules
-    technical = (r.tech_weights[0] * (nodes["staging"] == FIXED)
-                 + r.tech_weights[1] * (nodes["sprint"] >= r.tech_sprint_threshold))
+    technical = r.tech_weights[0] * (nodes["staging"] == FIXED) + r.tech_weights[1] * (
+        nodes["sprint"] >= r.tech_sprint_threshold
+    )
     communication = nodes["quality_sum"] / jnp.maximum(count, 1.0)[..., None]
     boundary = jnp.clip(nodes["boundary"] / 100.0, 0.0, 1.0)
     energy = nodes["energy"]
     th, es = r.energy_thresholds, r.energy_scores
-    energy_band = jnp.where(energy >= th[0], es[0], jnp.where(
-        energy >= th[1], es[1], jnp.where(energy >= th[2], es[2], es[3])))
+    energy_band = jnp.where(
+        energy >= th[0],
+        es[0],
+        jnp.where(energy >= th[1], es[1], jnp.where(energy >= th[2], es[2], es[3])),
+    )
     trust = nodes["trust"].astype(jnp.float32)
     weighted = sum(r.relationship_weights[s] * trust[..., s, :] for s in range(trust.shape[-2]))
     relationship = jnp.clip(weighted / 100.0, 0.0, 1.0)
     w = r.rubric_weights
-    return (w[0] * technical + w[1] * communication + w[2] * boundary + w[3] * energy_band
-            + w[4] * relationship).astype(jnp.float32)
+    return (
+        w[0] * technical
+        + w[1] * communication
+        + w[2] * boundary
+        + w[3] * energy_band
+        + w[4] * relationship
+    ).astype(jnp.float32)
 
 
-def level_nodes(stored: list[NodeStates], init: NodeStates, tree: Tree, i: int, rules: EnvParams,
-                arrays: dict) -> NodeStates:
+def level_nodes(
+    stored: list[NodeStates], init: NodeStates, tree: Tree, i: int, rules: EnvParams, arrays: dict
+) -> NodeStates:
     """The states of level ``i``'s decision nodes (n, ..., B), each recomputed from its
     parent's stored state and the (action, outcome) that created it, one run at a time.
 
@@ -432,8 +482,17 @@ def level_nodes(stored: list[NodeStates], init: NodeStates, tree: Tree, i: int, 
             continue
         parent = tree.levels[src]
         nodes = {k: v[rows] for k, v in stored[src].items()}
-        parts.append(child_states(nodes, parent.event, parent.actions[col], parent.outcomes[col],
-                                  parent.day[rows_np], parent.next_day[rows_np, col], rules))
+        parts.append(
+            child_states(
+                nodes,
+                parent.event,
+                parent.actions[col],
+                parent.outcomes[col],
+                parent.day[rows_np],
+                parent.next_day[rows_np, col],
+                rules,
+            )
+        )
     if len(parts) == 1:
         return parts[0]
     return {k: jnp.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -454,15 +513,23 @@ def forward(rules: EnvParams, tree: Tree, arrays: dict) -> list[tuple[jnp.ndarra
     for i, level in enumerate(tree.levels):
         nodes = level_nodes(stored, init, tree, i, rules, arrays)
         stored.append({k: v for k, v in nodes.items() if k != "early_end"})
-        children = child_states({k: v[:, None] for k, v in nodes.items()}, level.event,
-                                level.actions[None], level.outcomes[None],
-                                np.broadcast_to(level.day[:, None], level.next_day.shape),
-                                level.next_day, rules)
+        children = child_states(
+            {k: v[:, None] for k, v in nodes.items()},
+            level.event,
+            level.actions[None],
+            level.outcomes[None],
+            np.broadcast_to(level.day[:, None], level.next_day.shape),
+            level.next_day,
+            rules,
+        )
         terminal = children["early_end"] | arrays[f"L{i}.leaf"][..., None]
         # stored once: without the barrier XLA may fuse (and so recompute) the whole child
         # transition into each consumer of the scores
-        out.append(jax.lax.optimization_barrier(
-            (node_score(children, arrays[f"L{i}.count"], rules), terminal)))
+        out.append(
+            jax.lax.optimization_barrier(
+                (node_score(children, arrays[f"L{i}.count"], rules), terminal)
+            )
+        )
     return out
 
 
@@ -492,7 +559,9 @@ def backward(rules: EnvParams, tree: Tree, leaves, arrays: dict) -> tuple[jnp.nd
         p = child_probabilities(level, rules)
         q = tuple(_expectation(child, p, level, a) for a in range(N_ACTIONS))
         qs[i] = q
-        values = values.at[level.offset:level.offset + level.n].set(functools.reduce(jnp.maximum, q))
+        values = values.at[level.offset : level.offset + level.n].set(
+            functools.reduce(jnp.maximum, q)
+        )
     return values, qs
 
 
@@ -508,8 +577,12 @@ def map_subtree(tree: Tree, action_map: tuple[int, ...]) -> tuple:
     position = {0: 0}
     rows = []
     for i, level in enumerate(tree.levels):
-        local = np.array(sorted(g - level.offset for g in position
-                                if level.offset <= g < level.offset + level.n), np.int64)
+        local = np.array(
+            sorted(
+                g - level.offset for g in position if level.offset <= g < level.offset + level.n
+            ),
+            np.int64,
+        )
         if not len(local):
             continue
         cols = np.flatnonzero(level.actions == action_map[level.event])
@@ -580,7 +653,9 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[tuple], arrays: dict)
             parent = tree.levels[src]
             p = child_probabilities(parent, rules)[col]  # (B,)
             follows = acts[src][rows] == parent.actions[col]
-            weight = jnp.stack([jnp.where(follows, p, 0.0), jnp.broadcast_to(p / N_ACTIONS, follows.shape)])
+            weight = jnp.stack(
+                [jnp.where(follows, p, 0.0), jnp.broadcast_to(p / N_ACTIONS, follows.shape)]
+            )
             parts.append(reach[src][:, rows] * weight)
         reach.append(jnp.concatenate(parts, axis=1))
         acts.append(greedy_actions(q))  # (n, B)
@@ -597,8 +672,13 @@ def arrival_actions(rules: EnvParams, tree: Tree, qs: list[tuple], arrays: dict)
     return jnp.stack(out)
 
 
-def solve(params: EnvParams, tree: Tree | None = None, action_maps: Any = None,
-          arrays: dict | None = None, arrival: bool = True) -> dict[str, jnp.ndarray]:
+def solve(
+    params: EnvParams,
+    tree: Tree | None = None,
+    action_maps: Any = None,
+    arrays: dict | None = None,
+    arrival: bool = True,
+) -> dict[str, jnp.ndarray]:
     """Solve rule books exactly: ``params`` is one rule book or a stack (leading batch axis).
 
     Pure JAX for a given (static) ``tree`` and ``action_maps``: jit it, vmap it, or pass a
@@ -641,12 +721,15 @@ def make_solver(structure: Structure, action_maps: Any = None, arrival: bool = T
     return jax.jit(lambda p: solve(p, tree, maps, arrival=arrival))
 
 
-def solve_one(params: EnvParams, action_maps: Any = None, arrival: bool = True) -> dict[str, np.ndarray]:
+def solve_one(
+    params: EnvParams, action_maps: Any = None, arrival: bool = True
+) -> dict[str, np.ndarray]:
     """Convenience: solve one rule book (or a stack); numpy results."""
     return solve_one_structure(params, structure_of(params), action_maps, arrival)
 
 
-def solve_one_structure(params: EnvParams, structure: Structure, action_maps: Any = None,
-                        arrival: bool = False) -> dict[str, np.ndarray]:
+def solve_one_structure(
+    params: EnvParams, structure: Structure, action_maps: Any = None, arrival: bool = False
+) -> dict[str, np.ndarray]:
     """Like :func:`solve_one` with an explicit structure (e.g. with extra chance pairs)."""
     return jax.tree_util.tree_map(np.asarray, make_solver(structure, action_maps, arrival)(params))

@@ -17,7 +17,8 @@ trained PPO network's greedy action -- which is what ``wlf sensitivity --trained
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,8 +41,10 @@ def fixed_schedule(params: EnvParams) -> np.ndarray:
     if slot_event.ndim != 1:
         raise ValueError("pass one rule book (or take row 0 of a stack) to read its schedule")
     if np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)):
-        raise ValueError(f"rule book {params.name!r} shuffles its events; the exact policy "
-                         "scorer needs a fixed schedule (e.g. week_v2)")
+        raise ValueError(
+            f"rule book {params.name!r} shuffles its events; the exact policy "
+            "scorer needs a fixed schedule (e.g. week_v2)"
+        )
     return slot_event.astype(np.int32)
 
 
@@ -61,8 +64,10 @@ def make_policy_scorer(policy: ObsPolicy, slot_event: np.ndarray, chance_events:
 
     def one_week(policy_params, params: EnvParams, u):
         final, _ = replay_scenario(
-            Scenario(schedule, u), params,
-            choose=lambda s, _: jnp.asarray(policy(policy_params, observe(s, params)), jnp.int32))
+            Scenario(schedule, u),
+            params,
+            choose=lambda s, _: jnp.asarray(policy(policy_params, observe(s, params)), jnp.int32),
+        )
         return rubric_total(final, params), final.actions.astype(jnp.int32)
 
     def one_book(policy_params, params: EnvParams):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -13,7 +13,7 @@ from wlf_jax.events import N_ACTIONS
 
 def _gain_init(gain: float):
     """Truncated-normal kernels with variance gain**2 / fan_in."""
-    return nn.initializers.variance_scaling(gain ** 2, "fan_in", "truncated_normal")
+    return nn.initializers.variance_scaling(gain**2, "fan_in", "truncated_normal")
 
 
 class MLP(nn.Module):

@@ -55,7 +55,9 @@ class Config:
 
     @property
     def updates_per_chunk(self) -> int:
-        return max(1, math.ceil(self.budget_steps / (self.num_envs * self.num_steps * self.n_chunks)))
+        return max(
+            1, math.ceil(self.budget_steps / (self.num_envs * self.num_steps * self.n_chunks))
+        )
 
     @property
     def updates(self) -> int:
@@ -82,8 +84,11 @@ def network(config: Config) -> ActorCritic:
 def optimizer(config: Config) -> optax.GradientTransformation:
     """Adam with gradient clipping and (optionally) a linearly annealed learning rate."""
     steps_per_update = config.update_epochs * config.num_minibatches
-    lr = (optax.linear_schedule(config.lr, 0.0, config.updates * steps_per_update)
-          if config.anneal_lr else config.lr)
+    lr = (
+        optax.linear_schedule(config.lr, 0.0, config.updates * steps_per_update)
+        if config.anneal_lr
+        else config.lr
+    )
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
 
 
@@ -101,8 +106,12 @@ def gae(reward, value, done, last_value, gamma: float, lam: float):
         adv = delta + gamma * lam * (1.0 - d) * next_adv
         return (adv, v), adv
 
-    _, adv = jax.lax.scan(back, (jnp.zeros_like(last_value), last_value),
-                          (reward, value, done.astype(jnp.float32)), reverse=True)
+    _, adv = jax.lax.scan(
+        back,
+        (jnp.zeros_like(last_value), last_value),
+        (reward, value, done.astype(jnp.float32)),
+        reverse=True,
+    )
     return adv, adv + value
 
 
@@ -136,8 +145,14 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
         k_net, k_env, k_run = jax.random.split(key, 3)
         net_params = net.init(k_net, jnp.zeros((1, OBS_SIZE), jnp.float32))
         obs, states = reset_batch(k_env, n, params)
-        return Carry(params=net_params, opt_state=tx.init(net_params), env_state=states, obs=obs,
-                     key=k_run, update=jnp.int32(0))
+        return Carry(
+            params=net_params,
+            opt_state=tx.init(net_params),
+            env_state=states,
+            obs=obs,
+            key=k_run,
+            update=jnp.int32(0),
+        )
 
     def env_step(carry, _):
         net_params, states, obs, key = carry
@@ -146,18 +161,33 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
         action = jax.random.categorical(k_act, logits)
         logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], -1)[:, 0]
         obs2, states2, reward, done, score = step_batch(k_step, states, action, params)
-        step = {"obs": obs, "action": action, "logp": logp, "value": value, "reward": reward,
-                "done": done, "score": score}
+        step = {
+            "obs": obs,
+            "action": action,
+            "logp": logp,
+            "value": value,
+            "reward": reward,
+            "done": done,
+            "score": score,
+        }
         return (net_params, states2, obs2, key), step
 
     def one_update(carry: Carry, _):
         (_, states, obs, key), traj = jax.lax.scan(
-            env_step, (carry.params, carry.env_state, carry.obs, carry.key), None, length=t_len)
+            env_step, (carry.params, carry.env_state, carry.obs, carry.key), None, length=t_len
+        )
         _, last_value = net.apply(carry.params, obs)
-        adv, ret = gae(traj["reward"], traj["value"], traj["done"], last_value,
-                       config.gamma, config.gae_lambda)
-        data = {"obs": traj["obs"], "action": traj["action"], "logp": traj["logp"],
-                "value": traj["value"], "adv": adv, "ret": ret}
+        adv, ret = gae(
+            traj["reward"], traj["value"], traj["done"], last_value, config.gamma, config.gae_lambda
+        )
+        data = {
+            "obs": traj["obs"],
+            "action": traj["action"],
+            "logp": traj["logp"],
+            "value": traj["value"],
+            "adv": adv,
+            "ret": ret,
+        }
         data = jax.tree_util.tree_map(lambda x: x.reshape((batch_size,) + x.shape[2:]), data)
         ent = ent_coef(carry.update)
 
@@ -165,12 +195,14 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
             net_params, opt_state = state
             perm = jax.random.permutation(k, batch_size)
             mbs = jax.tree_util.tree_map(
-                lambda x: x[perm].reshape((config.num_minibatches, mb_size) + x.shape[1:]), data)
+                lambda x: x[perm].reshape((config.num_minibatches, mb_size) + x.shape[1:]), data
+            )
 
             def minibatch(state, mb):
                 net_params, opt_state = state
                 grads, aux = jax.grad(ppo_loss, has_aux=True)(
-                    net_params, net.apply, mb, config.clip_eps, config.vf_coef, ent)
+                    net_params, net.apply, mb, config.clip_eps, config.vf_coef, ent
+                )
                 updates, opt_state = tx.update(grads, opt_state, net_params)
                 return (optax.apply_updates(net_params, updates), opt_state), aux
 
@@ -178,15 +210,29 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
 
         key, k_epochs = jax.random.split(key)
         (net_params, opt_state), (actor, critic, entropy) = jax.lax.scan(
-            epoch, (carry.params, carry.opt_state), jax.random.split(k_epochs, config.update_epochs))
-        nxt = Carry(params=net_params, opt_state=opt_state, env_state=states, obs=obs, key=key,
-                    update=carry.update + 1)
-        stats = (jnp.sum(traj["score"]), jnp.sum(traj["done"]), actor.mean(), critic.mean(), entropy.mean())
+            epoch, (carry.params, carry.opt_state), jax.random.split(k_epochs, config.update_epochs)
+        )
+        nxt = Carry(
+            params=net_params,
+            opt_state=opt_state,
+            env_state=states,
+            obs=obs,
+            key=key,
+            update=carry.update + 1,
+        )
+        stats = (
+            jnp.sum(traj["score"]),
+            jnp.sum(traj["done"]),
+            actor.mean(),
+            critic.mean(),
+            entropy.mean(),
+        )
         return nxt, stats
 
     def chunk(carry: Carry):
         carry, (score_sum, finished, actor, critic, entropy) = jax.lax.scan(
-            one_update, carry, None, length=config.updates_per_chunk)
+            one_update, carry, None, length=config.updates_per_chunk
+        )
         metrics = {
             "train_score": jnp.sum(score_sum) / jnp.maximum(jnp.sum(finished), 1),
             "actor_loss": actor[-1],
@@ -198,8 +244,14 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
     def greedy(net_params, obs):
         return jnp.argmax(net.apply(net_params, obs)[0], axis=-1).astype(jnp.int32)
 
-    return Trainer(init=init, chunk=chunk, greedy=greedy, policy_params=lambda c: c.params,
-                   n_chunks=config.n_chunks, steps_per_chunk=config.updates_per_chunk * batch_size)
+    return Trainer(
+        init=init,
+        chunk=chunk,
+        greedy=greedy,
+        policy_params=lambda c: c.params,
+        n_chunks=config.n_chunks,
+        steps_per_chunk=config.updates_per_chunk * batch_size,
+    )
 
 
 def make_train(config: Config, params: EnvParams | None = None, preset: str = "week_v2"):

@@ -40,8 +40,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from wlf_jax.env import OBS_LAYOUT
-from wlf_jax.events import STATUS_SIZES
-from wlf_jax.events import N_ACTIONS, N_EVENTS, STATUS_NAMES
+from wlf_jax.events import N_ACTIONS, N_EVENTS, STATUS_NAMES, STATUS_SIZES
 from wlf_jax.params import MAX_STEPS, EnvParams
 
 from .vec_env import Trainer, linear_schedule, reset_batch, step_batch
@@ -87,7 +86,7 @@ class Config:
         return self.n_chunks * self.updates_per_chunk
 
     @property
-    def discretisation(self) -> "Discretisation":
+    def discretisation(self) -> Discretisation:
         return Discretisation(self.energy_bin, self.sprint_bin, self.count_levels)
 
 
@@ -101,8 +100,13 @@ class Discretisation(NamedTuple):
     @property
     def sizes(self) -> tuple[int, int, int, int, int]:
         """Levels of (event, stage, energy, sprint, status)."""
-        return (N_EVENTS, self.count_levels, 100 // self.energy_bin + 1, 100 // self.sprint_bin + 1,
-                N_STATUS_COMBOS)
+        return (
+            N_EVENTS,
+            self.count_levels,
+            100 // self.energy_bin + 1,
+            100 // self.sprint_bin + 1,
+            N_STATUS_COMBOS,
+        )
 
     @property
     def rows(self) -> int:
@@ -121,14 +125,14 @@ def discretise(obs: jnp.ndarray, disc: Discretisation = Discretisation()) -> jnp
     order of significance (see the module docstring).
     """
     _, n_stage, n_energy, n_sprint, _ = disc.sizes
-    event = jnp.argmax(obs[..., _OFF["event_onehot"]:_OFF["event_onehot"] + N_EVENTS], axis=-1)
+    event = jnp.argmax(obs[..., _OFF["event_onehot"] : _OFF["event_onehot"] + N_EVENTS], axis=-1)
     stage = jnp.round(obs[..., _OFF["progress"]] * MAX_STEPS).astype(jnp.int32)
     energy = jnp.round(obs[..., _OFF["energy"]] * 100).astype(jnp.int32) // disc.energy_bin
     sprint = jnp.round(obs[..., _OFF["sprint_health"]] * 100).astype(jnp.int32) // disc.sprint_bin
     combo = jnp.zeros(obs.shape[:-1], jnp.int32)
     pos = _STATUS_START
     for size in STATUS_SIZES:
-        combo = combo * size + jnp.argmax(obs[..., pos:pos + size], axis=-1).astype(jnp.int32)
+        combo = combo * size + jnp.argmax(obs[..., pos : pos + size], axis=-1).astype(jnp.int32)
         pos += size
     row = event * n_stage + jnp.clip(stage, 0, n_stage - 1)
     row = row * n_energy + jnp.clip(energy, 0, n_energy - 1)
@@ -166,7 +170,9 @@ def best_action(q: jnp.ndarray, rows: jnp.ndarray) -> jnp.ndarray:
     return jnp.argmax(q[rows] + tie_break(rows), axis=-1).astype(jnp.int32)
 
 
-def greedy(q: jnp.ndarray, obs: jnp.ndarray, disc: Discretisation = Discretisation()) -> jnp.ndarray:
+def greedy(
+    q: jnp.ndarray, obs: jnp.ndarray, disc: Discretisation = Discretisation()
+) -> jnp.ndarray:
     """Greedy actions of a Q-table: obs (n, OBS_SIZE) -> (n,) int32."""
     return best_action(q, discretise(obs, disc))
 
@@ -174,7 +180,9 @@ def greedy(q: jnp.ndarray, obs: jnp.ndarray, disc: Discretisation = Discretisati
 def batch_multiplicity(idx: jnp.ndarray) -> jnp.ndarray:
     """How many times each element of the 1-d int array ``idx`` occurs in it (same shape)."""
     s = jnp.sort(idx)
-    return (jnp.searchsorted(s, idx, side="right") - jnp.searchsorted(s, idx, side="left")).astype(jnp.float32)
+    return (jnp.searchsorted(s, idx, side="right") - jnp.searchsorted(s, idx, side="left")).astype(
+        jnp.float32
+    )
 
 
 def q_update(q: jnp.ndarray, visits: jnp.ndarray, rows, actions, target, alpha_floor):
@@ -204,9 +212,14 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
     def init(key):
         k_env, k_run = jax.random.split(key)
         obs, states = reset_batch(k_env, n, params)
-        return Carry(q=jnp.zeros((rows_total, N_ACTIONS), jnp.float32),
-                     visits=jnp.zeros((rows_total * N_ACTIONS,), jnp.float32),
-                     env_state=states, obs=obs, key=k_run, update=jnp.int32(0))
+        return Carry(
+            q=jnp.zeros((rows_total, N_ACTIONS), jnp.float32),
+            visits=jnp.zeros((rows_total * N_ACTIONS,), jnp.float32),
+            env_state=states,
+            obs=obs,
+            key=k_run,
+            update=jnp.int32(0),
+        )
 
     def one_update(carry: Carry, _):
         key, k_explore, k_rand, k_step = jax.random.split(carry.key, 4)
@@ -222,17 +235,35 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
         return nxt, (jnp.sum(score), jnp.sum(done))
 
     def chunk(carry: Carry):
-        carry, (score_sum, finished) = jax.lax.scan(one_update, carry, None, length=config.updates_per_chunk)
+        carry, (score_sum, finished) = jax.lax.scan(
+            one_update, carry, None, length=config.updates_per_chunk
+        )
         metrics = {
             "train_score": jnp.sum(score_sum) / jnp.maximum(jnp.sum(finished), 1),
             "epsilon": epsilon(carry.update),
         }
         return carry, metrics
 
-    return Trainer(init=init, chunk=chunk, greedy=lambda q, o: greedy(q, o, disc),
-                   policy_params=lambda c: c.q, n_chunks=config.n_chunks,
-                   steps_per_chunk=config.updates_per_chunk * n)
+    return Trainer(
+        init=init,
+        chunk=chunk,
+        greedy=lambda q, o: greedy(q, o, disc),
+        policy_params=lambda c: c.q,
+        n_chunks=config.n_chunks,
+        steps_per_chunk=config.updates_per_chunk * n,
+    )
 
 
-__all__ = ["Carry", "Config", "Discretisation", "NAME", "best_action", "discretise", "greedy", "make_trainer",
-           "q_update", "table_shape", "tie_break"]
+__all__ = [
+    "Carry",
+    "Config",
+    "Discretisation",
+    "NAME",
+    "best_action",
+    "discretise",
+    "greedy",
+    "make_trainer",
+    "q_update",
+    "table_shape",
+    "tie_break",
+]

@@ -15,7 +15,8 @@ the chunks) in the PureJaxRL style.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -66,8 +67,9 @@ def step_batch(key: jax.Array, states, actions: jnp.ndarray, params: EnvParams):
     the finished week's score where ``done`` (0 elsewhere).
     """
     n = actions.shape[0]
-    obs, states, reward, terminated, truncated, info = jax.vmap(
-        ENV.step, in_axes=(0, 0, 0, None))(jax.random.split(key, n), states, actions, params)
+    obs, states, reward, terminated, truncated, info = jax.vmap(ENV.step, in_axes=(0, 0, 0, None))(
+        jax.random.split(key, n), states, actions, params
+    )
     done = terminated | truncated
     return obs, states, reward, done, jnp.where(done, info["score"], 0.0)
 
@@ -77,8 +79,9 @@ def finished_mean(score: jnp.ndarray, done: jnp.ndarray) -> jnp.ndarray:
     return jnp.sum(jnp.where(done, score, 0.0)) / jnp.maximum(jnp.sum(done), 1)
 
 
-def greedy_week_score(greedy: Callable, policy_params, params: EnvParams, key: jax.Array,
-                      n_weeks: int) -> jnp.ndarray:
+def greedy_week_score(
+    greedy: Callable, policy_params, params: EnvParams, key: jax.Array, n_weeks: int
+) -> jnp.ndarray:
     """Mean score of ``n_weeks`` weeks played with the greedy policy (common random numbers
     when ``key`` is fixed).  Pure; used for learning curves inside the jitted chunk."""
     policy = lambda pp, obs, k: greedy(pp, obs[None])[0]  # noqa: E731
@@ -101,6 +104,14 @@ def linear_schedule(start: float, end: float, fraction: float, total: int) -> Ca
 
 
 __all__ = [
-    "ENV", "Trainer", "finished_mean", "greedy_policy", "greedy_week_score", "linear_schedule",
-    "make_train", "observe", "reset_batch", "step_batch",
+    "ENV",
+    "Trainer",
+    "finished_mean",
+    "greedy_policy",
+    "greedy_week_score",
+    "linear_schedule",
+    "make_train",
+    "observe",
+    "reset_batch",
+    "step_batch",
 ]

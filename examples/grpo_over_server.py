@@ -28,20 +28,30 @@ def main() -> None:
     p.add_argument("--chat-template", default=None, help="qwen2_5: use TRL's Qwen2.5 tool template")
     args = p.parse_args()
 
-    from experiments.serve_trl import build_trainer, close_environments
+    from llm_bridge.serve.trl import build_trainer, close_environments
 
-    trainer = build_trainer(args.url, args.model, args.out, seeds=range(args.weeks), preset=args.preset,
-                            max_steps=args.steps, num_generations=args.generations,
-                            batch_size=args.generations, max_completion_length=args.completion_tokens,
-                            chat_template=args.chat_template)
+    trainer = build_trainer(
+        args.url,
+        args.model,
+        args.out,
+        seeds=range(args.weeks),
+        preset=args.preset,
+        max_steps=args.steps,
+        num_generations=args.generations,
+        batch_size=args.generations,
+        max_completion_length=args.completion_tokens,
+        chat_template=args.chat_template,
+    )
     try:
         trainer.train()
     finally:
         close_environments(trainer)
     for row in trainer.state.log_history:
         if "reward" in row:
-            print(f"step {row.get('step', '?')}: reward {row['reward']:.4f} "
-                  f"(tool calls per rollout {row.get('tools/call_frequency', 0)})")
+            print(
+                f"step {row.get('step', '?')}: reward {row['reward']:.4f} "
+                f"(tool calls per rollout {row.get('tools/call_frequency', 0)})"
+            )
 
 
 if __name__ == "__main__":

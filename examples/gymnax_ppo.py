@@ -61,8 +61,9 @@ def make_train(env, env_params, config: Config):
     n_actions = env.action_space(env_params).n
     obs_shape = env.observation_space(env_params).shape
     net = ActorCritic(n_actions)
-    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                     optax.adam(config.lr, eps=1e-5))
+    tx = optax.chain(
+        optax.clip_by_global_norm(config.max_grad_norm), optax.adam(config.lr, eps=1e-5)
+    )
     batch = config.num_envs * config.num_steps
     vreset = jax.vmap(env.reset, in_axes=(0, None))
     vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
@@ -80,16 +81,26 @@ def make_train(env, env_params, config: Config):
             action = jax.random.categorical(k_act, logits)
             logp = jax.nn.log_softmax(logits)[jnp.arange(config.num_envs), action]
             obs2, state, reward, terminated, truncated, info = vstep(
-                jax.random.split(k_step, config.num_envs), state, action, env_params)
+                jax.random.split(k_step, config.num_envs), state, action, env_params
+            )
             done = terminated | truncated
-            step = (obs, action, logp, value, reward, done,
-                    info["returned_episode_returns"], info["returned_episode"])
+            step = (
+                obs,
+                action,
+                logp,
+                value,
+                reward,
+                done,
+                info["returned_episode_returns"],
+                info["returned_episode"],
+            )
             return (params, state, obs2, key), step
 
         def update(carry, _):
             params, opt_state, state, obs, key = carry
             (_, state, obs, key), traj = jax.lax.scan(
-                env_step, (params, state, obs, key), None, config.num_steps)
+                env_step, (params, state, obs, key), None, config.num_steps
+            )
             t_obs, t_act, t_logp, t_val, t_rew, t_done, ep_ret, ep_end = traj
             _, last_value = net.apply(params, obs)
 
@@ -100,11 +111,16 @@ def make_train(env, env_params, config: Config):
                 adv = delta + config.gamma * config.gae_lambda * (1 - d) * adv
                 return (adv, v), adv
 
-            _, adv = jax.lax.scan(gae, (jnp.zeros_like(last_value), last_value),
-                                  (t_rew, t_val, t_done.astype(jnp.float32)), reverse=True)
+            _, adv = jax.lax.scan(
+                gae,
+                (jnp.zeros_like(last_value), last_value),
+                (t_rew, t_val, t_done.astype(jnp.float32)),
+                reverse=True,
+            )
             ret = adv + t_val
-            data = jax.tree.map(lambda x: x.reshape((batch,) + x.shape[2:]),
-                                (t_obs, t_act, t_logp, t_val, adv, ret))
+            data = jax.tree.map(
+                lambda x: x.reshape((batch,) + x.shape[2:]), (t_obs, t_act, t_logp, t_val, adv, ret)
+            )
 
             def loss_fn(params, mb):
                 o, a, old_logp, old_v, adv, ret = mb
@@ -113,8 +129,9 @@ def make_train(env, env_params, config: Config):
                 logp = jnp.take_along_axis(logp_all, a[:, None], -1)[:, 0]
                 ratio = jnp.exp(logp - old_logp)
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                actor = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - config.clip_eps,
-                                                           1 + config.clip_eps) * adv).mean()
+                actor = -jnp.minimum(
+                    ratio * adv, jnp.clip(ratio, 1 - config.clip_eps, 1 + config.clip_eps) * adv
+                ).mean()
                 v_clip = old_v + jnp.clip(v - old_v, -config.clip_eps, config.clip_eps)
                 critic = 0.5 * jnp.maximum((v - ret) ** 2, (v_clip - ret) ** 2).mean()
                 entropy = -(jnp.exp(logp_all) * logp_all).sum(-1).mean()
@@ -123,8 +140,9 @@ def make_train(env, env_params, config: Config):
             def epoch(carry, k):
                 params, opt_state = carry
                 perm = jax.random.permutation(k, batch)
-                mbs = jax.tree.map(lambda x: x[perm].reshape(
-                    (config.num_minibatches, -1) + x.shape[1:]), data)
+                mbs = jax.tree.map(
+                    lambda x: x[perm].reshape((config.num_minibatches, -1) + x.shape[1:]), data
+                )
 
                 def minibatch(carry, mb):
                     params, opt_state = carry
@@ -136,13 +154,15 @@ def make_train(env, env_params, config: Config):
 
             key, k_ep = jax.random.split(key)
             (params, opt_state), _ = jax.lax.scan(
-                epoch, (params, opt_state), jax.random.split(k_ep, config.update_epochs))
+                epoch, (params, opt_state), jax.random.split(k_ep, config.update_epochs)
+            )
             finished = jnp.sum(ep_end)
             mean_return = jnp.sum(jnp.where(ep_end, ep_ret, 0.0)) / jnp.maximum(finished, 1)
             return (params, opt_state, state, obs, key), mean_return
 
         (params, *_), returns = jax.lax.scan(
-            update, (params, opt_state, state, obs, key), None, config.num_updates)
+            update, (params, opt_state, state, obs, key), None, config.num_updates
+        )
         return params, returns
 
     return net, train
@@ -161,13 +181,15 @@ def first_episode_return(env, env_params, policy, key, n_episodes: int, max_step
             obs, state, total, alive = carry
             k_act, k_step = jax.random.split(k)
             action = policy(obs, k_act)
-            obs, state, reward, terminated, truncated, _ = env.step(k_step, state, action,
-                                                                    env_params)
+            obs, state, reward, terminated, truncated, _ = env.step(
+                k_step, state, action, env_params
+            )
             total = total + jnp.where(alive, reward, 0.0)
             return (obs, state, total, alive & ~(terminated | truncated)), None
 
-        (_, _, total, _), _ = jax.lax.scan(body, (obs, state, 0.0, True),
-                                           jax.random.split(k_run, max_steps))
+        (_, _, total, _), _ = jax.lax.scan(
+            body, (obs, state, 0.0, True), jax.random.split(k_run, max_steps)
+        )
         return total
 
     return jnp.mean(jax.vmap(one)(jax.random.split(key, n_episodes)))
@@ -183,8 +205,9 @@ def run(env, env_params, config: Config, seed: int = 0, eval_steps: int = 500) -
     k_eval = jax.random.key(seed + 1)
 
     def evaluate(policy):
-        return jax.jit(lambda k: first_episode_return(env, env_params, policy, k, 1024,
-                                                      eval_steps))(k_eval)
+        return jax.jit(
+            lambda k: first_episode_return(env, env_params, policy, k, 1024, eval_steps)
+        )(k_eval)
 
     returns = np.asarray(returns)
     tenth = max(1, len(returns) // 10)
@@ -198,8 +221,9 @@ def run(env, env_params, config: Config, seed: int = 0, eval_steps: int = 500) -
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--env", default="week_v2",
-                        help="a Work-Life Firewall preset or a gymnax environment id")
+    parser.add_argument(
+        "--env", default="week_v2", help="a Work-Life Firewall preset or a gymnax environment id"
+    )
     parser.add_argument("--updates", type=int, default=Config().num_updates)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

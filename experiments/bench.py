@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +30,9 @@ def make_random_weeks(params: EnvParams, n_weeks: int) -> Callable[[jax.Array], 
     def one_week(key):
         k_reset, k_act = jax.random.split(key)
         actions = jax.random.randint(k_act, (MAX_STEPS,), 0, 3)
-        final, _ = replay_scenario(sample_scenario(k_reset, params), params,
-                                   choose=lambda s, a: a, xs=actions)
+        final, _ = replay_scenario(
+            sample_scenario(k_reset, params), params, choose=lambda s, a: a, xs=actions
+        )
         return final.count
 
     @jax.jit
@@ -82,8 +84,12 @@ def bench_python(params: EnvParams, seconds: float = 2.0, seed: int = 0) -> floa
     return steps / (time.perf_counter() - t0)
 
 
-def run_bench(preset: str = "week_v2", batches: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000),
-              python_seconds: float = 2.0, progress: Callable[[str], Any] | None = None) -> dict[str, Any]:
+def run_bench(
+    preset: str = "week_v2",
+    batches: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000),
+    python_seconds: float = 2.0,
+    progress: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """The whole benchmark; returns the JSON-ready result."""
     params = presets.get(preset)
     say = progress or (lambda _msg: None)
@@ -104,6 +110,13 @@ def run_bench(preset: str = "week_v2", batches: tuple[int, ...] = (1_000, 10_000
         "ratio": best["steps_per_s"] / py,
         "state_bytes": state_bytes(params),
         "compile_s": best["compile_s"],
-        "by_batch": [{"batch": r["batch"], "steps_per_s": r["steps_per_s"],
-                      "ratio": r["steps_per_s"] / py, "compile_s": r["compile_s"]} for r in rows],
+        "by_batch": [
+            {
+                "batch": r["batch"],
+                "steps_per_s": r["steps_per_s"],
+                "ratio": r["steps_per_s"] / py,
+                "compile_s": r["compile_s"],
+            }
+            for r in rows
+        ],
     }

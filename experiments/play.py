@@ -8,7 +8,8 @@ text, no prompts repeated forever: end of input leaves cleanly).
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 import jax
 import numpy as np
@@ -40,8 +41,13 @@ def _load_text_tools():
     return decode.get_decoder(), jud
 
 
-def play(preset: str = "week_v2", seed: int = 0, read: Callable[[str], str] | None = None,
-         out: TextIO | None = None, color: bool | None = None) -> dict:
+def play(
+    preset: str = "week_v2",
+    seed: int = 0,
+    read: Callable[[str], str] | None = None,
+    out: TextIO | None = None,
+    color: bool | None = None,
+) -> dict:
     """Play one week interactively; returns the final ``describe()`` dict (``None`` if quit).
 
     ``read(prompt)`` returns a line or raises ``EOFError``; defaults to ``input``.
@@ -49,8 +55,9 @@ def play(preset: str = "week_v2", seed: int = 0, read: Callable[[str], str] | No
     from rich.console import Console
 
     out = out or sys.stdout
-    console = Console(file=out, force_terminal=color, no_color=color is False, highlight=False,
-                      width=100)
+    console = Console(
+        file=out, force_terminal=color, no_color=color is False, highlight=False, width=100
+    )
     read = read or input
     params = presets.get(preset)
     env = WorkWeek()
@@ -58,25 +65,35 @@ def play(preset: str = "week_v2", seed: int = 0, read: Callable[[str], str] | No
     _, state = env.reset(jax.random.key(seed), params)
     tools = _load_text_tools()
 
-    console.print(f"[bold]Work-Life Firewall[/bold] — rule book [cyan]{preset}[/cyan], week {seed}. "
-                  "You are Arjun, senior engineer in Bangalore. Protect Friday.")
-    console.print("Pick 1, 2 or 3" + (", or type the reply you would send" if tools else "")
-                  + "; q quits.\n")
+    console.print(
+        f"[bold]Work-Life Firewall[/bold] — rule book [cyan]{preset}[/cyan], week {seed}. "
+        "You are Arjun, senior engineer in Bangalore. Protect Friday."
+    )
+    console.print(
+        "Pick 1, 2 or 3" + (", or type the reply you would send" if tools else "") + "; q quits.\n"
+    )
     try:
         while not bool(state.done):
             d = env.describe(state, params)
             _show_status(console, d)
             ev = d["event"]
-            console.print(f"\n[bold yellow]{d['day']}[/bold yellow] · [bold]{ev['sender']}[/bold] "
-                          f"via {ev['channel']}: [bold]{ev['title']}[/bold]")
+            console.print(
+                f"\n[bold yellow]{d['day']}[/bold yellow] · [bold]{ev['sender']}[/bold] "
+                f"via {ev['channel']}: [bold]{ev['title']}[/bold]"
+            )
             console.print(ev["body"], markup=False)
             for a in ev["actions"]:
                 console.print(f"  [cyan]{a['index'] + 1}[/cyan] {a['name']}: {a['meaning']}")
             action, quality = _ask(console, read, ev, tools)
             before = d
             _, state, reward, _, info = step(state, np.int32(action), np.float32(quality))
-            _show_consequences(console, before, env.describe(state, params), float(reward),
-                               bool(info["alt_outcome"]))
+            _show_consequences(
+                console,
+                before,
+                env.describe(state, params),
+                float(reward),
+                bool(info["alt_outcome"]),
+            )
     except _Quit:
         console.print("\nYou left the week. Nothing was saved.")
         return None
@@ -99,19 +116,25 @@ def _ask(console, read, event, tools) -> tuple[int, float]:
             console.print("[red]Type 1, 2 or 3 (or q to quit).[/red]")
             continue
         if tools is None:
-            console.print("[red]Free-text replies need the text side (llm_bridge); type 1, 2 or 3.[/red]")
+            console.print(
+                "[red]Free-text replies need the text side (llm_bridge); type 1, 2 or 3.[/red]"
+            )
             continue
         decoder, judge = tools
         decoded = decoder.decode(event["id"], line)
         if decoded.unreadable:
-            console.print(f"  [red]unreadable ({decoded.reason}): the reply commits to no decision; "
-                          "rephrase, or pick 1, 2 or 3.[/red]")
+            console.print(
+                f"  [red]unreadable ({decoded.reason}): the reply commits to no decision; "
+                "rephrase, or pick 1, 2 or 3.[/red]"
+            )
             continue
         action, confidence = decoded.action, decoded.confidence
         quality = float(judge(event["id"], line))
         name = event["actions"][action]["name"]
-        console.print(f"  read as [bold]{name}[/bold] (confidence {confidence:.2f}), "
-                      f"message quality {quality:.2f}")
+        console.print(
+            f"  read as [bold]{name}[/bold] (confidence {confidence:.2f}), "
+            f"message quality {quality:.2f}"
+        )
         try:
             ok = read("apply? [Y/n]> ").strip().lower()
         except (EOFError, KeyboardInterrupt):
@@ -124,8 +147,10 @@ def _ask(console, read, event, tools) -> tuple[int, float]:
 def _show_status(console, d) -> None:
     s = d["status"]
     console.rule(f"[bold]{d['day']}[/bold] · decision {d['decisions'] + 1}")
-    console.print(f"energy  {_bar(s['energy'])} {s['energy']:.2f}    "
-                  f"sprint  {_bar(s['sprint_health'])} {s['sprint_health']:.2f}")
+    console.print(
+        f"energy  {_bar(s['energy'])} {s['energy']:.2f}    "
+        f"sprint  {_bar(s['sprint_health'])} {s['sprint_health']:.2f}"
+    )
     trust = "  ".join(f"{k} {v:.2f}" for k, v in s["trust"].items())
     console.print(f"trust   {trust}")
     flags = f"staging {s['staging']} · leave {s['leave']} · appraisal {s['appraisal']}"
@@ -149,8 +174,12 @@ def _show_consequences(console, before, after, reward, alt) -> None:
         if abs(delta) > 1e-9:
             colour = "green" if delta > 0 else "red"
             parts.append(f"[{colour}]{who} {delta:+.2f}[/{colour}]")
-    console.print("  → " + (", ".join(parts) if parts else "no visible change")
-                  + f"   (reward {reward:+.4f})" + ("   [magenta]luck turned[/magenta]" if alt else ""))
+    console.print(
+        "  → "
+        + (", ".join(parts) if parts else "no visible change")
+        + f"   (reward {reward:+.4f})"
+        + ("   [magenta]luck turned[/magenta]" if alt else "")
+    )
     new = set(after["pending"]) - set(before["pending"])
     for ev in sorted(new):
         console.print(f"  [red]⚠ this will come back: {ev}[/red]")

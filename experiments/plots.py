@@ -3,8 +3,9 @@ writes one file and returns its path; agents keep one colour across all figures.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -16,10 +17,19 @@ from wlf_jax.events import ACTION_NAMES, DAYS, EVENT_IDS  # noqa: E402
 from wlf_jax.params import COMPONENT_NAMES  # noqa: E402
 
 AGENT_COLOURS = {
-    "optimal": "#1b9e77", "best_fixed_map": "#66a61e", "strategic": "#7570b3",
-    "myopic": "#e6ab02", "random": "#999999", "accept_all": "#d95f02",
-    "decline_all": "#e7298a", "ignore_all": "#a6761d", "ppo": "#1f78b4", "q": "#6a3d9a",
-    "dqn": "#b15928", "llm": "#fb9a99", "scripted": "#cab2d6",
+    "optimal": "#1b9e77",
+    "best_fixed_map": "#66a61e",
+    "strategic": "#7570b3",
+    "myopic": "#e6ab02",
+    "random": "#999999",
+    "accept_all": "#d95f02",
+    "decline_all": "#e7298a",
+    "ignore_all": "#a6761d",
+    "ppo": "#1f78b4",
+    "q": "#6a3d9a",
+    "dqn": "#b15928",
+    "llm": "#fb9a99",
+    "scripted": "#cab2d6",
 }
 _EXTRA = ["#1f78b4", "#6a3d9a", "#b15928", "#fb9a99", "#cab2d6", "#ff7f00"]
 
@@ -92,15 +102,25 @@ def decision_heatmap(agents: dict[str, dict[str, Sequence[float]]], path: Path, 
         ax.set_xticks(range(3), ["1", "2", "3"])
         ax.set_yticks(range(len(events)))
         ax.set_yticklabels(events if k == 0 else [], fontsize=8)
-        for i, e in enumerate(events):
+        for i in range(len(events)):
             for j in range(3):
                 if not np.isnan(m[i, j]) and m[i, j] >= 0.05:
-                    ax.text(j, i, f"{m[i, j]:.2f}"[1:] if m[i, j] < 1 else "1", ha="center",
-                            va="center", fontsize=6.5, color="white" if m[i, j] < 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{m[i, j]:.2f}"[1:] if m[i, j] < 1 else "1",
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white" if m[i, j] < 0.6 else "black",
+                    )
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02, label="P(action | event occurs)")
-    fig.suptitle(title + "   (1/2/3 = the event's actions; blank = event never occurs)", fontsize=10)
-    legend = "; ".join(f"{e.split('_')[0]}: " + "/".join(ACTION_NAMES[EVENT_IDS.index(e)])
-                       for e in events)
+    fig.suptitle(
+        title + "   (1/2/3 = the event's actions; blank = event never occurs)", fontsize=10
+    )
+    legend = "; ".join(
+        f"{e.split('_')[0]}: " + "/".join(ACTION_NAMES[EVENT_IDS.index(e)]) for e in events
+    )
     fig.text(0.01, -0.02, legend, fontsize=6, wrap=True, va="top")
     return _save(fig, path)
 
@@ -131,7 +151,9 @@ def learning_curves(runs: dict[str, dict[str, Any]], path: Path, title: str) -> 
     return _save(fig, path)
 
 
-def agent_scores(rows: dict[str, tuple[float, float]], optimal: float, path: Path, title: str) -> Path:
+def agent_scores(
+    rows: dict[str, tuple[float, float]], optimal: float, path: Path, title: str
+) -> Path:
     """Horizontal bars of exact week scores (with sampled CI where given) against the optimum."""
     names = list(rows)
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.2))

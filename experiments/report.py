@@ -12,7 +12,15 @@ from typing import Any
 
 from experiments import plots
 
-RADAR_AGENTS = ("optimal", "strategic", "myopic", "accept_all", "decline_all", "ignore_all", "random")
+RADAR_AGENTS = (
+    "optimal",
+    "strategic",
+    "myopic",
+    "accept_all",
+    "decline_all",
+    "ignore_all",
+    "random",
+)
 
 
 def _load(path: Path) -> dict[str, Any] | None:
@@ -51,29 +59,63 @@ def baseline_figures(src: Path, dst: Path) -> list[Path]:
         if llm_agents:
             best = max(llm_agents, key=lambda n: llm_agents[n]["mean_score"])
             radar[best] = llm_agents[best]["components"]
-        made.append(plots.rubric_radar(radar, dst / f"radar_{preset}.png",
-                                       f"Rubric by agent on {preset} (exact expectations)"))
-        energy = {k: {"energy_by_day": agents[k]["exact_energy_by_day"],
-                      "early_end": agents[k]["exact_early_end_prob"]}
-                  for k in ("optimal", "strategic", "myopic", "accept_all", "ignore_all", "random") if k in agents}
-        energy.update({k: {"energy_by_day": r["exact_eval"]["energy_by_day"],
-                           "early_end": r["exact_eval"]["early_end_prob"]} for k, r in trained.items()})
-        made.append(plots.energy_by_day(energy, dst / f"energy_{preset}.png",
-                                        f"Energy Monday → Friday on {preset} (exact expectations)"))
-        heat = {k: agents[k]["exact_action_freq"] for k in ("random", "myopic", "strategic", "optimal") if k in agents}
+        made.append(
+            plots.rubric_radar(
+                radar,
+                dst / f"radar_{preset}.png",
+                f"Rubric by agent on {preset} (exact expectations)",
+            )
+        )
+        energy = {
+            k: {
+                "energy_by_day": agents[k]["exact_energy_by_day"],
+                "early_end": agents[k]["exact_early_end_prob"],
+            }
+            for k in ("optimal", "strategic", "myopic", "accept_all", "ignore_all", "random")
+            if k in agents
+        }
+        energy.update(
+            {
+                k: {
+                    "energy_by_day": r["exact_eval"]["energy_by_day"],
+                    "early_end": r["exact_eval"]["early_end_prob"],
+                }
+                for k, r in trained.items()
+            }
+        )
+        made.append(
+            plots.energy_by_day(
+                energy,
+                dst / f"energy_{preset}.png",
+                f"Energy Monday → Friday on {preset} (exact expectations)",
+            )
+        )
+        heat = {
+            k: agents[k]["exact_action_freq"]
+            for k in ("random", "myopic", "strategic", "optimal")
+            if k in agents
+        }
         for k, r in trained.items():
             if "initial_action_freq" in r["exact_eval"]:
                 heat[f"{k} (before)"] = r["exact_eval"]["initial_action_freq"]
             heat[f"{k} (trained)"] = r["exact_eval"]["action_freq"]
-        made.append(plots.decision_heatmap(heat, dst / f"decisions_{preset}.png",
-                                           f"What each agent decides on {preset}"))
+        made.append(
+            plots.decision_heatmap(
+                heat, dst / f"decisions_{preset}.png", f"What each agent decides on {preset}"
+            )
+        )
         rows = {k: (a["exact_score"], a.get("ci95_score", 0.0)) for k, a in agents.items()}
         rows.update({k: (r["exact_eval"]["exact_score"], 0.0) for k, r in trained.items()})
         for name, a in llm_agents.items():
             rows[name] = (a["mean_score"], a["ci95_score"])
-        made.append(plots.agent_scores(rows, agents["optimal"]["exact_score"],
-                                       dst / f"scores_{preset}.png",
-                                       f"Week score by agent on {preset}"))
+        made.append(
+            plots.agent_scores(
+                rows,
+                agents["optimal"]["exact_score"],
+                dst / f"scores_{preset}.png",
+                f"Week score by agent on {preset}",
+            )
+        )
     return made
 
 
@@ -86,10 +128,16 @@ def learning_curve_figures(src: Path, dst: Path) -> list[Path]:
         if not r or not curve:
             continue
         by_preset.setdefault(r["preset"], {})[r["algo"]] = {
-            "steps": curve["env_steps"], "scores": curve["scores"], "optimal": r["optimal_score"]}
-    return [plots.learning_curves(runs, dst / f"learning_{preset}.png",
-                                  f"Learning on {preset}: greedy-policy week score")
-            for preset, runs in by_preset.items()]
+            "steps": curve["env_steps"],
+            "scores": curve["scores"],
+            "optimal": r["optimal_score"],
+        }
+    return [
+        plots.learning_curves(
+            runs, dst / f"learning_{preset}.png", f"Learning on {preset}: greedy-policy week score"
+        )
+        for preset, runs in by_preset.items()
+    ]
 
 
 def llm_stage_figures(src: Path, dst: Path) -> list[Path]:
@@ -113,7 +161,9 @@ def make_report(src: str | Path, dst: str | Path | None = None) -> list[Path]:
     if not src.is_dir():
         raise FileNotFoundError(f"no results folder {src}")
     dst = Path(dst) if dst else src / "figures"
-    made = baseline_figures(src, dst) + learning_curve_figures(src, dst) + llm_stage_figures(src, dst)
+    made = (
+        baseline_figures(src, dst) + learning_curve_figures(src, dst) + llm_stage_figures(src, dst)
+    )
     for extra in ("sensitivity", "llm"):
         for png in sorted(src.glob(f"{extra}*/*.png")) + sorted(src.glob(f"{extra}*.png")):
             if png.name == "stages.png":  # redrawn from stages.json above
@@ -135,29 +185,42 @@ def markdown_tables(src: str | Path) -> str:
         if not res:
             continue
         opt = res["agents"]["optimal"]["exact_score"]
-        out += [f"**{res['preset']}** — exact values from the solver ({res['states']:,} states, "
-                f"solved in {res['solve_s']:.1f} s), sampled over {res['weeks']:,} weeks per agent:", "",
-                "| agent | exact week score | × optimal | exact return | sampled score ± 95% CI | ends early | Friday energy |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+        out += [
+            f"**{res['preset']}** — exact values from the solver ({res['states']:,} states, "
+            f"solved in {res['solve_s']:.1f} s), sampled over {res['weeks']:,} weeks per agent:",
+            "",
+            "| agent | exact week score | × optimal | exact return | sampled score ± 95% CI | ends early | Friday energy |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for name, a in res["agents"].items():
-            out.append(f"| {name} | {a['exact_score']:.4f} | {a['exact_score'] / opt:.3f} | "
-                       f"{a['exact_return']:.4f} | {a['mean_score']:.4f} ± {a['ci95_score']:.4f} | "
-                       f"{100 * a['exact_early_end_prob']:.1f}% | {a['exact_energy_by_day'][-1]:.2f} |")
+            out.append(
+                f"| {name} | {a['exact_score']:.4f} | {a['exact_score'] / opt:.3f} | "
+                f"{a['exact_return']:.4f} | {a['mean_score']:.4f} ± {a['ci95_score']:.4f} | "
+                f"{100 * a['exact_early_end_prob']:.1f}% | {a['exact_energy_by_day'][-1]:.2f} |"
+            )
         out += ["", "| design property | value | required | holds |", "| --- | --- | --- | --- |"]
         for name, p in res["properties"].items():
             value = f"{p['value']:.3f}"
             if "ignore_all_ratio" in p:
                 value += f" (ignore-all {p['ignore_all_ratio']:.3f})"
-            out.append(f"| {name} | {value} | {p['required']} | {'yes' if p['holds'] else '**no**'} |")
+            out.append(
+                f"| {name} | {value} | {p['required']} | {'yes' if p['holds'] else '**no**'} |"
+            )
         out.append("")
     bench = _load(src / "bench.json")
     if bench:
-        out += [f"Random-policy weeks on {bench['preset']} ({bench['device']} × {bench['device_count']}); "
-                f"plain Python: {bench['python_steps_per_s']:,.0f} steps/s; "
-                f"{bench['state_bytes']} bytes per week state.", "",
-                "| weeks in parallel | steps/s | × plain Python | compile s |", "| --- | --- | --- | --- |"]
+        out += [
+            f"Random-policy weeks on {bench['preset']} ({bench['device']} × {bench['device_count']}); "
+            f"plain Python: {bench['python_steps_per_s']:,.0f} steps/s; "
+            f"{bench['state_bytes']} bytes per week state.",
+            "",
+            "| weeks in parallel | steps/s | × plain Python | compile s |",
+            "| --- | --- | --- | --- |",
+        ]
         for r in bench["by_batch"]:
-            out.append(f"| {r['batch']:,} | {r['steps_per_s']:,.0f} | {r['ratio']:,.0f} | {r['compile_s']:.1f} |")
+            out.append(
+                f"| {r['batch']:,} | {r['steps_per_s']:,.0f} | {r['ratio']:,.0f} | {r['compile_s']:.1f} |"
+            )
         out.append("")
     runs = []
     for res in sorted(src.glob("train_*/result.json")):
@@ -165,19 +228,27 @@ def markdown_tables(src: str | Path) -> str:
         if r:
             runs.append(r)
     if runs:
-        out += ["| algorithm | preset | seeds | env steps | wall s (compile s) | exact score (mean ± 95% CI) | × optimal |",
-                "| --- | --- | --- | --- | --- | --- | --- |"]
+        out += [
+            "| algorithm | preset | seeds | env steps | wall s (compile s) | exact score (mean ± 95% CI) | × optimal |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
         for r in runs:
-            out.append(f"| {r['algo']} | {r['preset']} | {r['seeds']} | {r['env_steps']:,} | "
-                       f"{r['wall_s']:.1f} ({r['compile_s']:.1f}) | {r['final_score_mean']:.4f} ± "
-                       f"{r['final_score_ci95']:.4f} | {r['ratio_to_optimal']:.3f} |")
+            out.append(
+                f"| {r['algo']} | {r['preset']} | {r['seeds']} | {r['env_steps']:,} | "
+                f"{r['wall_s']:.1f} ({r['compile_s']:.1f}) | {r['final_score_mean']:.4f} ± "
+                f"{r['final_score_ci95']:.4f} | {r['ratio_to_optimal']:.3f} |"
+            )
         out.append("")
     llm = _load(src / "llm_weeks.json")
     if llm:
-        out += [f"| writer ({llm['preset']}) | weeks | week score ± 95% CI | judged quality |",
-                "| --- | --- | --- | --- |"]
+        out += [
+            f"| writer ({llm['preset']}) | weeks | week score ± 95% CI | judged quality |",
+            "| --- | --- | --- | --- |",
+        ]
         for name, a in llm["agents"].items():
-            out.append(f"| {name} | {a['weeks']} | {a['mean_score']:.3f} ± {a['ci95_score']:.3f} | "
-                       f"{a.get('mean_quality', float('nan')):.3f} |")
+            out.append(
+                f"| {name} | {a['weeks']} | {a['mean_score']:.3f} ± {a['ci95_score']:.3f} | "
+                f"{a.get('mean_quality', float('nan')):.3f} |"
+            )
         out.append("")
     return "\n".join(out)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from wlf_jax.presets import week_v2_rules as v2
 from wlf_jax.events import DAYS, EVENTS, STAKEHOLDERS, event_index
+from wlf_jax.presets import week_v2_rules as v2
 
-_SHORT = {"david_chen": "David", "sundar": "Sundar", "priya": "Priya", "rahul": "Rahul", "arjun": "Arjun"}
+_SHORT = {
+    "david_chen": "David",
+    "sundar": "Sundar",
+    "priya": "Priya",
+    "rahul": "Rahul",
+    "arjun": "Arjun",
+}
 
 
 def _outcome(o) -> str:
-    parts = [f"energy {o.energy:+d}" if o.energy else "", f"sprint {o.sprint:+d}" if o.sprint else ""]
+    parts = [
+        f"energy {o.energy:+d}" if o.energy else "",
+        f"sprint {o.sprint:+d}" if o.sprint else "",
+    ]
     parts += [f"{_SHORT[k]} {v:+d}" for k, v in o.trust.items()]
     parts += [f"{k} → {v}" for k, v in o.status.items()]
     if o.spawn:
@@ -30,7 +39,8 @@ def render() -> str:
         "",
         f"Energy {v2.START['start_energy']}, sprint health {v2.START['start_sprint']} (just under "
         f"the {s['tech_sprint_threshold']} the technical score asks for: the week must earn it), "
-        "trust " + ", ".join(f"{_SHORT[k]} {t}" for k, t in zip(STAKEHOLDERS, v2.START["start_trust"]))
+        "trust "
+        + ", ".join(f"{_SHORT[k]} {t}" for k, t in zip(STAKEHOLDERS, v2.START["start_trust"]))
         + ". Staging broken, leave pending, appraisal not done, no on-call accepted.",
         "",
         "## Schedule",
@@ -40,8 +50,10 @@ def render() -> str:
     ]
     for i, (ev, day) in enumerate(v2.SCHEDULE):
         spec = EVENTS[event_index(ev)]
-        lines.append(f"| {i} | {DAYS[day]} | `{ev}` — {spec.title} | "
-                     f"{'spawned only' if spec.spawned else 'always'} |")
+        lines.append(
+            f"| {i} | {DAYS[day]} | `{ev}` — {spec.title} | "
+            f"{'spawned only' if spec.spawned else 'always'} |"
+        )
     lines += [
         "",
         "Spawned events occur only when an earlier choice (or its chance outcome) spawns them; a "
@@ -57,13 +69,15 @@ def render() -> str:
     ]
     for r in v2.ROWS:
         chance = f"{r.alt_prob:.2f}: {_outcome(r.alt)}" if r.alt_prob else "—"
-        lines.append(f"| `{r.event}` | `{r.action}` | {_outcome(r.main)} | {r.quality:.2f} | "
-                     f"{r.boundary:+d} | {chance} | {r.reason} |")
+        lines.append(
+            f"| `{r.event}` | `{r.action}` | {_outcome(r.main)} | {r.quality:.2f} | "
+            f"{r.boundary:+d} | {chance} | {r.reason} |"
+        )
     lines += [
         "",
         "## Days, recovery, end of the week",
         "",
-        f"| setting | value | reason |",
+        "| setting | value | reason |",
         "| --- | --- | --- |",
         f"| overnight recovery (Mon→Tue … Thu→Fri) | {s['recovery']} | a night's sleep restores a little, not everything |",
         f"| sleep debt penalty | {s['sleep_debt_penalty']} | a late night (10:30 PM call, rushing the appraisal) costs most of the next night's recovery |",

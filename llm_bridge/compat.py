@@ -12,21 +12,49 @@ from wlf_jax.events import ACTION_NAMES, EVENT_IDS
 # Per event: (keyword, action name) walked in order; the first keyword found as a substring of
 # the lower-cased text decides.  Events without a list (the spawned ones) always give action 0.
 KEYWORDS_V1: dict[str, tuple[tuple[str, str], ...]] = {
-    "E1_staging": (("ssh", "fix_directly"), ("restart", "fix_directly"),
-                   ("delegate", "delegate_oncall"), ("infra", "escalate_infra")),
-    "E2_slack": (("async", "async_boundary"), ("later", "async_boundary"),
-                 ("call now", "both_calls_now"), ("ignore", "ignore_slack")),
-    "E3_client_email": (("thanks", "acknowledge_timeline"), ("thursday", "acknowledge_timeline"),
-                        ("sorry", "full_apology"), ("cc", "cc_manager")),
-    "E4_leave": (("approve", "ping_sundar"), ("today", "ping_sundar"),
-                 ("wait", "wait_hope"), ("cancel", "cancel_leave")),
-    "E5_appraisal": (("block", "block_wednesday"), ("calendar", "block_wednesday"),
-                     ("tonight", "rush_tonight"), ("extension", "ask_extension")),
-    "E6_oncall": (("can't", "no_clearly_kindly"), ("cannot", "no_clearly_kindly"),
-                  ("swap", "counter_offer"), ("yes", "yes_people_pleaser"),
-                  ("sure", "yes_people_pleaser")),
-    "E7_standup": (("async", "decline_async"), ("skip", "decline_async"),
-                   ("attend", "attend_sacrifice"), ("delegate", "delegate_teammate")),
+    "E1_staging": (
+        ("ssh", "fix_directly"),
+        ("restart", "fix_directly"),
+        ("delegate", "delegate_oncall"),
+        ("infra", "escalate_infra"),
+    ),
+    "E2_slack": (
+        ("async", "async_boundary"),
+        ("later", "async_boundary"),
+        ("call now", "both_calls_now"),
+        ("ignore", "ignore_slack"),
+    ),
+    "E3_client_email": (
+        ("thanks", "acknowledge_timeline"),
+        ("thursday", "acknowledge_timeline"),
+        ("sorry", "full_apology"),
+        ("cc", "cc_manager"),
+    ),
+    "E4_leave": (
+        ("approve", "ping_sundar"),
+        ("today", "ping_sundar"),
+        ("wait", "wait_hope"),
+        ("cancel", "cancel_leave"),
+    ),
+    "E5_appraisal": (
+        ("block", "block_wednesday"),
+        ("calendar", "block_wednesday"),
+        ("tonight", "rush_tonight"),
+        ("extension", "ask_extension"),
+    ),
+    "E6_oncall": (
+        ("can't", "no_clearly_kindly"),
+        ("cannot", "no_clearly_kindly"),
+        ("swap", "counter_offer"),
+        ("yes", "yes_people_pleaser"),
+        ("sure", "yes_people_pleaser"),
+    ),
+    "E7_standup": (
+        ("async", "decline_async"),
+        ("skip", "decline_async"),
+        ("attend", "attend_sacrifice"),
+        ("delegate", "delegate_teammate"),
+    ),
 }
 
 JUDGE_V1_THANKS = ("thanks", "thank you", "appreciate")

@@ -13,7 +13,8 @@ replies), so every question is a look-up and memory stays bounded.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from wlf_jax.reference import Week
 
@@ -47,8 +48,15 @@ class Reading(NamedTuple):
     decoded: Any
 
 
-def read_reply(decoder, judge, event: int, text: str, week: Week | Callable[[], Week], preset: str,
-               prompt: str | None = None) -> Reading:
+def read_reply(
+    decoder,
+    judge,
+    event: int,
+    text: str,
+    week: Week | Callable[[], Week],
+    preset: str,
+    prompt: str | None = None,
+) -> Reading:
     """Decode and judge ``text`` written to ``event`` in state ``week``; an unreadable reply
     becomes :func:`worst_action` with quality 0.  ``week`` may be a function that builds the
     state (called only for an unreadable reply)."""
@@ -57,9 +65,3 @@ def read_reply(decoder, judge, event: int, text: str, week: Week | Callable[[], 
         action = worst_action(week() if callable(week) else week, preset)
         return Reading(action, 0.0, d)
     return Reading(d.action, float(judge(event, text)), d)
-
-
-def use_solver(preset: str, solver) -> None:  # TEMPORARY: removed once grpo's split lands
-    from agents import exact
-
-    exact._SOLVERS[preset] = solver

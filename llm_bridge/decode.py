@@ -27,10 +27,11 @@ import json
 import math
 import random
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from wlf_jax.events import ACTION_NAMES, EVENT_IDS, N_ACTIONS
 from . import compat
 from .cues import BARE_NO, BARE_YES, GENERIC_TOKENS, NEXT_WEEK, PRIOR, compile_cues
 from .textnorm import PUNCT_END, Normalized, normalize
-from .unreadable import UNREADABLE_KINDS, unreadable_reason
+from .unreadable import unreadable_reason
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "replies_train.jsonl"
@@ -168,7 +169,7 @@ def _keys_of(token: str, negated: bool) -> tuple[str, ...]:
         padded = f"<{token}>"
         for n in CHAR_N:
             for i in range(len(padded) - n + 1):
-                keys.append(f"c{neg}:{padded[i:i + n]}")
+                keys.append(f"c{neg}:{padded[i : i + n]}")
     return tuple(keys)
 
 
@@ -254,16 +255,17 @@ def _group(key: str) -> str:
 
 # ---- typo augmentation ------------------------------------------------------------------
 
+
 def _typo(word: str, rng: random.Random) -> str:
     i = rng.randrange(1, len(word) - 1)
     kind = rng.randrange(4)
     if kind == 0:  # drop a letter
-        return word[:i] + word[i + 1:]
+        return word[:i] + word[i + 1 :]
     if kind == 1:  # swap two letters
-        return word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]
+        return word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
     if kind == 2:  # double a letter
         return word[:i] + word[i] + word[i:]
-    return word[:i] + word[i + 1:].replace("e", "", 1)  # drop a vowel-ish letter
+    return word[:i] + word[i + 1 :].replace("e", "", 1)  # drop a vowel-ish letter
 
 
 def typo_copy(text: str, rng: random.Random, rate: float = 0.3) -> str:
@@ -277,12 +279,15 @@ def typo_copy(text: str, rng: random.Random, rate: float = 0.3) -> str:
 
 # ---- optimiser --------------------------------------------------------------------------
 
+
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     # elementwise, not BLAS: BLAS threads spin badly on a busy 2-core machine
     return float(np.multiply(a, b).sum())
 
 
-def lbfgs(fun, x0: np.ndarray, maxiter: int = 150, memory: int = 10, tol: float = 1e-5) -> np.ndarray:
+def lbfgs(
+    fun, x0: np.ndarray, maxiter: int = 150, memory: int = 10, tol: float = 1e-5
+) -> np.ndarray:
     """Minimise a smooth function with L-BFGS (two-loop recursion, Armijo backtracking).
 
     ``fun(x) -> (value, gradient)``.  Deterministic; small and fast for the decoder's convex
@@ -337,7 +342,9 @@ CONTRADICTION_CONFIDENCE = 0.9
 """A reply is contradictory when two of its sentences (3+ words each) are each decoded with at
 least this confidence to different actions while the whole reply is decoded with less."""
 
-_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+(?:but|or|actually|wait)\s+|,\s*(?:no|actually|wait|or)\b,?\s*", re.I)
+_SENTENCES = re.compile(
+    r"(?<=[.!?;])\s+|\n+|\s+(?:but|or|actually|wait)\s+|,\s*(?:no|actually|wait|or)\b,?\s*", re.I
+)
 
 
 class HybridDecoder:
@@ -361,7 +368,7 @@ class HybridDecoder:
         self.gate = None  # a DecisionGate (llm_bridge.gate), attached by get_decoder
 
     # -- training --
-    def fit(self, rows: Iterable[LabelledReply]) -> "HybridDecoder":
+    def fit(self, rows: Iterable[LabelledReply]) -> HybridDecoder:
         """Train one model per event from ``rows``; events without rows keep a uniform model."""
         from scipy.sparse import csr_matrix
 
@@ -482,7 +489,9 @@ class HybridDecoder:
         text = text or ""
         reason = unreadable_reason(e, text, prompt)
         if reason is not None:
-            probs = self.legible(e, text[:4000]).probs if reason != "empty" else (1 / 3, 1 / 3, 1 / 3)
+            probs = (
+                self.legible(e, text[:4000]).probs if reason != "empty" else (1 / 3, 1 / 3, 1 / 3)
+            )
             return Decoded(UNREADABLE, 1.0, probs, reason)
         whole = self.legible(e, text)
         # a reply is contradictory when two of its sentences commit confidently to different
@@ -494,7 +503,9 @@ class HybridDecoder:
             return Decoded(UNREADABLE, 1.0, whole.probs, "no_decision")
         return whole
 
-    def decisions_in(self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE) -> set[int]:
+    def decisions_in(
+        self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE
+    ) -> set[int]:
         """Actions that sentences of ``text`` commit to on their own (decoded with at least
         ``min_confidence``; sentences of fewer than 3 words are skipped).  Two or more make a
         reply contradictory."""
@@ -517,10 +528,15 @@ class HybridDecoder:
         a = 0 if (z0 >= z1 and z0 >= z2) else (1 if z1 >= z2 else 2)
         return Decoded(a, probs[a], probs)
 
-    def decode_batch(self, events: Sequence[int | str], texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def decode_batch(
+        self, events: Sequence[int | str], texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Decode many replies: (actions int32 (N,), confidences float32 (N,))."""
         out = [self.decode(e, t) for e, t in zip(events, texts)]
-        return (np.array([d.action for d in out], np.int32), np.array([d.confidence for d in out], np.float32))
+        return (
+            np.array([d.action for d in out], np.int32),
+            np.array([d.confidence for d in out], np.float32),
+        )
 
 
 class KeywordV1Decoder:
@@ -542,7 +558,10 @@ class KeywordV1Decoder:
     def decode_batch(self, events, texts):
         """Decode many replies: (actions int32 (N,), confidences float32 (N,))."""
         out = [self.decode(e, t) for e, t in zip(events, texts)]
-        return (np.array([d.action for d in out], np.int32), np.array([d.confidence for d in out], np.float32))
+        return (
+            np.array([d.action for d in out], np.int32),
+            np.array([d.confidence for d in out], np.float32),
+        )
 
 
 DECODER_NAMES: tuple[str, ...] = ("hybrid_v2", "keyword_v1")
@@ -560,7 +579,7 @@ def build_decoder() -> HybridDecoder:
     return dec
 
 
-@lru_cache(maxsize=None)
+@cache
 def _trained_hybrid() -> HybridDecoder:
     return build_decoder()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from wlf_jax.events import ACTION_NAMES, EVENT_IDS, N_ACTIONS
 
@@ -37,9 +38,16 @@ def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") ->
             correct += 1
             cls[0] += 1
         elif len(errors) < 50:
-            errors.append({"event": eid, "want": action_label(r.event, r.action),
-                           "got": action_label(r.event, d.action), "confidence": round(d.confidence, 3),
-                           "reason": getattr(d, "reason", None), "text": r.text})
+            errors.append(
+                {
+                    "event": eid,
+                    "want": action_label(r.event, r.action),
+                    "got": action_label(r.event, d.action),
+                    "confidence": round(d.confidence, 3),
+                    "reason": getattr(d, "reason", None),
+                    "text": r.text,
+                }
+            )
     per_event, per_event_n = {}, {}
     for eid, m in confusion.items():
         n = sum(map(sum, m))
@@ -61,7 +69,9 @@ def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") ->
     }
 
 
-def evaluate_file(path: str | Path, decoder: str = "default", baseline: str | None = "keyword_v1") -> dict[str, Any]:
+def evaluate_file(
+    path: str | Path, decoder: str = "default", baseline: str | None = "keyword_v1"
+) -> dict[str, Any]:
     """:func:`evaluate_decoder` on a JSONL file, plus ``file`` and (optionally) the same
     numbers for a ``baseline`` decoder under ``baseline``."""
     rows = load_labelled(path)
@@ -78,35 +88,52 @@ def evaluate_file(path: str | Path, decoder: str = "default", baseline: str | No
 def format_report(result: dict[str, Any], show_errors: int = 10) -> str:
     """Plain-text report: per-event accuracy (and the baseline's), confusion tables, errors."""
     base = result.get("baseline")
-    lines = [f"decoder {result['decoder']} on {result.get('file', '?')}: {result['n']} replies, "
-             f"accuracy {result['accuracy']:.3f}"
-             + (f"  ({base['decoder']}: {base['accuracy']:.3f})" if base else "")]
-    head = f"{'event':<24} {'n':>4} {result['decoder']:>10}" + (f" {base['decoder']:>10}" if base else "")
+    lines = [
+        f"decoder {result['decoder']} on {result.get('file', '?')}: {result['n']} replies, "
+        f"accuracy {result['accuracy']:.3f}"
+        + (f"  ({base['decoder']}: {base['accuracy']:.3f})" if base else "")
+    ]
+    head = f"{'event':<24} {'n':>4} {result['decoder']:>10}" + (
+        f" {base['decoder']:>10}" if base else ""
+    )
     lines += ["", head, "-" * len(head)]
     for eid, acc in result["per_event"].items():
         row = f"{eid:<24} {result['per_event_n'][eid]:>4} {acc:>10.3f}"
         if base:
             row += f" {base['per_event'].get(eid, float('nan')):>10.3f}"
         lines.append(row)
-    lines += ["", "per class: " + ", ".join(f"{k} {v:.3f} (n={result['per_class_n'][k]})"
-                                           for k, v in result.get("per_class", {}).items())]
+    lines += [
+        "",
+        "per class: "
+        + ", ".join(
+            f"{k} {v:.3f} (n={result['per_class_n'][k]})"
+            for k, v in result.get("per_class", {}).items()
+        ),
+    ]
     lines += ["", "confusion (rows: labelled action, columns: decoded action; 3 = unreadable)"]
     for eid, m in result["confusion"].items():
         names = list(ACTION_NAMES[EVENT_IDS.index(eid)]) + ["unreadable"]
         w = max(len(x) for x in names)
         lines.append(f"{eid}")
         lines.append(" " * (w + 5) + " ".join(f"{i:>5}" for i in range(len(m))))
-        for i, name in enumerate(names[:len(m)]):
+        for i, name in enumerate(names[: len(m)]):
             lines.append(f"  {i} {name:<{w}} " + " ".join(f"{c:>5}" for c in m[i]))
     if show_errors and result["errors"]:
         lines += ["", f"first {min(show_errors, len(result['errors']))} errors:"]
         for e in result["errors"][:show_errors]:
-            lines.append(f"  {e['event']}: want {e['want']}, got {e['got']} ({e['confidence']:.2f}): {e['text'][:100]!r}")
+            lines.append(
+                f"  {e['event']}: want {e['want']}, got {e['got']} ({e['confidence']:.2f}): {e['text'][:100]!r}"
+            )
     return "\n".join(lines)
 
 
-def benchmark(texts: Sequence[str], events: Sequence[int | str], decoder: str = "default",
-              repeats: int = 5, verbose: bool = True) -> dict[str, float]:
+def benchmark(
+    texts: Sequence[str],
+    events: Sequence[int | str],
+    decoder: str = "default",
+    repeats: int = 5,
+    verbose: bool = True,
+) -> dict[str, float]:
     """Decoder throughput in messages per second, best of ``repeats`` passes.
 
     Every pass starts with cold text caches (each message is normalised from scratch), so the
@@ -130,12 +157,16 @@ def benchmark(texts: Sequence[str], events: Sequence[int | str], decoder: str = 
         best_cpu = max(best_cpu, len(texts) / max(cpu, 1e-9))
     out = {"messages": len(texts), "wall_msgs_per_s": best_wall, "cpu_msgs_per_s": best_cpu}
     if verbose:
-        print(f"decoder {getattr(dec, 'name', decoder)}: {best_wall:,.0f} msgs/s wall, "
-              f"{best_cpu:,.0f} msgs/s CPU time ({len(texts)} distinct messages, best of {repeats})")
+        print(
+            f"decoder {getattr(dec, 'name', decoder)}: {best_wall:,.0f} msgs/s wall, "
+            f"{best_cpu:,.0f} msgs/s CPU time ({len(texts)} distinct messages, best of {repeats})"
+        )
     return out
 
 
-def benchmark_file(path: str | Path, decoder: str = "default", repeats: int = 5) -> dict[str, float]:
+def benchmark_file(
+    path: str | Path, decoder: str = "default", repeats: int = 5
+) -> dict[str, float]:
     """:func:`benchmark` on the texts of a labelled file."""
     rows = load_labelled(path)
     return benchmark([r.text for r in rows], [r.event for r in rows], decoder, repeats)

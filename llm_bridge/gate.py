@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -48,22 +48,39 @@ flagging a person's real message costs more than missing a garbled one."""
 L2 = 1.0
 
 FEATURES: tuple[str, ...] = (
-    "confidence", "margin", "log_words", "repeat_2grams", "repeat_3grams", "stutter", "truncated",
-    "log_lines", "prompt_overlap", "commits", "off_role", "questions", "known_words", "speaker_lines",
+    "confidence",
+    "margin",
+    "log_words",
+    "repeat_2grams",
+    "repeat_3grams",
+    "stutter",
+    "truncated",
+    "log_lines",
+    "prompt_overlap",
+    "commits",
+    "off_role",
+    "questions",
+    "known_words",
+    "speaker_lines",
 )
 
 _COMMIT = re.compile(
     r"\b(?:i'll|i will|i can|i can't|i cannot|i won't|i'm not|i am not|let's|let me|will|won't|can't|"
     r"cannot|yes|no|sure|ok|okay|sorry|not|declin\w*|skip\w*|pass|happy to|on it|taking|handing|asking|"
-    r"looping|raising|done)\b", re.I)
+    r"looping|raising|done)\b",
+    re.I,
+)
 _OFF_ROLE = re.compile(
     r"\b(?:as an? (?:ai|seasoned|senior|language)|you are arjun|i am arjun|here's|here is|the following|"
-    r"your response|your reply|response:|reply:|message from|story|customer)\b", re.I)
+    r"your response|your reply|response:|reply:|message from|story|customer)\b",
+    re.I,
+)
 _SPEAKER_LINE = re.compile(r"^\s*\w+(?: \w+)?\s*:", re.M)
 
 
-def gate_features(decoder, event: int, text: str, prompt: str | None = None,
-                  probs: Sequence[float] | None = None) -> np.ndarray:
+def gate_features(
+    decoder, event: int, text: str, prompt: str | None = None, probs: Sequence[float] | None = None
+) -> np.ndarray:
     """The :data:`FEATURES` of one reply, as float64 (``decoder`` is a fitted HybridDecoder;
     ``probs``, when the caller already has them, are its three action probabilities)."""
     ws = words(text)
@@ -73,22 +90,24 @@ def gate_features(decoder, event: int, text: str, prompt: str | None = None,
     content = set(_content(ws))
     in_prompt = set(words(prompt or ""))
     tail = text.rstrip()[-1:]
-    return np.array([
-        probs[0],
-        probs[0] - probs[1],
-        math.log1p(n),
-        repetition_share(ws, 2),
-        repetition_share(ws, 3),
-        float(any(a == b and a.isalpha() for a, b in zip(ws, ws[1:]))),
-        float(n >= 20 and tail not in ".!?)\"'"),
-        math.log1p(text.count("\n")),
-        len(content & in_prompt) / len(content) if content else 0.0,
-        float(bool(_COMMIT.search(text[:200]))),
-        float(bool(_OFF_ROLE.search(text))),
-        10.0 * text.count("?") / max(1, n),
-        known / max(1, n),
-        float(len(_SPEAKER_LINE.findall(text))),
-    ])
+    return np.array(
+        [
+            probs[0],
+            probs[0] - probs[1],
+            math.log1p(n),
+            repetition_share(ws, 2),
+            repetition_share(ws, 3),
+            float(any(a == b and a.isalpha() for a, b in zip(ws, ws[1:]))),
+            float(n >= 20 and tail not in ".!?)\"'"),
+            math.log1p(text.count("\n")),
+            len(content & in_prompt) / len(content) if content else 0.0,
+            float(bool(_COMMIT.search(text[:200]))),
+            float(bool(_OFF_ROLE.search(text))),
+            10.0 * text.count("?") / max(1, n),
+            known / max(1, n),
+            float(len(_SPEAKER_LINE.findall(text))),
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -101,26 +120,55 @@ class DecisionGate:
     bias: float
     threshold: float = GATE_THRESHOLD
 
-    def probability(self, decoder, event: int, text: str, prompt: str | None = None,
-                    probs: Sequence[float] | None = None) -> float:
+    def probability(
+        self,
+        decoder,
+        event: int,
+        text: str,
+        prompt: str | None = None,
+        probs: Sequence[float] | None = None,
+    ) -> float:
         """Probability that ``text`` commits to no decision."""
-        z = float((gate_features(decoder, event, text, prompt, probs) - self.mean) / self.scale @ self.weights) + self.bias
+        z = (
+            float(
+                (gate_features(decoder, event, text, prompt, probs) - self.mean)
+                / self.scale
+                @ self.weights
+            )
+            + self.bias
+        )
         return 1.0 / (1.0 + math.exp(-z)) if z > -500 else 0.0
 
-    def flags(self, decoder, event: int, text: str, prompt: str | None = None,
-              probs: Sequence[float] | None = None) -> bool:
+    def flags(
+        self,
+        decoder,
+        event: int,
+        text: str,
+        prompt: str | None = None,
+        probs: Sequence[float] | None = None,
+    ) -> bool:
         """Whether ``text`` commits to no decision (never for replies under :data:`MIN_WORDS`)."""
-        return (len(words(text)) >= MIN_WORDS
-                and self.probability(decoder, event, text, prompt, probs) >= self.threshold)
+        return (
+            len(words(text)) >= MIN_WORDS
+            and self.probability(decoder, event, text, prompt, probs) >= self.threshold
+        )
 
 
-def fit_gate(decoder, rows: Sequence, unreadable: int = 3, human_weight: float = HUMAN_WEIGHT,
-             l2: float = L2, threshold: float = GATE_THRESHOLD) -> DecisionGate:
+def fit_gate(
+    decoder,
+    rows: Sequence,
+    unreadable: int = 3,
+    human_weight: float = HUMAN_WEIGHT,
+    l2: float = L2,
+    threshold: float = GATE_THRESHOLD,
+) -> DecisionGate:
     """Fit the gate on ``rows`` (objects with ``event``, ``action``, ``text`` and optionally
     ``prompt``); ``action == unreadable`` marks a reply that commits to no decision."""
     from scipy.optimize import minimize
 
-    X = np.array([gate_features(decoder, r.event, r.text, getattr(r, "prompt", None)) for r in rows])
+    X = np.array(
+        [gate_features(decoder, r.event, r.text, getattr(r, "prompt", None)) for r in rows]
+    )
     y = np.array([r.action == unreadable for r in rows], np.float64)
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError("the gate needs replies of both kinds (legible and unreadable)")
@@ -131,7 +179,10 @@ def fit_gate(decoder, rows: Sequence, unreadable: int = 3, human_weight: float =
     def objective(theta):
         z = Xn @ theta[:-1] + theta[-1]
         p = 1.0 / (1.0 + np.exp(-z))
-        loss = -np.sum(w * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))) + 0.5 * l2 * theta[:-1] @ theta[:-1]
+        loss = (
+            -np.sum(w * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12)))
+            + 0.5 * l2 * theta[:-1] @ theta[:-1]
+        )
         g = w * (p - y)
         return loss, np.append(Xn.T @ g + l2 * theta[:-1], g.sum())
 

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .compat import contains_alternative, contains_boundary, judge_v1, keyword_v1
 from wlf_jax.events import ACTION_NAMES, EVENT_IDS
+
+from .compat import contains_alternative, contains_boundary, judge_v1, keyword_v1
 
 TOL_QUALITY = 1e-9
 
@@ -30,8 +31,13 @@ def is_text_rules(data: Any) -> bool:
     if not isinstance(data, dict):
         return False
     rows = data.get("rows", data.get("cases"))
-    return bool(isinstance(rows, list) and rows and isinstance(rows[0], dict)
-                and "text" in rows[0] and "steps" not in rows[0])
+    return bool(
+        isinstance(rows, list)
+        and rows
+        and isinstance(rows[0], dict)
+        and "text" in rows[0]
+        and "steps" not in rows[0]
+    )
 
 
 def check_text_rules(data: dict[str, Any]) -> tuple[int, list[str]]:
@@ -51,14 +57,23 @@ def check_text_rules(data: dict[str, Any]) -> tuple[int, list[str]]:
             continue
         got_action = ACTION_NAMES[e][keyword_v1(event, text)]
         if "action" in row and got_action != row["action"]:
-            out.append(f"case {i} ({event}, {text[:40]!r}): action: got {got_action!r}, want {row['action']!r}")
+            out.append(
+                f"case {i} ({event}, {text[:40]!r}): action: got {got_action!r}, want {row['action']!r}"
+            )
         if "message_quality" in row:
             q = judge_v1(event, text)
             if abs(q - float(row["message_quality"])) > TOL_QUALITY:
-                out.append(f"case {i} ({event}, {text[:40]!r}): message_quality: got {q!r}, want {row['message_quality']!r}")
-        for flag, fn in (("contains_boundary", contains_boundary), ("contains_alternative", contains_alternative)):
+                out.append(
+                    f"case {i} ({event}, {text[:40]!r}): message_quality: got {q!r}, want {row['message_quality']!r}"
+                )
+        for flag, fn in (
+            ("contains_boundary", contains_boundary),
+            ("contains_alternative", contains_alternative),
+        ):
             if flag in row and fn(text) != bool(row[flag]):
-                out.append(f"case {i} ({event}, {text[:40]!r}): {flag}: got {fn(text)!r}, want {row[flag]!r}")
+                out.append(
+                    f"case {i} ({event}, {text[:40]!r}): {flag}: got {fn(text)!r}, want {row[flag]!r}"
+                )
     return len(rows), out
 
 

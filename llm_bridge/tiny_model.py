@@ -16,8 +16,8 @@ torch, transformers and tokenizers are imported inside the functions.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
@@ -42,15 +42,37 @@ def tokenizer_corpus() -> list[str]:
     for i, spec in enumerate(EVENTS):
         texts += [spec.title, spec.sender, spec.body] + [a.meaning for a in spec.actions]
         desc = {
-            "day": DAYS[min(4, i // 3)], "decisions": i,
-            "status": {"energy": 0.87 - 0.05 * i, "sprint_health": 0.8,
-                       "trust": {"david_chen": 0.75, "sundar": 0.8, "priya": 0.9, "rahul": 0.88, "arjun": 0.82},
-                       "staging": "broken", "leave": "pending", "appraisal": "not_done",
-                       "oncall": "not_accepted", "sleep_debt": "rested"},
-            "pending": [], "history": [],
-            "event": {"id": spec.id, "title": spec.title, "sender": spec.sender, "channel": spec.channel,
-                      "body": spec.body,
-                      "actions": [{"index": k, "name": a.name, "meaning": a.meaning} for k, a in enumerate(spec.actions)]},
+            "day": DAYS[min(4, i // 3)],
+            "decisions": i,
+            "status": {
+                "energy": 0.87 - 0.05 * i,
+                "sprint_health": 0.8,
+                "trust": {
+                    "david_chen": 0.75,
+                    "sundar": 0.8,
+                    "priya": 0.9,
+                    "rahul": 0.88,
+                    "arjun": 0.82,
+                },
+                "staging": "broken",
+                "leave": "pending",
+                "appraisal": "not_done",
+                "oncall": "not_accepted",
+                "sleep_debt": "rested",
+            },
+            "pending": [],
+            "history": [],
+            "event": {
+                "id": spec.id,
+                "title": spec.title,
+                "sender": spec.sender,
+                "channel": spec.channel,
+                "body": spec.body,
+                "actions": [
+                    {"index": k, "name": a.name, "meaning": a.meaning}
+                    for k, a in enumerate(spec.actions)
+                ],
+            },
         }
         texts.append(event_prompt(desc))
     try:
@@ -60,7 +82,9 @@ def tokenizer_corpus() -> list[str]:
     return texts
 
 
-def train_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 2048, model_max_length: int = 4096):
+def train_tokenizer(
+    texts: Iterable[str] | None = None, vocab_size: int = 2048, model_max_length: int = 4096
+):
     """Train a byte-level BPE tokenizer with ChatML special tokens and chat template.
 
     Returns a ``transformers`` fast tokenizer (``eos`` = ``<|im_end|>``, ``pad`` =
@@ -73,12 +97,20 @@ def train_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 2048, 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        unk_token=None, bos_token=None, additional_special_tokens=["<|im_start|>"],
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        additional_special_tokens=["<|im_start|>"],
         padding_side="left",  # batched generation pads on the left
         model_max_length=model_max_length,
     )
@@ -86,9 +118,17 @@ def train_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = 2048, 
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: int = 64,
-                     num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2,
-                     intermediate_size: int = 192, max_positions: int = 4096, seed: int = 0) -> Path:
+def build_tiny_model(
+    out_dir: str | Path,
+    vocab_size: int = 2048,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
+    intermediate_size: int = 192,
+    max_positions: int = 4096,
+    seed: int = 0,
+) -> Path:
     """Build and save the tiny model and its tokenizer in ``out_dir``; returns the path.
 
     Default size: about 0.23 M parameters (tied embeddings).  Deterministic in ``seed``.
@@ -102,24 +142,44 @@ def build_tiny_model(out_dir: str | Path, vocab_size: int = 2048, hidden_size: i
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
-        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
-        max_position_embeddings=max_positions, tie_word_embeddings=True,
-        bos_token_id=pad, eos_token_id=eos, pad_token_id=pad,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        bos_token_id=pad,
+        eos_token_id=eos,
+        pad_token_id=pad,
     )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
-    model.generation_config = GenerationConfig(bos_token_id=pad, eos_token_id=eos, pad_token_id=pad,
-                                               do_sample=True, temperature=1.0, top_p=1.0,
-                                               max_new_tokens=48)
+    model.generation_config = GenerationConfig(
+        bos_token_id=pad,
+        eos_token_id=eos,
+        pad_token_id=pad,
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        max_new_tokens=48,
+    )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
-    (out / "tiny_model.json").write_text(json.dumps({
-        "what": "randomly initialised Qwen2-architecture model with a locally trained byte-level "
+    (out / "tiny_model.json").write_text(
+        json.dumps(
+            {
+                "what": "randomly initialised Qwen2-architecture model with a locally trained byte-level "
                 "BPE tokenizer, for offline pipeline tests (its text is random)",
-        "parameters": n_params, "seed": seed, "vocab_size": len(tokenizer),
-    }, indent=2))
+                "parameters": n_params,
+                "seed": seed,
+                "vocab_size": len(tokenizer),
+            },
+            indent=2,
+        )
+    )
     return out
 
 

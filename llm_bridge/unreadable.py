@@ -31,23 +31,41 @@ from wlf_jax.events import EVENTS
 MAX_REPLY_CHARS = 4000
 """Longest reply the bridge reads (characters, after stripping).  Longer is ``too_long``."""
 
-UNREADABLE_KINDS: tuple[str, ...] = ("empty", "too_long", "repetition", "echo", "other_voice", "contradictory",
-                                     "no_decision")
+UNREADABLE_KINDS: tuple[str, ...] = (
+    "empty",
+    "too_long",
+    "repetition",
+    "echo",
+    "other_voice",
+    "contradictory",
+    "no_decision",
+)
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _TEMPLATE_DEBRIS = re.compile(r"<\|[^|>]*\|>|</?s>|\[/?INST\]|<\|?endoftext\|?>", re.I)
 _HEADER_LINE = re.compile(
     r"^\s*(?:#+.*|[-=*_]{3,}|\**\s*(?:subject|re|to|from|cc|date|title|reply|response|message|answer|"
-    r"option\s*\d*|assistant|user|system)\s*:?\s*\**\s*:?\s*)$", re.I)
-_STOP = frozenset("""a an the and or but to of in on at for with from by is are be am i you we it this that my
+    r"option\s*\d*|assistant|user|system)\s*:?\s*\**\s*:?\s*)$",
+    re.I,
+)
+_STOP = frozenset(
+    """a an the and or but to of in on at for with from by is are be am i you we it this that my
 your our me us he she they them his her their as if so not no yes will would can could do did have has
-had just now then there here what when how all any some""".split())
+had just now then there here what when how all any some""".split()
+)
 
-_SIGN_OFF = re.compile(r"(?:^|\n)\s*(?:best|regards|best regards|kind regards|warm regards|thanks|thank you|"
-                       r"cheers|sincerely|yours|talk soon)\s*,?\s*\n+\s*[-–—]?\s*([A-Z][a-z]+)", re.M)
+_SIGN_OFF = re.compile(
+    r"(?:^|\n)\s*(?:best|regards|best regards|kind regards|warm regards|thanks|thank you|"
+    r"cheers|sincerely|yours|talk soon)\s*,?\s*\n+\s*[-–—]?\s*([A-Z][a-z]+)",
+    re.M,
+)
 _SIGNED_DASH = re.compile(r"(?:^|\n)\s*[-–—]\s*([A-Z][a-z]+)\s*$")
-_TO_ARJUN = re.compile(r"^\W*(?:hi|hey|hello|dear|good (?:morning|evening|afternoon))\W+arjun\b", re.I)
-_SPEAKER = re.compile(r"^\s*\**(david(?: chen)?|sundar|priya|rahul|hr|pagerduty|calendar)\**\s*:", re.I | re.M)
+_TO_ARJUN = re.compile(
+    r"^\W*(?:hi|hey|hello|dear|good (?:morning|evening|afternoon))\W+arjun\b", re.I
+)
+_SPEAKER = re.compile(
+    r"^\s*\**(david(?: chen)?|sundar|priya|rahul|hr|pagerduty|calendar)\**\s*:", re.I | re.M
+)
 # senders whose messages Arjun answers; a reply signed with one of these names is not his
 _OTHER_NAMES = frozenset({"david", "sundar", "priya", "rahul", "hr"})
 
@@ -71,7 +89,7 @@ def repetition_share(ws: list[str], n: int = 4) -> float:
     """Share of the word ``n``-grams of ``ws`` that repeat an earlier one (0 for short texts)."""
     if len(ws) < 3 * n:
         return 0.0
-    grams = [tuple(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    grams = [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
     return 1.0 - len(set(grams)) / len(grams)
 
 
@@ -80,13 +98,16 @@ def _event_text(event: int) -> tuple[frozenset[tuple[str, ...]], tuple[frozenset
     """The event's own message as a set of word 5-grams, and each option's content words."""
     spec = EVENTS[event]
     body = words(spec.title + " . " + spec.body)
-    grams = frozenset(tuple(body[i:i + 5]) for i in range(len(body) - 4))
+    grams = frozenset(tuple(body[i : i + 5]) for i in range(len(body) - 4))
     options = tuple(frozenset(_content(words(a.meaning))) for a in spec.actions)
     return grams, options
 
 
-_STATUS_ECHO = re.compile(r"\b(?:energy|sprint health|trust|status|decision \d+ of the week|it is (?:monday|"
-                          r"tuesday|wednesday|thursday|friday))\s*[:.]", re.I)
+_STATUS_ECHO = re.compile(
+    r"\b(?:energy|sprint health|trust|status|decision \d+ of the week|it is (?:monday|"
+    r"tuesday|wednesday|thursday|friday))\s*[:.]",
+    re.I,
+)
 
 
 def echo_kind(event: int, text: str, ws: list[str], prompt: str | None = None) -> bool:
@@ -107,11 +128,11 @@ def echo_kind(event: int, text: str, ws: list[str], prompt: str | None = None) -
     if len(_STATUS_ECHO.findall(text)) >= 2:
         return True
     if len(ws) >= 5:
-        mine = [tuple(ws[i:i + 5]) for i in range(len(ws) - 4)]
+        mine = [tuple(ws[i : i + 5]) for i in range(len(ws) - 4)]
         source = grams
         if prompt:
             pw = words(prompt)
-            source = source | frozenset(tuple(pw[i:i + 5]) for i in range(len(pw) - 4))
+            source = source | frozenset(tuple(pw[i : i + 5]) for i in range(len(pw) - 4))
         copied = sum(g in source for g in mine)
         if copied >= 3 and copied / len(mine) >= 0.4:
             return True
@@ -133,8 +154,9 @@ def other_voice(event: int, text: str) -> bool:
     return False
 
 
-def unreadable_reason(event: int, text: str, prompt: str | None = None,
-                      contradictory: bool = False) -> str | None:
+def unreadable_reason(
+    event: int, text: str, prompt: str | None = None, contradictory: bool = False
+) -> str | None:
     """The kind of unreadable reply ``text`` is (one of ``UNREADABLE_KINDS``), or ``None`` when
     it reads as a message.  ``event`` is an event index; ``prompt`` (optional) is the prompt the
     reply answered, for echo detection beyond the event's own text; ``contradictory`` is the

@@ -16,9 +16,11 @@ from wlf_jax.params import replace
 def week_v2_exact(solver_week_v2):
     params = presets.week_v2()
     solver = solver_week_v2
-    exact = {"optimal": solver.evaluate(solver.optimal_policy()).exact_score,
-             "myopic": solver.evaluate(solver.myopic_policy()).exact_score,
-             "random": solver.evaluate(uniform_policy()).exact_score}
+    exact = {
+        "optimal": solver.evaluate(solver.optimal_policy()).exact_score,
+        "myopic": solver.evaluate(solver.myopic_policy()).exact_score,
+        "random": solver.evaluate(uniform_policy()).exact_score,
+    }
     for name in ("accept_all", "decline_all", "ignore_all", "strategic"):
         exact[name] = solver.evaluate(fixed_map_policy(action_map(name))).exact_score
     _, exact["best_fixed_map"], _ = best_fixed_map(params)
@@ -39,9 +41,20 @@ def test_design_properties_fail_on_seed_v1(solver_seed_v1):
     opt = solver.evaluate(solver.optimal_policy()).exact_score
     strat = solver.evaluate(fixed_map_policy(action_map("strategic"))).exact_score
     assert abs(opt - strat) < 1e-9  # a fixed map is exactly optimal in seed_v1
-    assert design_properties({"optimal": opt, "best_fixed_map": strat, "myopic": opt,
-                              "accept_all": 0.4, "decline_all": 0.6, "ignore_all": 0.47,
-                              "random": 0.48})["state_matters"]["holds"] is False
+    assert (
+        design_properties(
+            {
+                "optimal": opt,
+                "best_fixed_map": strat,
+                "myopic": opt,
+                "accept_all": 0.4,
+                "decline_all": 0.6,
+                "ignore_all": 0.47,
+                "random": 0.48,
+            }
+        )["state_matters"]["holds"]
+        is False
+    )
 
 
 def test_optimal_value_equals_the_return_of_its_policy(week_v2_exact):
@@ -89,8 +102,11 @@ def test_solver_matches_brute_force_on_reduced_weeks(kept):
     params = presets.week_v2()
     slot_event = np.asarray(params.slot_event)
     spawn = np.asarray(params.spawn)
-    reduced = replace(params, slot_event=np.where(np.isin(slot_event, kept), slot_event, -1),
-                      spawn=np.where(np.isin(spawn, kept), spawn, -1))
+    reduced = replace(
+        params,
+        slot_event=np.where(np.isin(slot_event, kept), slot_event, -1),
+        spawn=np.where(np.isin(spawn, kept), spawn, -1),
+    )
     solver = ExactSolver(reduced).solve()
     assert abs(solver.value() - _brute_force(reduced, kept)) < 1e-9
 
@@ -119,8 +135,9 @@ def test_jax_states_convert_to_solver_states(preset):
 
     import jax
 
-    from agents.exact import state_key, week_from_state
+    from agents.exact import state_key
     from wlf_jax import WorkWeek
+    from wlf_jax.convert import week_from_state
     from wlf_jax.params import to_python
     from wlf_jax.reference import ReferenceWeek, week_from_json, week_to_json
 

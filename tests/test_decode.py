@@ -27,26 +27,43 @@ def act(event: str, text: str, decoder: str = "default") -> str:
 
 # ---- keyword_v1: the original rules -------------------------------------------------------
 
-@pytest.mark.parametrize("event,text,want", [
-    ("E1_staging", "I'll ssh in and restart it", "fix_directly"),
-    ("E1_staging", "please delegate this to infra", "delegate_oncall"),  # first keyword wins
-    ("E1_staging", "raise with INFRA", "escalate_infra"),
-    ("E1_staging", "no keyword here", "fix_directly"),
-    ("E2_slack", "I'll ignore it and call now later", "async_boundary"),  # "later" is listed first
-    ("E3_client_email", "So sorry, cc Sundar", "full_apology"),
-    ("E4_leave", "I'll wait and cancel", "wait_hope"),
-    ("E5_appraisal", "tonight, or an extension", "rush_tonight"),
-    ("E6_oncall", "sure, but can't we swap?", "no_clearly_kindly"),
-    ("E6_oncall", "yes, a swap", "counter_offer"),
-    ("E7_standup", "I can't attend tonight", "attend_sacrifice"),  # the original misreads negation
-    ("S1_staging_relapse", "roll back", "take_over_fix"),  # no list for spawned events: action 0
-])
+
+@pytest.mark.parametrize(
+    "event,text,want",
+    [
+        ("E1_staging", "I'll ssh in and restart it", "fix_directly"),
+        ("E1_staging", "please delegate this to infra", "delegate_oncall"),  # first keyword wins
+        ("E1_staging", "raise with INFRA", "escalate_infra"),
+        ("E1_staging", "no keyword here", "fix_directly"),
+        (
+            "E2_slack",
+            "I'll ignore it and call now later",
+            "async_boundary",
+        ),  # "later" is listed first
+        ("E3_client_email", "So sorry, cc Sundar", "full_apology"),
+        ("E4_leave", "I'll wait and cancel", "wait_hope"),
+        ("E5_appraisal", "tonight, or an extension", "rush_tonight"),
+        ("E6_oncall", "sure, but can't we swap?", "no_clearly_kindly"),
+        ("E6_oncall", "yes, a swap", "counter_offer"),
+        (
+            "E7_standup",
+            "I can't attend tonight",
+            "attend_sacrifice",
+        ),  # the original misreads negation
+        (
+            "S1_staging_relapse",
+            "roll back",
+            "take_over_fix",
+        ),  # no list for spawned events: action 0
+    ],
+)
 def test_keyword_v1_rules(event, text, want):
     assert act(event, text, "keyword_v1") == want
     assert ACTION_NAMES[EVENT_IDS.index(event)][D.keyword_v1(event, text)] == want
 
 
 # ---- the corpus ---------------------------------------------------------------------------
+
 
 def test_corpus_covers_every_event_and_action():
     rows = D.load_labelled(D.TRAIN_FILE) + D.load_labelled(HELDOUT)
@@ -57,7 +74,9 @@ def test_corpus_covers_every_event_and_action():
         for a in range(3):
             assert per_action[(e, a)] >= 15, (EVENT_IDS[e], a)
     train = {r.text.strip().lower() for r in D.load_labelled(D.TRAIN_FILE)}
-    assert not any(r.text.strip().lower() in train for r in D.load_labelled(HELDOUT) if r.text.strip())
+    assert not any(
+        r.text.strip().lower() in train for r in D.load_labelled(HELDOUT) if r.text.strip()
+    )
 
 
 @pytest.mark.parametrize("path,overall,per_event", [(HELDOUT, 0.95, 0.85), (BLIND, 0.93, 0.75)])
@@ -70,38 +89,89 @@ def test_default_decoder_accuracy(path, overall, per_event):
 
 # ---- hard cases ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("event,text,want", [
-    # negation
-    ("E7_standup", "I won't be joining tonight, notes will be in your inbox by 9", "decline_async"),
-    ("E7_standup", "I can't attend the late call; I'll email a written summary instead", "decline_async"),
-    ("E6_oncall", "No, I can't take Wednesday this time. Hope it goes well.", "no_clearly_kindly"),
-    ("E2_slack", "Not ignoring you both - writing answers in the thread now, call at 4 if needed", "async_boundary"),
-    ("E3_client_email", "Hi David, I won't cc anyone else on this: the fix ships Thursday, update from me Wednesday.", "acknowledge_timeline"),
-    ("E4_leave", "I'm not going to cancel it. Messaging Sundar today to approve.", "ping_sundar"),
-    # distractors: another action's words used in passing
-    ("E1_staging", "rahul can u ssh in and clear the logs? I'm stuck with the client", "delegate_oncall"),
-    ("E5_appraisal", "Not doing it tonight - blocking Wednesday afternoon for it", "block_wednesday"),
-    ("S3_client_reescalation", "Hi David, I won't promise tomorrow again. Honest plan: production Tuesday, checkpoint Friday.", "honest_plan"),
-    # implicit replies
-    ("E1_staging", "$ df -h /var\n$ sudo journalctl --vacuum-size=1G\n$ sudo systemctl restart staging-api", "fix_directly"),
-    ("E5_appraisal", "Wed 3:00-4:30 PM - self appraisal", "block_wednesday"),
-    ("E5_appraisal", "after dinner today, one sitting", "rush_tonight"),
-    ("E7_standup", "Priya's got this one, I'll brief her at 6", "delegate_teammate"),
-    # typos and shorthand
-    ("E4_leave", "cancle the leve, not worth it", "cancel_leave"),
-    ("E1_staging", "ill handel it myslf, clearing logs now", "fix_directly"),
-    ("E7_standup", "cant make it 2nite, sending notes b4", "decline_async"),
-    # Indian and US English, terse and long
-    ("E4_leave", "Sundar sir, kindly approve my leave for Thursday today itself.", "ping_sundar"),
-    ("E6_oncall", "Sure thing, I got you - put me down for Wednesday.", "yes_people_pleaser"),
-    ("E6_oncall", "swap?", "counter_offer"),
-    ("S5_night_incident", "snooze", "snooze_alert"),
-    ("E3_client_email", "Hi David,\n\nThank you for following up, and I completely understand the pressure from your VP. "
-     "We traced the slow loads to an aggregation query that scans the full history. The fix is in review, "
-     "QA signs off on Wednesday and it goes to production on Thursday. I'll send before/after numbers on Friday "
-     "morning your time, and I'm not going to promise anything faster than that.\n\nBest regards,\nArjun",
-     "acknowledge_timeline"),
-])
+
+@pytest.mark.parametrize(
+    "event,text,want",
+    [
+        # negation
+        (
+            "E7_standup",
+            "I won't be joining tonight, notes will be in your inbox by 9",
+            "decline_async",
+        ),
+        (
+            "E7_standup",
+            "I can't attend the late call; I'll email a written summary instead",
+            "decline_async",
+        ),
+        (
+            "E6_oncall",
+            "No, I can't take Wednesday this time. Hope it goes well.",
+            "no_clearly_kindly",
+        ),
+        (
+            "E2_slack",
+            "Not ignoring you both - writing answers in the thread now, call at 4 if needed",
+            "async_boundary",
+        ),
+        (
+            "E3_client_email",
+            "Hi David, I won't cc anyone else on this: the fix ships Thursday, update from me Wednesday.",
+            "acknowledge_timeline",
+        ),
+        (
+            "E4_leave",
+            "I'm not going to cancel it. Messaging Sundar today to approve.",
+            "ping_sundar",
+        ),
+        # distractors: another action's words used in passing
+        (
+            "E1_staging",
+            "rahul can u ssh in and clear the logs? I'm stuck with the client",
+            "delegate_oncall",
+        ),
+        (
+            "E5_appraisal",
+            "Not doing it tonight - blocking Wednesday afternoon for it",
+            "block_wednesday",
+        ),
+        (
+            "S3_client_reescalation",
+            "Hi David, I won't promise tomorrow again. Honest plan: production Tuesday, checkpoint Friday.",
+            "honest_plan",
+        ),
+        # implicit replies
+        (
+            "E1_staging",
+            "$ df -h /var\n$ sudo journalctl --vacuum-size=1G\n$ sudo systemctl restart staging-api",
+            "fix_directly",
+        ),
+        ("E5_appraisal", "Wed 3:00-4:30 PM - self appraisal", "block_wednesday"),
+        ("E5_appraisal", "after dinner today, one sitting", "rush_tonight"),
+        ("E7_standup", "Priya's got this one, I'll brief her at 6", "delegate_teammate"),
+        # typos and shorthand
+        ("E4_leave", "cancle the leve, not worth it", "cancel_leave"),
+        ("E1_staging", "ill handel it myslf, clearing logs now", "fix_directly"),
+        ("E7_standup", "cant make it 2nite, sending notes b4", "decline_async"),
+        # Indian and US English, terse and long
+        (
+            "E4_leave",
+            "Sundar sir, kindly approve my leave for Thursday today itself.",
+            "ping_sundar",
+        ),
+        ("E6_oncall", "Sure thing, I got you - put me down for Wednesday.", "yes_people_pleaser"),
+        ("E6_oncall", "swap?", "counter_offer"),
+        ("S5_night_incident", "snooze", "snooze_alert"),
+        (
+            "E3_client_email",
+            "Hi David,\n\nThank you for following up, and I completely understand the pressure from your VP. "
+            "We traced the slow loads to an aggregation query that scans the full history. The fix is in review, "
+            "QA signs off on Wednesday and it goes to production on Thursday. I'll send before/after numbers on Friday "
+            "morning your time, and I'm not going to promise anything faster than that.\n\nBest regards,\nArjun",
+            "acknowledge_timeline",
+        ),
+    ],
+)
 def test_hard_cases(event, text, want):
     assert act(event, text) == want
 
@@ -114,9 +184,14 @@ def test_keyword_v1_fails_the_negation_case():
 
 # ---- API behaviour ------------------------------------------------------------------------
 
+
 def test_confidence_and_probabilities():
     dec = D.get_decoder()
-    for event, text in [("E2_slack", "calling you now"), ("E6_oncall", "asdf"), ("S6_thursday_exhaustion", "")]:
+    for event, text in [
+        ("E2_slack", "calling you now"),
+        ("E6_oncall", "asdf"),
+        ("S6_thursday_exhaustion", ""),
+    ]:
         d = dec.legible(event, text)  # the classifier alone always picks one of the three
         assert 0 <= d.action < 3 and 0.0 <= d.confidence <= 1.0
         assert abs(sum(d.probs) - 1.0) < 1e-6
@@ -128,8 +203,12 @@ def test_confidence_and_probabilities():
 
 def test_silence_is_unreadable():
     """No reply commits to no decision, even where one action is saying nothing (SPEC §5)."""
-    for event, text in [("E2_slack", ""), ("S2_slack_followup", "   "), ("S5_night_incident", "🙈"),
-                        ("E7_standup", "**Reply:**\n\n---")]:
+    for event, text in [
+        ("E2_slack", ""),
+        ("S2_slack_followup", "   "),
+        ("S5_night_incident", "🙈"),
+        ("E7_standup", "**Reply:**\n\n---"),
+    ]:
         d = D.get_decoder().decode(event, text)
         assert d.unreadable and d.reason == "empty" and act(event, text) == "unreadable"
 
@@ -147,7 +226,9 @@ def test_deterministic_training_and_decoding():
 
 
 def test_event_given_by_index_or_id():
-    assert D.decode(6, "I'll skip it and send notes") == D.decode("E7_standup", "I'll skip it and send notes")
+    assert D.decode(6, "I'll skip it and send notes") == D.decode(
+        "E7_standup", "I'll skip it and send notes"
+    )
 
 
 def test_bad_input_gives_clear_errors(tmp_path):

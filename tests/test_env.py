@@ -46,6 +46,7 @@ def _exact_value(h: int, drift: int) -> Fraction:
 
 # -- golden parity ----------------------------------------------------------------------------
 
+
 def test_golden_trajectories_have_no_mismatch():
     n, mismatches = check_file(GOLDEN)
     assert n == 400
@@ -67,6 +68,7 @@ def test_golden_check_reports_a_changed_rule(tmp_path):
 
 # -- differential: JAX vs the plain-Python implementation -------------------------------------
 
+
 def _scenario(preset: str, perm_seed: int, uniforms: list[float]):
     params = PRESETS[preset]
     rules = REFS[preset].r
@@ -84,18 +86,24 @@ def _scenario(preset: str, perm_seed: int, uniforms: list[float]):
 @given(
     preset=st.sampled_from(["seed_v1", "week_v2"]),
     perm_seed=st.integers(0, 10_000),
-    uniforms=st.lists(st.floats(0.0, 0.99951171875, width=32), min_size=N_EVENTS, max_size=N_EVENTS),
+    uniforms=st.lists(
+        st.floats(0.0, 0.99951171875, width=32), min_size=N_EVENTS, max_size=N_EVENTS
+    ),
     actions=st.lists(st.integers(0, 2), min_size=MAX_STEPS, max_size=MAX_STEPS),
     # message qualities with 4 decimals, like the golden file's (seed_v1 rounds rewards to 4)
-    qualities=st.lists(st.one_of(st.just(-1.0), st.integers(0, 10_000).map(lambda x: x / 10_000)),
-                       min_size=MAX_STEPS, max_size=MAX_STEPS),
+    qualities=st.lists(
+        st.one_of(st.just(-1.0), st.integers(0, 10_000).map(lambda x: x / 10_000)),
+        min_size=MAX_STEPS,
+        max_size=MAX_STEPS,
+    ),
 )
 def test_jax_matches_plain_python(preset, perm_seed, uniforms, actions, qualities):
     params, slot_event, uniforms = _scenario(preset, perm_seed, uniforms)
     ref = REFS[preset]
     w = ref.reset(slot_event, uniforms)
     _, s = env.reset_to_scenario(
-        Scenario(jnp.asarray(slot_event, jnp.int32), jnp.asarray(uniforms, jnp.float32)), params)
+        Scenario(jnp.asarray(slot_event, jnp.int32), jnp.asarray(uniforms, jnp.float32)), params
+    )
     for a, q in zip(actions, qualities):
         if w.done:
             break
@@ -113,13 +121,16 @@ def test_jax_matches_plain_python(preset, perm_seed, uniforms, actions, qualitie
         assert {i for i in range(N_EVENTS) if s.pending[i]} == set(w.pending)
         assert int(s.day) == w.day and int(s.count) == w.count
         assert int(s.boundary) == w.boundary
-        expected_days = [-1 if v is None else (round(v * 100) if ref.floats else v) for v in w.energy_by_day]
+        expected_days = [
+            -1 if v is None else (round(v * 100) if ref.floats else v) for v in w.energy_by_day
+        ]
         assert [int(v) for v in s.energy_by_day] == expected_days
         np.testing.assert_allclose(np.asarray(info["components"]), ref.components(w), atol=1e-5)
     assert w.done and bool(s.done)
 
 
 # -- jit / vmap / scan, reproducibility, invariants --------------------------------------------
+
 
 def test_step_never_retraces():
     params = PRESETS["week_v2"]
@@ -139,8 +150,10 @@ def test_same_key_same_week_different_keys_different_orders():
     a = sample_scenario(jax.random.key(3), params)
     b = sample_scenario(jax.random.key(3), params)
     assert np.array_equal(a.slot_event, b.slot_event) and np.array_equal(a.uniforms, b.uniforms)
-    orders = {tuple(np.asarray(sample_scenario(jax.random.key(k), params).slot_event[:7]))
-              for k in range(40)}
+    orders = {
+        tuple(np.asarray(sample_scenario(jax.random.key(k), params).slot_event[:7]))
+        for k in range(40)
+    }
     assert len(orders) > 20  # 720 possible orders
     for order in orders:
         assert order[0] == EVENT_IDS.index("E1_staging")
@@ -163,7 +176,9 @@ def test_whole_weeks_under_jit_vmap_stay_in_bounds_and_end(preset):
         from wlf_jax.reward import rubric_total
 
         phi0 = float(rubric_total(s0, params))
-        np.testing.assert_allclose(np.asarray(out["return"]), np.asarray(out["score"]) - phi0, atol=1e-4)
+        np.testing.assert_allclose(
+            np.asarray(out["return"]), np.asarray(out["score"]) - phi0, atol=1e-4
+        )
 
 
 def test_rollout_is_reproducible_from_the_key():
@@ -208,13 +223,17 @@ def test_describe_names_the_event_and_status():
 
 # -- invalid rule books ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value,fragment", [
-    ("alt_prob", "prob", "alt_prob"),
-    ("template_quality", "nan", "template_quality"),
-    ("energy_delta", "shape", "energy_delta"),
-    ("rubric_weights", [0.5, 0.5, 0.5, 0.0, 0.0], "rubric_weights"),
-    ("spawn", "spawn", "spawn"),
-])
+
+@pytest.mark.parametrize(
+    "field,value,fragment",
+    [
+        ("alt_prob", "prob", "alt_prob"),
+        ("template_quality", "nan", "template_quality"),
+        ("energy_delta", "shape", "energy_delta"),
+        ("rubric_weights", [0.5, 0.5, 0.5, 0.0, 0.0], "rubric_weights"),
+        ("spawn", "spawn", "spawn"),
+    ],
+)
 def test_invalid_params_are_rejected_with_the_field_named(field, value, fragment):
     params = PRESETS["week_v2"]
     arr = np.array(getattr(params, field))
@@ -257,24 +276,35 @@ def test_check_golden_cli_exit_status(tmp_path):
     import sys
 
     text_rules = GOLDEN.parent / "seed_v1_text_rules.json"
-    ok = subprocess.run([sys.executable, "-m", "experiments.cli", "check-golden", str(text_rules)],
-                        capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "check-golden", str(text_rules)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0 and ok.stdout.strip().endswith("600 cases, 0 mismatches")
     data = json.loads(GOLDEN.read_text())
     data["cases"] = data["cases"][:5]
     data["cases"][0]["steps"][0]["energy"] = 0.5
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
-    res = subprocess.run([sys.executable, "-m", "experiments.cli", "check-golden", str(bad)],
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "check-golden", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 1 and res.stdout.strip().endswith("5 cases, 1 mismatches")
 
 
 # -- week_v2 mechanics --------------------------------------------------------------------------
 
+
 def _week(uniforms=0.99):
     params = PRESETS["week_v2"]
-    scenario = Scenario(jnp.asarray(params.slot_event), jnp.full((N_EVENTS,), uniforms, jnp.float32))
+    scenario = Scenario(
+        jnp.asarray(params.slot_event), jnp.full((N_EVENTS,), uniforms, jnp.float32)
+    )
     return params, env.reset_to_scenario(scenario, params)[1]
 
 

@@ -11,8 +11,10 @@ import pytest
 from llm_bridge.golden_text import check_text_rules, is_text_rules
 
 _NAME = "seed_v1_text_rules.json"
-_CANDIDATES = [Path(__file__).parent / "data" / "golden" / _NAME,
-               Path(__file__).resolve().parents[2] / "shared" / "golden" / _NAME]
+_CANDIDATES = [
+    Path(__file__).parent / "data" / "golden" / _NAME,
+    Path(__file__).resolve().parents[2] / "shared" / "golden" / _NAME,
+]
 GOLDEN = next((p for p in _CANDIDATES if p.exists()), _CANDIDATES[0])
 
 
@@ -31,7 +33,9 @@ def test_zero_mismatches(golden):
 
 def test_a_changed_case_is_reported(golden):
     data = copy.deepcopy(golden)
-    data["rows"][3]["action"] = "attend_sacrifice" if data["rows"][3]["action"] != "attend_sacrifice" else "decline_async"
+    data["rows"][3]["action"] = (
+        "attend_sacrifice" if data["rows"][3]["action"] != "attend_sacrifice" else "decline_async"
+    )
     data["rows"][5]["message_quality"] += 0.05
     data["rows"][7]["contains_boundary"] = not data["rows"][7]["contains_boundary"]
     _, mismatches = check_text_rules(data)

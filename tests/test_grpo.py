@@ -15,8 +15,10 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
-from llm_bridge import grpo  # noqa: E402
+from llm_bridge import grpo, rewards  # noqa: E402
+from llm_bridge.consequence import get_solver  # noqa: E402
 from wlf_jax.events import EVENT_IDS  # noqa: E402
+from wlf_jax.reference import week_to_json  # noqa: E402
 
 pytest.importorskip("trl")
 
@@ -25,7 +27,7 @@ PRESET = "seed_v1"
 # Hand-written replies to the on-call request, one per action, each unmistakable.
 ONCALL_REPLIES = {
     "no_clearly_kindly": "Hey, I can't cover Wednesday this time - I've done the last two and need the night. "
-                         "Hope the family thing goes okay; maybe ask in the rota channel?",
+    "Hope the family thing goes okay; maybe ask in the rota channel?",
     "yes_people_pleaser": "Sure, of course I'll cover Wednesday again, no worries at all!",
     "counter_offer": "I can't do Wednesday, but I could swap: I'll take your Friday shift if you take my Monday.",
 }
@@ -33,10 +35,11 @@ ONCALL_REPLIES = {
 
 @pytest.fixture(scope="module", autouse=True)
 def shared_solver():
-    """Reuse the session's solved seed_v1 solver (tests/conftest.py) instead of solving again."""
+    """Solve seed_v1 once for the session (tests/conftest.py): ``get_solver`` answers from the
+    same process-wide solver."""
     from tests.conftest import solved
 
-    grpo.use_solver(PRESET, solved(PRESET))
+    solved(PRESET)
     yield
 
 
@@ -62,56 +65,75 @@ def test_reward_ranks_the_optimal_reply_above_a_harmful_one():
     from wlf_jax.events import ACTION_NAMES
 
     names = ACTION_NAMES[EVENT_IDS.index("E6_oncall")]
-    scorer = grpo.RewardScorer()
     checked = 0
     for w in _oncall_states()[:6]:
-        qs = grpo.get_solver(PRESET).q(w)
+        qs = get_solver(PRESET).q(w)
         best, worst = max(range(3), key=lambda a: qs[a]), min(range(3), key=lambda a: qs[a])
         if qs[best] - qs[worst] < 1e-9:
             continue
-        state = json.dumps(grpo.week_to_json(w))
+        state = json.dumps(week_to_json(w))
         good, bad = ONCALL_REPLIES[names[best]], ONCALL_REPLIES[names[worst]]
-        s_good, s_bad = scorer.score(state, PRESET, good), scorer.score(state, PRESET, bad)
+        s_good, s_bad = (
+            rewards.score_row(state, PRESET, good),
+            rewards.score_row(state, PRESET, bad),
+        )
         assert (s_good.action, s_bad.action) == (best, worst)  # the decoder reads them as meant
         assert s_good.q_norm == 1.0 and s_bad.q_norm == 0.0 and s_good.optimal and not s_bad.optimal
-        r_good, r_bad = scorer(None, [good, bad], [state, state], [PRESET, PRESET])
+        r_good, r_bad = rewards.total_reward(None, [good, bad], [state, state], [PRESET, PRESET])
         assert r_good > r_bad + 0.5
         checked += 1
     assert checked >= 2
 
 
 def test_reward_functions_follow_trl_conventions(rows):
-    scorer = grpo.RewardScorer(grpo.RewardConfig(judge_weight=0.3))
-    funcs = scorer.funcs()
+    cfg = rewards.RewardConfig(judge_weight=0.3)
+    funcs = rewards.reward_funcs(cfg)
     assert [f.__name__ for f in funcs] == ["q_value", "judge_quality", "format_penalty"]
-    assert scorer.weights() == [1.0, 0.3, 1.0]
+    assert funcs == [rewards.q_value, rewards.judge_quality, rewards.format_penalty]  # importable
+    assert rewards.reward_weights(cfg) == [1.0, 0.3, 1.0]
+    other = rewards.reward_funcs(rewards.RewardConfig(max_chars=10))  # bound to its config
+    assert [f.__name__ for f in other] == ["q_value", "judge_quality", "format_penalty"]
     r = rows[0]
-    completions = [[{"role": "assistant", "content": "Sure, happy to help, I'll do it right away."}], [{"role": "assistant", "content": ""}]]
+    completions = [
+        [{"role": "assistant", "content": "Sure, happy to help, I'll do it right away."}],
+        [{"role": "assistant", "content": ""}],
+    ]
     logged = {}
-    cols = dict(state_json=[r["state_json"]] * 2, preset=[PRESET] * 2, event=[r["event"]] * 2,
-                log_metric=lambda k, v: logged.__setitem__(k, v))
+    cols = dict(
+        state_json=[r["state_json"]] * 2,
+        preset=[PRESET] * 2,
+        event=[r["event"]] * 2,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
     q, quality, pen = (f([r["prompt"]] * 2, completions, **cols) for f in funcs)
     assert all(0.0 <= x <= 1.0 for x in q + quality)
     assert pen[1] <= -1.0 and pen[0] == 0.0  # the empty reply is penalised
     assert set(logged) == {"optimal_rate", "decoder_confidence"}
-    total = scorer([r["prompt"]] * 2, completions, **cols)
+    total = rewards.total_reward([r["prompt"]] * 2, completions, reward_config=cfg, **cols)
     assert total == pytest.approx([a + 0.3 * b + c for a, b, c in zip(q, quality, pen)])
 
 
 def test_format_penalties():
-    cfg = grpo.RewardConfig()
-    assert grpo.format_penalties("E7_standup", "   ", cfg)["empty"] == cfg.empty_penalty
-    assert grpo.format_penalties("E7_standup", "Declining tonight, notes by 9. " * 40, cfg)["over_length"] > 0
+    cfg = rewards.RewardConfig()
+    assert rewards.format_penalties("E7_standup", "   ", cfg)["empty"] == cfg.empty_penalty
+    assert (
+        rewards.format_penalties("E7_standup", "Declining tonight, notes by 9. " * 40, cfg)[
+            "over_length"
+        ]
+        > 0
+    )
     mixed = "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."
-    assert grpo.format_penalties("E7_standup", mixed, cfg)["unreadable"] == cfg.unreadable_penalty
+    assert (
+        rewards.format_penalties("E7_standup", mixed, cfg)["unreadable"] == cfg.unreadable_penalty
+    )
     # word salad that a decoder would still read an action into (what GRPO found without this)
     salad = "approve before numbers approve need both before a some pending before before before before up before"
-    assert grpo.format_penalties("E4_leave", salad, cfg)["illegible"] > 0.5
+    assert rewards.format_penalties("E4_leave", salad, cfg)["illegible"] > 0.5
     from llm_bridge.llm_policy import SCRIPTS
 
     for event, replies in SCRIPTS["strategic"].items():
         for text in replies:
-            assert sum(grpo.format_penalties(event, text, cfg).values()) == 0.0, (event, text)
+            assert sum(rewards.format_penalties(event, text, cfg).values()) == 0.0, (event, text)
 
 
 def test_rows_carry_their_state_exactly(rows):
@@ -122,7 +144,7 @@ def test_rows_carry_their_state_exactly(rows):
         assert back == w  # every field, floats included (seed_v1 keeps float64 quantities)
         assert grpo.week_messages(back, PRESET) == row["prompt"]
     ds = grpo.prompt_dataset(rows)  # through Arrow and back
-    solver = grpo.get_solver(PRESET)
+    solver = get_solver(PRESET)
     for r, d in zip(rows, ds):
         assert d["state_json"] == r["state_json"] and d["preset"] == PRESET
         w = grpo.restore_week(d["state_json"])
@@ -140,29 +162,81 @@ def test_rows_cover_early_late_healthy_and_exhausted_states():
     assert len({r["state_json"] for r in rows}) == len(rows)
 
 
-def test_describe_week_matches_the_jax_describe():
+def test_week_to_state_round_trips_and_prompts_describe_like_the_jax_state():
+    """A plain-Python week goes through the one ``WorkWeek.describe`` (``week_to_state``): the
+    conversion inverts ``week_from_state``, and the prompts' description equals the JAX one."""
     import jax
 
-    from agents.exact import week_from_state
+    from llm_bridge.grpo.data import week_description
     from wlf_jax import WorkWeek, presets
+    from wlf_jax.convert import week_from_state, week_to_state
 
     env, params = WorkWeek(), presets.get("week_v2")
     _, state = env.reset(jax.random.key(4), params)
     for a in (0, 1, 2, 1):
         want = env.describe(state, params)
-        got = grpo.describe_week(week_from_state(state, params), "week_v2")
-        for k in ("day", "decisions", "event", "status", "pending", "history", "done"):
-            assert got[k] == want[k], k
-        assert got["score"] == pytest.approx(want["score"], abs=1e-5)
+        w = week_from_state(state, params)
+        converted = week_to_state(w, params)
+        assert week_from_state(converted, params) == w
+        for got in (env.describe(converted, params), week_description(w, "week_v2")):
+            for k in ("day", "decisions", "event", "status", "pending", "history", "done"):
+                assert got[k] == want[k], k
+            assert got["score"] == pytest.approx(want["score"], abs=1e-5)
         _, state, _, _, _ = env.step_env(None, state, a, params)
+
+
+def test_week_to_state_keeps_float64_values_exactly():
+    """seed_v1 keeps Python floats that drift off their decimals: the drift survives the
+    conversion, and the prompts show each quantity rounded to hundredths, as before."""
+    from llm_bridge.grpo.data import week_description
+    from wlf_jax.convert import week_from_state, week_to_state
+
+    params = get_solver(PRESET).params
+    for _, w in grpo.visit_states(PRESET, 10, seed=7):
+        back = week_from_state(week_to_state(w, params), params)
+        assert (
+            back.values == w.values
+            and back._replace(
+                values=w.values,
+                energy_by_day=w.energy_by_day,
+                quality_sum=w.quality_sum,
+                uniforms=w.uniforms,
+            )
+            == w
+        )
+        assert back.quality_sum == pytest.approx(w.quality_sum, abs=1e-5)
+        st = week_description(w, PRESET)["status"]
+        assert st["energy"] == round(w.values[0], 2) and st["sprint_health"] == round(
+            w.values[1], 2
+        )
+        assert list(st["trust"].values()) == [round(t, 2) for t in w.values[2:]]
 
 
 def _run_cli(tiny, out, *extra):
     from experiments.cli import main
 
-    args = ["grpo", "--model", tiny, "--preset", PRESET, "--out", str(out), "--prompts", "4",
-            "--generations", "2", "--batch-size", "2", "--max-completion-length", "8",
-            "--no-system", "--no-options", "--save-steps", "1", *extra]
+    args = [
+        "grpo",
+        "--model",
+        tiny,
+        "--preset",
+        PRESET,
+        "--out",
+        str(out),
+        "--prompts",
+        "4",
+        "--generations",
+        "2",
+        "--batch-size",
+        "2",
+        "--max-completion-length",
+        "8",
+        "--no-system",
+        "--no-options",
+        "--save-steps",
+        "1",
+        *extra,
+    ]
     assert main(args) == 0
 
 
@@ -170,15 +244,36 @@ def test_single_turn_two_steps_then_resume(tiny, tmp_path):
     out = tmp_path / "run"
     _run_cli(tiny, out, "--steps", "2", "--json", str(tmp_path / "r.json"))
     res = json.loads((tmp_path / "r.json").read_text())
-    for k in ("model", "steps", "wall_s", "reward_mean_first", "reward_mean_last", "reward_curve",
-              "frac_reward_zero_std"):
+    for k in (
+        "model",
+        "steps",
+        "wall_s",
+        "reward_mean_first",
+        "reward_mean_last",
+        "reward_curve",
+        "frac_reward_zero_std",
+    ):
         assert k in res, k
-    assert res["steps"] == 2 and len(res["reward_curve"]) == 2 and len(res["frac_reward_zero_std"]) == 2
+    assert (
+        res["steps"] == 2
+        and len(res["reward_curve"]) == 2
+        and len(res["frac_reward_zero_std"]) == 2
+    )
     assert res["model"] == tiny and res["mode"] == "single-turn"
-    for k in ("rewards/q_value/mean", "rewards/judge_quality/mean", "rewards/format_penalty/mean", "optimal_rate"):
+    for k in (
+        "rewards/q_value/mean",
+        "rewards/judge_quality/mean",
+        "rewards/format_penalty/mean",
+        "optimal_rate",
+    ):
         assert len(res["components"][k]) == 2
-    for f in ("model/config.json", "trainer_log.json", "reward_curves.json", "grpo_reward_curves.png",
-              "checkpoints/checkpoint-2"):
+    for f in (
+        "model/config.json",
+        "trainer_log.json",
+        "reward_curves.json",
+        "grpo_reward_curves.png",
+        "checkpoints/checkpoint-2",
+    ):
         assert (out / f).exists(), f
     # the run was "killed" after step 2: resume it to step 3
     _run_cli(tiny, out, "--steps", "3", "--resume", "--json", str(tmp_path / "r3.json"))
@@ -190,24 +285,33 @@ def test_single_turn_two_steps_then_resume(tiny, tmp_path):
 
 def test_multi_turn_two_steps(tiny, tmp_path):
     out = tmp_path / "mt"
-    _run_cli(tiny, out, "--steps", "2", "--multi-turn", "--lora", "--json", str(tmp_path / "m.json"))
+    _run_cli(
+        tiny, out, "--steps", "2", "--multi-turn", "--lora", "--json", str(tmp_path / "m.json")
+    )
     res = json.loads((tmp_path / "m.json").read_text())
     assert res["steps"] == 2 and res["mode"] == "multi-turn" and res["lora"]
     assert all(0.0 <= r <= 1.0 for r in res["reward_curve"])
     assert "week_optimal_rate" in res["components"]
-    assert (out / "adapter" / "adapter_config.json").exists() and (out / "model" / "config.json").exists()
+    assert (out / "adapter" / "adapter_config.json").exists() and (
+        out / "model" / "config.json"
+    ).exists()
 
 
 def test_multi_turn_masks_environment_tokens(tiny):
     model, tok = grpo.load_model(tiny)
     rows = grpo.week_rows(PRESET, 1, seed=2, show_options=False, include_system=False)
     week = grpo.restore_week(rows[0]["state_json"])
-    played = grpo.play_weeks_with_model(model, tok, [week], PRESET, max_new_tokens=6,
-                                        show_options=False, include_system=False)[0]
+    played = grpo.play_weeks_with_model(
+        model, tok, [week], PRESET, max_new_tokens=6, show_options=False, include_system=False
+    )[0]
     assert len(played.completion_ids) == len(played.env_mask) and len(played.actions) >= 2
     env_text = tok.decode([t for t, m in zip(played.completion_ids, played.env_mask) if m == 0])
     model_ids = [t for t, m in zip(played.completion_ids, played.env_mask) if m == 1]
-    assert "It is" in env_text and "<|im_start|>user" in env_text and "<|im_start|>assistant" in env_text
+    assert (
+        "It is" in env_text
+        and "<|im_start|>user" in env_text
+        and "<|im_start|>assistant" in env_text
+    )
     assert "<|im_start|>" not in tok.decode(model_ids, skip_special_tokens=True)
     assert grpo.WEEK_KEY in rows[0]["prompt"][-1]
     assert 0.0 <= played.score <= 1.0
@@ -215,15 +319,24 @@ def test_multi_turn_masks_environment_tokens(tiny):
 
 def test_config_presets(monkeypatch):
     cpu = grpo.grpo_config_kwargs(grpo.GRPORun(model="m", size="cpu-smoke"))
-    assert cpu["use_cpu"] and not cpu["bf16"] and not cpu["gradient_checkpointing"] and cpu["report_to"] == []
+    assert (
+        cpu["use_cpu"]
+        and not cpu["bf16"]
+        and not cpu["gradient_checkpointing"]
+        and cpu["report_to"] == []
+    )
     assert grpo.make_grpo_config(grpo.GRPORun(model="m", out="/tmp/wlf_cfg")).use_cpu
     # gpu-1.5b is not runnable here; build its config as a GPU machine would
     import transformers.training_args as ta
 
     monkeypatch.setattr(ta, "is_torch_bf16_gpu_available", lambda: True)
-    run = grpo.GRPORun(model="Qwen2.5-1.5B-Instruct", size="gpu-1.5b", out="/tmp/wlf_cfg", wandb=True)
+    run = grpo.GRPORun(
+        model="Qwen2.5-1.5B-Instruct", size="gpu-1.5b", out="/tmp/wlf_cfg", wandb=True
+    )
     cfg = grpo.make_grpo_config(run)
-    assert cfg.bf16 and cfg.gradient_checkpointing and not cfg.use_cpu and cfg.report_to == ["wandb"]
+    assert (
+        cfg.bf16 and cfg.gradient_checkpointing and not cfg.use_cpu and cfg.report_to == ["wandb"]
+    )
     assert cfg.num_generations == 8 and cfg.use_vllm == grpo.vllm_available()
     assert run.resolved().lora and grpo.lora_config("gpu-1.5b").r == 16
     assert cfg.reward_weights == [1.0, 0.3, 1.0]
@@ -231,10 +344,20 @@ def test_config_presets(monkeypatch):
 
 def test_evidence_experiment_runs_end_to_end_and_its_numbers_agree(tiny, tmp_path):
     """`wlf grpo --experiment` at toy size: warm-up, GRPO, before/after on held-out states."""
-    from llm_bridge.grpo_experiment import format_experiment, run_experiment
+    from experiments.grpo_experiment import format_experiment, run_experiment
 
-    res = run_experiment(out=tmp_path / "exp", model=tiny, preset=PRESET, n_train=8, n_eval=4,
-                         sft_steps=3, grpo_steps=2, samples=2, grpo_batch=8, progress=lambda *_: None)
+    res = run_experiment(
+        out=tmp_path / "exp",
+        model=tiny,
+        preset=PRESET,
+        n_train=8,
+        n_eval=4,
+        sft_steps=3,
+        grpo_steps=2,
+        samples=2,
+        grpo_batch=8,
+        progress=lambda *_: None,
+    )
     saved = json.loads((tmp_path / "exp" / "experiment.json").read_text())
     assert saved["grpo"]["steps"] == 2 and len(saved["grpo"]["reward_curve"]) == 2
     # the trainer ran with the experiment's settings: KL term logged (beta > 0), peak lr 1e-3
@@ -245,10 +368,16 @@ def test_evidence_experiment_runs_end_to_end_and_its_numbers_agree(tiny, tmp_pat
     assert res["n_eval"] == 4 and res["before"]["n"] == res["after"]["n"] == 8
     # the paired difference is the difference of the means (same states, same number of samples)
     d = res["difference"]
-    assert d["reward"] == pytest.approx(res["after"]["mean_reward"] - res["before"]["mean_reward"], abs=1e-9)
-    assert d["optimal_rate"] == pytest.approx(res["after"]["optimal_rate"] - res["before"]["optimal_rate"], abs=1e-9)
+    assert d["reward"] == pytest.approx(
+        res["after"]["mean_reward"] - res["before"]["mean_reward"], abs=1e-9
+    )
+    assert d["optimal_rate"] == pytest.approx(
+        res["after"]["optimal_rate"] - res["before"]["optimal_rate"], abs=1e-9
+    )
     # the scripted strategic writer is the best of the three on the same states
     w = res["scripted_writers"]
-    assert w["strategic"]["mean_reward"] > max(w["people_pleaser"]["mean_reward"], w["stonewaller"]["mean_reward"])
+    assert w["strategic"]["mean_reward"] > max(
+        w["people_pleaser"]["mean_reward"], w["stonewaller"]["mean_reward"]
+    )
     assert (tmp_path / "exp" / "grpo" / "model" / "config.json").exists()
     assert "after - before" in format_experiment(res)

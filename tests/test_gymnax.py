@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnax.environments import environment, spaces
@@ -120,7 +119,8 @@ def test_log_and_flatten_wrappers_under_jit_and_vmap():
         k_act, k_step = jax.random.split(jax.random.key(t))
         actions = jax.random.randint(k_act, (n,), 0, 3)
         obs, state, reward, terminated, truncated, info = vstep(
-            jax.random.split(k_step, n), state, actions, params)
+            jax.random.split(k_step, n), state, actions, params
+        )
         assert obs.shape == (n, OBS_SIZE) and reward.shape == (n,)
         running += np.asarray(reward, np.float64)
         length += 1
@@ -128,8 +128,9 @@ def test_log_and_flatten_wrappers_under_jit_and_vmap():
         ended = np.asarray(info["returned_episode"])
         assert np.array_equal(ended, done)
         for i in np.flatnonzero(done):
-            np.testing.assert_allclose(float(info["returned_episode_returns"][i]), running[i],
-                                       atol=1e-4)
+            np.testing.assert_allclose(
+                float(info["returned_episode_returns"][i]), running[i], atol=1e-4
+            )
             assert int(info["returned_episode_lengths"][i]) == length[i] <= MAX_STEPS
             # week_v2's shaped reward: a week's return is its final score minus Monday's.
             np.testing.assert_allclose(running[i], float(info["score"][i]) - phi0, atol=1e-4)
@@ -181,8 +182,7 @@ def test_ppo_that_knows_only_the_gymnax_contract_learns_week_v2():
     greedy policy scores about 0.82; the optimum is 0.861). The bound asks for half that gap.
     """
     ppo = _gymnax_ppo()
-    assert "wlf_jax" not in (ROOT / "examples" / "gymnax_ppo.py").read_text().split(
-        "def main")[0]
+    assert "wlf_jax" not in (ROOT / "examples" / "gymnax_ppo.py").read_text().split("def main")[0]
     env, params = wlf_jax.make("week_v2")
     out = ppo.run(env, params, ppo.Config(num_updates=40), seed=0, eval_steps=MAX_STEPS)
     assert out["random_return"] < 0.2

@@ -32,7 +32,7 @@ SHORT = {
     "ppo": {"budget_steps": 150_000, "n_chunks": 2},
 }
 # Tiny runs (a few updates in 4 chunks) for the determinism tests; every test of an algorithm
-# uses the same settings, so the compiled programs are shared (experiments.train caches them).
+# uses the same settings, so the compiled programs are shared (experiments.train.runner caches them).
 TINY = {
     "q": {"budget_steps": 8 * 1024, "n_chunks": 4},
     "dqn": {"budget_steps": 8 * 64, "n_chunks": 4, "learning_starts": 128, "buffer_size": 1024},
@@ -74,27 +74,36 @@ def _assert_same(a, b) -> None:
 
 
 @pytest.fixture(scope="module")
-def judge():
-    return T.exact_judge(PRESET)
+def valuer():
+    return T.policy_valuer(PRESET)
 
 
 # ---------------------------------------------------------------------------------------------
 # learning
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algo, min_ratio", [("q", 0.95), ("ppo", 0.97), ("dqn", 0.95)])
-def test_short_training_beats_random_and_nears_optimum(judge, algo, min_ratio):
+def test_short_training_beats_random_and_nears_optimum(valuer, algo, min_ratio):
     cfg = _config(algo, SHORT[algo])
     trainer, init, chunk, greedy, _ = T.compiled_trainer(algo, PRESET, cfg, 2)
     carry = init(T.seed_keys(2))
-    before = [judge.evaluate(T.make_act_batch(greedy, T.seed_slice(trainer.policy_params(carry), i))).exact_score
-              for i in range(2)]
+    before = [
+        valuer.evaluate(
+            T.make_act_batch(greedy, T.seed_slice(trainer.policy_params(carry), i))
+        ).exact_score
+        for i in range(2)
+    ]
     for _ in range(trainer.n_chunks):
         carry, metrics = chunk(carry)
-    after = [judge.evaluate(T.make_act_batch(greedy, T.seed_slice(trainer.policy_params(carry), i))).exact_score
-             for i in range(2)]
-    optimal = judge.optimal().exact_score
+    after = [
+        valuer.evaluate(
+            T.make_act_batch(greedy, T.seed_slice(trainer.policy_params(carry), i))
+        ).exact_score
+        for i in range(2)
+    ]
+    optimal = valuer.optimal().exact_score
     assert optimal == pytest.approx(OPTIMAL_SCORE, abs=1e-4)
     # the untrained greedy policy is far from the optimum: learning, not the initialisation,
     # has to close the gap
@@ -108,6 +117,7 @@ def test_short_training_beats_random_and_nears_optimum(judge, algo, min_ratio):
 # ---------------------------------------------------------------------------------------------
 # vmap over seeds == each seed alone
 # ---------------------------------------------------------------------------------------------
+
 
 def _assert_same_run(a, b) -> None:
     """Integer and boolean state (environment states, keys, counters, replay indices) must be
@@ -127,8 +137,10 @@ def _check_together_vs_alone(trainer, greedy, together, m2, alone, m1) -> None:
     _assert_same_run(T.seed_slice(together, 1), alone)
     _assert_same_run(T.seed_slice(m2, 1), m1)
     obs = jax.vmap(observe_random_state)(jax.random.split(jax.random.PRNGKey(0), 512))
-    np.testing.assert_array_equal(greedy(T.seed_slice(trainer.policy_params(together), 1), obs),
-                                  greedy(trainer.policy_params(alone), obs))
+    np.testing.assert_array_equal(
+        greedy(T.seed_slice(trainer.policy_params(together), 1), obs),
+        greedy(trainer.policy_params(alone), obs),
+    )
     # the two seeds really are different runs
     p = _leaves(trainer.policy_params(together))
     assert any(not np.array_equal(x[0], x[1]) for x in p)
@@ -145,7 +157,9 @@ def test_vmap_over_seeds_equals_each_seed_alone(algo):
     for _ in range(trainer.n_chunks):
         together, m2 = chunk2(together)
         alone, m1 = chunk1(alone)
-    _check_together_vs_alone(trainer, greedy, together, m2, T.seed_slice(alone, 0), T.seed_slice(m1, 0))
+    _check_together_vs_alone(
+        trainer, greedy, together, m2, T.seed_slice(alone, 0), T.seed_slice(m1, 0)
+    )
 
 
 def test_ppo_make_train_alone_equals_the_vmapped_chunked_run():
@@ -168,6 +182,7 @@ def test_ppo_make_train_alone_equals_the_vmapped_chunked_run():
 # checkpoints and resume
 # ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("algo", ["q", "dqn", "ppo"])
 def test_stop_and_resume_gives_the_uninterrupted_parameters(tmp_path, algo):
     common = dict(preset=PRESET, seeds=2, overrides=TINY[algo], exact_curve=False, evaluate=False)
@@ -187,21 +202,43 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path):
     """A real SIGKILL of `wlf train` after its second checkpoint, then `--resume`."""
     settings = TINY["q"]
     sets = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
-    cmd = [sys.executable, "-m", "experiments.cli", "train", "q", "--preset", PRESET, "--seeds", "2",
-           "--out", str(tmp_path / "killed"), "--eval-weeks", "1000", *sets]
-    code = ("import sys; from experiments import cli, train; real = train.run_training; "
-            "train.run_training = lambda *a, **k: real(*a, **{**k, 'kill_after_chunks': 2}); "
-            f"sys.exit(cli.main({cmd[3:]!r}))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[1])
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.cli",
+        "train",
+        "q",
+        "--preset",
+        PRESET,
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path / "killed"),
+        "--eval-weeks",
+        "1000",
+        *sets,
+    ]
+    code = (
+        "import sys; from experiments import cli, train; real = train.run_training; "
+        "train.run_training = lambda *a, **k: real(*a, **{**k, 'kill_after_chunks': 2}); "
+        f"sys.exit(cli.main({cmd[3:]!r}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     meta, _ = T.read_checkpoint(tmp_path / "killed" / T.CHECKPOINT)
     assert meta["chunks_done"] == 2
     assert not (tmp_path / "killed" / "result.json").exists()
 
     resumed = T.run_training("q", resume=tmp_path / "killed", eval_weeks=1000)
-    whole = T.run_training("q", preset=PRESET, seeds=2, overrides=settings, out=tmp_path / "whole",
-                           eval_weeks=1000)
+    whole = T.run_training(
+        "q", preset=PRESET, seeds=2, overrides=settings, out=tmp_path / "whole", eval_weeks=1000
+    )
     _, state_a = T.read_checkpoint(tmp_path / "killed" / T.CHECKPOINT)
     _, state_b = T.read_checkpoint(tmp_path / "whole" / T.CHECKPOINT)
     _assert_same(state_a, state_b)
@@ -231,38 +268,78 @@ def test_checkpoint_write_is_atomic_and_sparse_tables_round_trip(tmp_path):
 # the command, the loader and the discretisation
 # ---------------------------------------------------------------------------------------------
 
-def test_wlf_train_writes_result_curve_and_loads_as_a_policy(tmp_path, judge):
+
+def test_wlf_train_writes_result_curve_and_loads_as_a_policy(tmp_path, valuer):
     from experiments.cli import main
 
     out = tmp_path / "run"
     sets = [a for k, v in TINY["ppo"].items() for a in ("--set", f"{k}={v}")]
-    code = main(["train", "ppo", "--preset", PRESET, "--seeds", "2", "--out", str(out),
-                 "--json", str(tmp_path / "r.json"), "--eval-weeks", "2000", *sets])
+    code = main(
+        [
+            "train",
+            "ppo",
+            "--preset",
+            PRESET,
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--eval-weeks",
+            "2000",
+            *sets,
+        ]
+    )
     assert code == 0
     res = json.loads((tmp_path / "r.json").read_text())
-    for key in ("algo", "preset", "seeds", "wall_s", "compile_s", "env_steps", "optimal_score",
-                "final_score_mean", "final_score_ci95", "ratio_to_optimal", "per_seed"):
+    for key in (
+        "algo",
+        "preset",
+        "seeds",
+        "wall_s",
+        "compile_s",
+        "env_steps",
+        "optimal_score",
+        "final_score_mean",
+        "final_score_ci95",
+        "ratio_to_optimal",
+        "per_seed",
+    ):
         assert key in res
     assert res["algo"] == "ppo" and res["preset"] == PRESET and res["seeds"] == 2
     assert len(res["per_seed"]) == 2 and res["env_steps"] == TINY["ppo"]["budget_steps"]
     assert res["ratio_to_optimal"] == pytest.approx(res["final_score_mean"] / res["optimal_score"])
     assert 0 <= res["compile_s"] <= res["wall_s"]
     # the sampled estimate agrees with the exact value of each seed
-    for exact, mean, ci in zip(res["per_seed"], res["sampled"]["per_seed_mean"], res["sampled"]["per_seed_ci95"]):
+    for exact, mean, ci in zip(
+        res["per_seed"], res["sampled"]["per_seed_mean"], res["sampled"]["per_seed_ci95"]
+    ):
         assert abs(exact - mean) < 4 * ci + 1e-3
     curve = json.loads((out / "curve.json").read_text())
     n_points = TINY["ppo"]["n_chunks"] + 1
-    assert len(curve["scores"]) == 2 and len(curve["scores"][0]) == len(curve["env_steps"]) == n_points
+    assert (
+        len(curve["scores"]) == 2 and len(curve["scores"][0]) == len(curve["env_steps"]) == n_points
+    )
     assert curve["scores"][0][-1] == pytest.approx(res["per_seed"][0])
     assert (out / "curve.png").stat().st_size > 1000
     name, act = T.load_trained(out)
     assert name.startswith("ppo")
-    assert judge.evaluate(act).exact_score == pytest.approx(res["per_seed"][res["representative_seed"]])
+    assert valuer.evaluate(act).exact_score == pytest.approx(
+        res["per_seed"][res["representative_seed"]]
+    )
 
 
 def test_load_trained_refuses_an_unfinished_run(tmp_path):
-    T.run_training("q", preset=PRESET, seeds=1, overrides=TINY["q"], out=tmp_path / "part",
-                   stop_after_chunks=1, exact_curve=False)
+    T.run_training(
+        "q",
+        preset=PRESET,
+        seeds=1,
+        overrides=TINY["q"],
+        out=tmp_path / "part",
+        stop_after_chunks=1,
+        exact_curve=False,
+    )
     with pytest.raises(ValueError, match="resume"):
         T.load_trained(tmp_path / "part")
     with pytest.raises(FileNotFoundError):

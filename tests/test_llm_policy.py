@@ -12,17 +12,50 @@ from wlf_jax.events import EVENT_IDS
 
 # What each persona means to do, event by event.
 INTENT = {
-    "people_pleaser": {"E1_staging": 0, "E2_slack": 1, "E3_client_email": 1, "E5_appraisal": 1, "E6_oncall": 1,
-                       "E7_standup": 1, "S1_staging_relapse": 0, "S2_slack_followup": 1, "S3_client_reescalation": 1,
-                       "S4_leave_conflict": 1, "S5_night_incident": 0, "S6_thursday_exhaustion": 1},
-    "stonewaller": {"E1_staging": 2, "E2_slack": 2, "E3_client_email": 2, "E4_leave": 1, "E5_appraisal": 2,
-                    "E6_oncall": 0, "E7_standup": 0, "S1_staging_relapse": 2, "S2_slack_followup": 2,
-                    "S3_client_reescalation": 2, "S4_leave_conflict": 2, "S5_night_incident": 2,
-                    "S6_thursday_exhaustion": 2},
-    "strategic": {"E1_staging": 0, "E2_slack": 0, "E3_client_email": 0, "E4_leave": 0, "E5_appraisal": 0,
-                  "E6_oncall": 0, "E7_standup": 0, "S1_staging_relapse": 1, "S2_slack_followup": 0,
-                  "S3_client_reescalation": 0, "S4_leave_conflict": 0, "S5_night_incident": 1,
-                  "S6_thursday_exhaustion": 0},
+    "people_pleaser": {
+        "E1_staging": 0,
+        "E2_slack": 1,
+        "E3_client_email": 1,
+        "E5_appraisal": 1,
+        "E6_oncall": 1,
+        "E7_standup": 1,
+        "S1_staging_relapse": 0,
+        "S2_slack_followup": 1,
+        "S3_client_reescalation": 1,
+        "S4_leave_conflict": 1,
+        "S5_night_incident": 0,
+        "S6_thursday_exhaustion": 1,
+    },
+    "stonewaller": {
+        "E1_staging": 2,
+        "E2_slack": 2,
+        "E3_client_email": 2,
+        "E4_leave": 1,
+        "E5_appraisal": 2,
+        "E6_oncall": 0,
+        "E7_standup": 0,
+        "S1_staging_relapse": 2,
+        "S2_slack_followup": 2,
+        "S3_client_reescalation": 2,
+        "S4_leave_conflict": 2,
+        "S5_night_incident": 2,
+        "S6_thursday_exhaustion": 2,
+    },
+    "strategic": {
+        "E1_staging": 0,
+        "E2_slack": 0,
+        "E3_client_email": 0,
+        "E4_leave": 0,
+        "E5_appraisal": 0,
+        "E6_oncall": 0,
+        "E7_standup": 0,
+        "S1_staging_relapse": 1,
+        "S2_slack_followup": 0,
+        "S3_client_reescalation": 0,
+        "S4_leave_conflict": 0,
+        "S5_night_incident": 1,
+        "S6_thursday_exhaustion": 0,
+    },
 }
 
 
@@ -34,7 +67,12 @@ def test_scripts_cover_every_event_and_decode_as_meant(persona):
             got, _ = decode(event, text)
             # silence commits to no decision: unreadable (SPEC §5), even where ignoring is an action
             expected = UNREADABLE if not text.strip() else want
-            assert got == expected, (persona, event, text, action_label(EVENT_IDS.index(event), got))
+            assert got == expected, (
+                persona,
+                event,
+                text,
+                action_label(EVENT_IDS.index(event), got),
+            )
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +82,19 @@ def weeks():
 
 def test_summary_shape_and_ranges(weeks):
     s = weeks["strategic"].summary
-    for key in ("weeks", "mean_score", "ci95_score", "mean_return", "components", "energy_by_day",
-                "early_end_rate", "action_freq", "mean_quality", "agent", "preset"):
+    for key in (
+        "weeks",
+        "mean_score",
+        "ci95_score",
+        "mean_return",
+        "components",
+        "energy_by_day",
+        "early_end_rate",
+        "action_freq",
+        "mean_quality",
+        "agent",
+        "preset",
+    ):
         assert key in s, key
     assert s["weeks"] == 8 and s["agent"] == "scripted:strategic" and s["preset"] == "week_v2"
     assert 0.0 <= s["mean_score"] <= 1.0 and len(s["energy_by_day"]) == 5
@@ -64,7 +113,10 @@ def test_strategic_writing_beats_the_extremes(weeks):
     score = {p: r.summary["mean_score"] for p, r in weeks.items()}
     assert score["strategic"] > score["people_pleaser"] + 0.2
     assert score["strategic"] > score["stonewaller"] + 0.2
-    assert weeks["people_pleaser"].summary["early_end_rate"] > weeks["strategic"].summary["early_end_rate"]
+    assert (
+        weeks["people_pleaser"].summary["early_end_rate"]
+        > weeks["strategic"].summary["early_end_rate"]
+    )
 
 
 def test_transcript(weeks):
@@ -80,8 +132,24 @@ def test_eval_llm_scripted_cli(tmp_path, capsys):
     from experiments.cli import main
 
     out, tr = tmp_path / "res.json", tmp_path / "t.jsonl"
-    assert main(["eval-llm", "--policy", "scripted", "--persona", "stonewaller", "--weeks", "8",
-                 "--json", str(out), "--transcript", str(tr)]) == 0
+    assert (
+        main(
+            [
+                "eval-llm",
+                "--policy",
+                "scripted",
+                "--persona",
+                "stonewaller",
+                "--weeks",
+                "8",
+                "--json",
+                str(out),
+                "--transcript",
+                str(tr),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     assert list(res["agents"]) == ["scripted:stonewaller"] and res["preset"] == "week_v2"
     assert tr.read_text().count("\n") >= 7

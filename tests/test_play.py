@@ -16,7 +16,8 @@ def _reader(lines):
         try:
             return next(it)
         except StopIteration:
-            raise EOFError
+            raise EOFError from None
+
     return read
 
 
@@ -40,9 +41,23 @@ def test_end_of_input_leaves_cleanly():
 
 
 def test_cli_with_piped_stdin():
-    proc = subprocess.run([sys.executable, "-m", "experiments.cli", "play", "--preset", "seed_v1",
-                           "--seed", "2", "--no-color"], input="1\n" * 7, capture_output=True,
-                          text=True, timeout=180)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "play",
+            "--preset",
+            "seed_v1",
+            "--seed",
+            "2",
+            "--no-color",
+        ],
+        input="1\n" * 7,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "week score" in proc.stdout
     assert "Traceback" not in proc.stderr
@@ -74,9 +89,13 @@ def test_play_in_a_pseudo_terminal_uses_colour_and_takes_keys():
     import time
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.cli", "play", "--preset", "seed_v1",
-                             "--seed", "4"], stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "play", "--preset", "seed_v1", "--seed", "4"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm-256color"},
+    )
     os.close(slave)
     buf, sent = b"", 0
     deadline = time.time() + 240

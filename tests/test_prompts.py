@@ -19,8 +19,19 @@ def week():
 
 def test_system_prompt_says_who_and_what():
     s = P.system_prompt()
-    for word in ("Arjun", "Bangalore", "David Chen", "Sundar", "Priya", "Rahul", "on-call", "10:30 PM",
-                 "leave", "appraisal", "staging"):
+    for word in (
+        "Arjun",
+        "Bangalore",
+        "David Chen",
+        "Sundar",
+        "Priya",
+        "Rahul",
+        "on-call",
+        "10:30 PM",
+        "leave",
+        "appraisal",
+        "staging",
+    ):
         assert word in s, word
     assert "write only the message" in s.lower()
 
@@ -55,9 +66,14 @@ def test_prompt_follows_the_week(week):
 
 
 def test_pending_consequences_are_listed():
-    desc = {"day": "Tuesday", "decisions": 3, "status": {"energy": 0.4, "sprint_health": 0.6},
-            "pending": ["S5_night_incident", "E7_standup"], "history": [{"event": "E6_oncall", "action": "yes_people_pleaser"}],
-            "event": _event_dict(EVENTS[6])}
+    desc = {
+        "day": "Tuesday",
+        "decisions": 3,
+        "status": {"energy": 0.4, "sprint_health": 0.6},
+        "pending": ["S5_night_incident", "E7_standup"],
+        "history": [{"event": "E6_oncall", "action": "yes_people_pleaser"}],
+        "event": _event_dict(EVENTS[6]),
+    }
     user = P.event_prompt(desc)
     assert "Coming back later this week" in user and EVENTS[11].title in user
     assert "Energy: 0.40 (tired)" in user
@@ -66,7 +82,14 @@ def test_pending_consequences_are_listed():
 
 @pytest.mark.parametrize("spec", EVENTS, ids=[e.id for e in EVENTS])
 def test_every_event_renders(spec):
-    desc = {"day": "Wednesday", "decisions": 5, "status": {}, "pending": [], "history": [], "event": _event_dict(spec)}
+    desc = {
+        "day": "Wednesday",
+        "decisions": 5,
+        "status": {},
+        "pending": [],
+        "history": [],
+        "event": _event_dict(spec),
+    }
     user = P.event_prompt(desc, show_options=False)
     assert spec.body in user and spec.title in user
     assert spec.actions[0].meaning not in user
@@ -93,12 +116,22 @@ class _SystemRejecting:
 
 def test_render_chat_fallbacks():
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
-    assert P.render_chat(_NoTemplate(), msgs) == \
-        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        P.render_chat(_NoTemplate(), msgs)
+        == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert P.render_chat(_SystemRejecting(), msgs) == "user:S\n\nU"
 
 
 def _event_dict(spec):
-    return {"id": spec.id, "title": spec.title, "sender": spec.sender, "channel": spec.channel,
-            "stakeholder": spec.stakeholder, "body": spec.body,
-            "actions": [{"index": i, "name": a.name, "meaning": a.meaning} for i, a in enumerate(spec.actions)]}
+    return {
+        "id": spec.id,
+        "title": spec.title,
+        "sender": spec.sender,
+        "channel": spec.channel,
+        "stakeholder": spec.stakeholder,
+        "body": spec.body,
+        "actions": [
+            {"index": i, "name": a.name, "meaning": a.meaning} for i, a in enumerate(spec.actions)
+        ],
+    }

@@ -19,6 +19,8 @@ from agents import exact_jax as X
 from agents.exact import ExactSolver, exact_scores, fixed_map_policy
 from agents.fixed import FIXED_MAP_NAMES, action_map
 from experiments import sensitivity as S
+from experiments.sensitivity.design import stack_params
+from experiments.sensitivity.sweep import check_trained, possible_chance, trained_scores
 from wlf_jax import presets
 from wlf_jax.events import EVENT_IDS, event_index
 from wlf_jax.params import replace
@@ -41,10 +43,24 @@ def reduced_week(keep: list[str]):
 # Every mechanic in a week small enough for quick host solves: chance outcomes (E1, S1, E4, E6,
 # E7, S5), spawns (staging relapse, leave conflict, night incident, exhaustion), days with
 # recovery and the sleep debt of the late standup.  TINY keeps Tuesday to Thursday only.
-MIXED = ["E1_staging", "S1_staging_relapse", "E4_leave", "S4_leave_conflict", "E6_oncall",
-         "E7_standup", "S5_night_incident", "S6_thursday_exhaustion"]
-TINY = ["E4_leave", "S4_leave_conflict", "E6_oncall", "E7_standup", "S5_night_incident",
-        "S6_thursday_exhaustion"]
+MIXED = [
+    "E1_staging",
+    "S1_staging_relapse",
+    "E4_leave",
+    "S4_leave_conflict",
+    "E6_oncall",
+    "E7_standup",
+    "S5_night_incident",
+    "S6_thursday_exhaustion",
+]
+TINY = [
+    "E4_leave",
+    "S4_leave_conflict",
+    "E6_oncall",
+    "E7_standup",
+    "S5_night_incident",
+    "S6_thursday_exhaustion",
+]
 MICRO = ["E6_oncall", "E7_standup", "S5_night_incident", "S6_thursday_exhaustion"]
 
 
@@ -57,13 +73,13 @@ def perturbed(params, n: int, seed: int, spread: float = 1.0):
     mid = S.identity_row(groups)
     X_ = mid + spread * (rng.uniform(lo, hi, (n, len(groups))) - mid)
     fields = S.apply_groups(S.base_fields(params), groups, X_)
-    return S.stack_params(fields), fields
-
+    return stack_params(fields), fields
 
 
 # ---------------------------------------------------------------------------------------------
 # the JAX exact solver equals the host solver
 # ---------------------------------------------------------------------------------------------
+
 
 def test_tree_size_of_week_v2():
     size = X.tree_size(presets.week_v2())
@@ -91,7 +107,7 @@ def test_perturbed_rule_books_equal_host_solver():
         solver = ExactSolver(book)
         assert abs(float(got["optimal_return"][i]) - solver.value()) < 1e-5
         # Q* of Monday's first decision (expected return = expected score - Φ(Monday))
-        (_, w0), = solver.initial()
+        ((_, w0),) = solver.initial()
         phi0 = float(got["optimal_score"][i] - got["optimal_return"][i])
         np.testing.assert_allclose(np.asarray(got["q_monday"][i]) - phi0, solver.q(w0), atol=1e-5)
         for amap, score in zip(MAPS, got["map_scores"][i]):
@@ -112,10 +128,10 @@ def test_a_swept_probability_can_create_a_chance_outcome():
     assert float(base.alt_prob[e, a]) == 0.0
     group = S.RuleGroup("refusal_backlash", (S.Target("alt_prob", (e, a)),), "set", 0.2, 0.6)
     alt = S.RuleGroup("backlash_trust", (S.Target("alt_trust_delta", (e, a, 4)),), "set", -30, -10)
-    chance = S.possible_chance(base, [group])
+    chance = possible_chance(base, [group])
     assert chance[e, a]
     fields = S.apply_groups(S.base_fields(base), [group, alt], np.array([[0.2, -30], [0.6, -10]]))
-    stack = S.stack_params(fields)
+    stack = stack_params(fields)
     got = X.solve_one_structure(stack, X.structure_of(base, chance))
     for i in range(2):
         book = replace(base, name=f"book{i}", **{k: v[i] for k, v in fields.items()})
@@ -137,8 +153,16 @@ def test_overnight_composition_equals_night_by_night_clamping():
     sleep = rng.integers(0, 2, (n, b))
     early = rng.random((n, b)) < 0.2
     rules = SimpleNamespace(recovery=jnp.asarray(recovery), sleep_debt_penalty=jnp.asarray(penalty))
-    got = np.asarray(X._overnight(jnp.asarray(energy, X.SMALL), jnp.asarray(sleep, X.SMALL),
-                                  jnp.asarray(early), day, next_day, rules))
+    got = np.asarray(
+        X._overnight(
+            jnp.asarray(energy, X.SMALL),
+            jnp.asarray(sleep, X.SMALL),
+            jnp.asarray(early),
+            day,
+            next_day,
+            rules,
+        )
+    )
     want = energy.copy()
     for i in range(n):
         for k in range(b):
@@ -146,7 +170,10 @@ def test_overnight_composition_equals_night_by_night_clamping():
                 continue
             e = energy[i, k]
             for d in range(day[i], next_day[i]):
-                e = min(100, max(0, e + recovery[d, k] - (penalty[k] if sleep[i, k] and d == day[i] else 0)))
+                e = min(
+                    100,
+                    max(0, e + recovery[d, k] - (penalty[k] if sleep[i, k] and d == day[i] else 0)),
+                )
             want[i, k] = e
     assert (next_day - day > 1).any() and (want != energy).any()
     np.testing.assert_array_equal(got, want)
@@ -180,21 +207,43 @@ def test_node_score_matches_rubric_total():
     }
     count = rng.integers(1, 14, n).astype(np.float32)
     rules, _ = X.batch_last(params)
-    got = np.asarray(X.node_score({k: jnp.asarray(v) for k, v in nodes.items()}, jnp.asarray(count), rules))[:, 0]
+    got = np.asarray(
+        X.node_score({k: jnp.asarray(v) for k, v in nodes.items()}, jnp.asarray(count), rules)
+    )[:, 0]
     status = np.zeros((n, 5), np.int8)
     status[:, 0] = nodes["staging"][:, 0]
 
     def one(energy, sprint, trust, status, count, quality_sum, boundary):
-        state = EnvState(energy=energy, sprint=sprint, trust=trust, drift=jnp.zeros(7, jnp.int32),
-                         status=status, pending=None, actions=None, slot=None, count=count, day=None,
-                         quality_sum=quality_sum, boundary=boundary, energy_by_day=None, done=None,
-                         early_end=None, slot_event=None, uniforms=None)
+        state = EnvState(
+            energy=energy,
+            sprint=sprint,
+            trust=trust,
+            drift=jnp.zeros(7, jnp.int32),
+            status=status,
+            pending=None,
+            actions=None,
+            slot=None,
+            count=count,
+            day=None,
+            quality_sum=quality_sum,
+            boundary=boundary,
+            energy_by_day=None,
+            done=None,
+            early_end=None,
+            slot_event=None,
+            uniforms=None,
+        )
         return rubric_total(state, params)
 
     want = jax.jit(jax.vmap(one))(
-        jnp.asarray(nodes["energy"][:, 0], jnp.int32), jnp.asarray(nodes["sprint"][:, 0], jnp.int32),
-        jnp.asarray(nodes["trust"][:, :, 0], jnp.int32), jnp.asarray(status), jnp.asarray(count, jnp.int32),
-        jnp.asarray(nodes["quality_sum"][:, 0]), jnp.asarray(nodes["boundary"][:, 0], jnp.int32))
+        jnp.asarray(nodes["energy"][:, 0], jnp.int32),
+        jnp.asarray(nodes["sprint"][:, 0], jnp.int32),
+        jnp.asarray(nodes["trust"][:, :, 0], jnp.int32),
+        jnp.asarray(status),
+        jnp.asarray(count, jnp.int32),
+        jnp.asarray(nodes["quality_sum"][:, 0]),
+        jnp.asarray(nodes["boundary"][:, 0], jnp.int32),
+    )
     np.testing.assert_allclose(got, np.asarray(want), atol=1e-6)
 
 
@@ -209,6 +258,7 @@ def test_shuffled_preset_is_refused():
 # rule groups and sampled rule books
 # ---------------------------------------------------------------------------------------------
 
+
 def test_default_groups_cover_every_kind():
     groups = S.default_groups(presets.week_v2())
     names = {g.name for g in groups}
@@ -222,12 +272,14 @@ def test_default_groups_cover_every_kind():
 
 def test_sampled_rule_books_are_valid_even_at_extremes():
     params = presets.week_v2()
-    groups = [dataclass_replace(g, low=0.0, high=10.0) if g.mode == "scale" else g
-              for g in S.default_groups(params)]
+    groups = [
+        dataclass_replace(g, low=0.0, high=10.0) if g.mode == "scale" else g
+        for g in S.default_groups(params)
+    ]
     rng = np.random.default_rng(0)
     X_ = np.array([[rng.uniform(g.low, g.high) for g in groups] for _ in range(16)])
     fields = S.apply_groups(S.base_fields(params), groups, X_)
-    S.stack_params(fields)  # raises on any invalid field
+    stack_params(fields)  # raises on any invalid field
     np.testing.assert_allclose(fields["rubric_weights"].sum(-1), 1.0, atol=1e-6)
     assert np.all(np.diff(fields["energy_thresholds"], axis=-1) <= 0)
     assert fields["energy_delta"].dtype == np.int32 and np.abs(fields["energy_delta"]).max() <= 100
@@ -276,33 +328,80 @@ def test_valid_group_file(tmp_path):
     groups = S.load_groups(path, params)
     by_name = {g.name: g for g in groups}
     assert len(groups) == len(S.default_groups(params)) + 1
-    assert (by_name["E6_oncall/yes_people_pleaser/energy"].low, by_name["E6_oncall/yes_people_pleaser/energy"].high) == (0.25, 2.0)
+    assert (
+        by_name["E6_oncall/yes_people_pleaser/energy"].low,
+        by_name["E6_oncall/yes_people_pleaser/energy"].high,
+    ) == (0.25, 2.0)
     late = by_name["late_night_costs"]
     assert late.mode == "shift" and late.targets[2].index == (event_index("E7_standup"), None, 0)
     as_json = tmp_path / "groups.json"
-    as_json.write_text(json.dumps({"group": [{"name": "g", "set": [0, 1],
-                                              "targets": [{"field": "alt_prob", "index": [3, 0]}]}]}))
+    as_json.write_text(
+        json.dumps(
+            {
+                "group": [
+                    {
+                        "name": "g",
+                        "set": [0, 1],
+                        "targets": [{"field": "alt_prob", "index": [3, 0]}],
+                    }
+                ]
+            }
+        )
+    )
     (only,) = S.load_groups(as_json, params)
     assert only.targets[0].index == (3, 0)
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("[[group]\nname = 1", "invalid TOML"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "energy" }]', "'energy' is not a field"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "spawn" }]', "structural"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\nshift = [0, 1]\ntargets = [{ field = "recovery" }]', "exactly one of"),
-    ('[[group]]\nname = "g"\nscale = [1.5, 0.5]\ntargets = [{ field = "recovery" }]', "low < high"),
-    ('[[group]]\nname = "g"\nscale = [0.5]\ntargets = [{ field = "recovery" }]', "two numbers"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "energy_delta", event = "E9" }]', "unknown event"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "energy_delta", event = "E6_oncall", action = "maybe" }]', "unknown action"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery", index = [9] }]', "out of range"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery", stakeholder = "sundar" }]', "no stakeholder axis"),
-    ('[[group]]\nname = "not_builtin"\nscale = [0.5, 1.5]', "not a built-in group"),
-    ('[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery" }]\n'
-     '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery" }]', "duplicate group name"),
-    ('colour = "blue"\n[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery" }]', "unknown keys"),
-    ("defaults = false", "non-empty list"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("[[group]\nname = 1", "invalid TOML"),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "energy" }]',
+            "'energy' is not a field",
+        ),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "spawn" }]',
+            "structural",
+        ),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\nshift = [0, 1]\ntargets = [{ field = "recovery" }]',
+            "exactly one of",
+        ),
+        (
+            '[[group]]\nname = "g"\nscale = [1.5, 0.5]\ntargets = [{ field = "recovery" }]',
+            "low < high",
+        ),
+        ('[[group]]\nname = "g"\nscale = [0.5]\ntargets = [{ field = "recovery" }]', "two numbers"),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "energy_delta", event = "E9" }]',
+            "unknown event",
+        ),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "energy_delta", event = "E6_oncall", action = "maybe" }]',
+            "unknown action",
+        ),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery", index = [9] }]',
+            "out of range",
+        ),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery", stakeholder = "sundar" }]',
+            "no stakeholder axis",
+        ),
+        ('[[group]]\nname = "not_builtin"\nscale = [0.5, 1.5]', "not a built-in group"),
+        (
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery" }]\n'
+            '[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery" }]',
+            "duplicate group name",
+        ),
+        (
+            'colour = "blue"\n[[group]]\nname = "g"\nscale = [0.5, 1.5]\ntargets = [{ field = "recovery" }]',
+            "unknown keys",
+        ),
+        ("defaults = false", "non-empty list"),
+    ],
+)
 def test_invalid_group_files_give_clear_errors(tmp_path, text, needle):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -334,6 +433,7 @@ def test_cli_reports_a_bad_group_file(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # indices recover known answers
 # ---------------------------------------------------------------------------------------------
+
 
 def synthetic_groups(n: int = 3):
     """``n`` placeholder groups on [0, 1] for designs fed to synthetic functions."""
@@ -370,18 +470,30 @@ def e2e_groups(params):
         S.RuleGroup("dead", (S.Target("energy_delta", (dead_event,)),), "scale", 0.0, 2.0),
         # every message quality set to one value: communication = x whatever is chosen, so the
         # score is w_comm * x + (something x cannot change)
-        S.RuleGroup("quality", tuple(S.Target("template_quality", (e,)) for e in scheduled), "set", 0.0, 1.0),
+        S.RuleGroup(
+            "quality", tuple(S.Target("template_quality", (e,)) for e in scheduled), "set", 0.0, 1.0
+        ),
         # a boundary credit moved by a hundredth or two: a small effect
-        S.RuleGroup("small", (S.Target("boundary_credit", (event_index("E6_oncall"), 0)),), "scale", 0.9, 1.1),
+        S.RuleGroup(
+            "small",
+            (S.Target("boundary_credit", (event_index("E6_oncall"), 0)),),
+            "scale",
+            0.9,
+            1.1,
+        ),
     ]
 
 
 def test_sobol_end_to_end_recovers_dead_and_dominant_groups(tmp_path):
     params = reduced_week(TINY)
     groups = e2e_groups(params)
-    config = S.SweepConfig(method="sobol", samples=32, switch_points=3, chunk=8, out=str(tmp_path / "run"))
+    config = S.SweepConfig(
+        method="sobol", samples=32, switch_points=3, chunk=8, out=str(tmp_path / "run")
+    )
     calls = []
-    res = S.run_sensitivity(config, progress=lambda d, t: calls.append((d, t)), params=params, groups=groups)
+    res = S.run_sensitivity(
+        config, progress=lambda d, t: calls.append((d, t)), params=params, groups=groups
+    )
     assert res["rule_books"] == 1 + 32 * 5 + 3 * 3 and calls[-1] == (res["rule_books"],) * 2
     for name in ("optimal", *FIXED_MAP_NAMES):
         o = res["outputs"][name]
@@ -398,15 +510,22 @@ def test_sobol_end_to_end_recovers_dead_and_dominant_groups(tmp_path):
 def test_morris_end_to_end_and_resume(tmp_path, monkeypatch):
     params = reduced_week(TINY)
     groups = e2e_groups(params)
-    config = S.SweepConfig(method="morris", samples=6, switch_points=2, chunk=8, out=str(tmp_path / "run"))
+    config = S.SweepConfig(
+        method="morris", samples=6, switch_points=2, chunk=8, out=str(tmp_path / "run")
+    )
     first = S.run_sensitivity(config, params=params, groups=groups)
     assert first["outputs"]["optimal"]["mu_star"]["dead"] == 0.0
-    assert first["outputs"]["optimal"]["mu_star"]["quality"] > first["outputs"]["optimal"]["mu_star"]["small"]
+    assert (
+        first["outputs"]["optimal"]["mu_star"]["quality"]
+        > first["outputs"]["optimal"]["mu_star"]["small"]
+    )
     S.save_figures(first, tmp_path / "figs")
     chunks = sorted((tmp_path / "run" / "chunks").glob("*.npz"))
     assert len(chunks) == -(-first["rule_books"] // (8 * len(jax.devices())))
     # resume: every chunk is on disk, nothing is recomputed
-    monkeypatch.setattr(S.Evaluator, "run", lambda self, fields: pytest.fail("recomputed a saved chunk"))
+    monkeypatch.setattr(
+        S.Evaluator, "run", lambda self, fields: pytest.fail("recomputed a saved chunk")
+    )
     again = S.run_sensitivity(config, params=params, groups=groups)
     assert again["outputs"] == first["outputs"]
     # an interrupted run: a missing chunk is the only one recomputed
@@ -414,13 +533,20 @@ def test_morris_end_to_end_and_resume(tmp_path, monkeypatch):
     monkeypatch.undo()
     seen = []
     original = S.Evaluator.run
-    monkeypatch.setattr(S.Evaluator, "run", lambda self, fields: seen.append(1) or original(self, fields))
+    monkeypatch.setattr(
+        S.Evaluator, "run", lambda self, fields: seen.append(1) or original(self, fields)
+    )
     third = S.run_sensitivity(config, params=params, groups=groups)
     assert len(seen) == 1 and third["outputs"] == first["outputs"]
     # a different sweep in the same directory is refused
     with pytest.raises(ValueError, match="different sweep"):
-        S.run_sensitivity(S.SweepConfig(method="morris", samples=4, switch_points=2, chunk=8,
-                                        out=str(tmp_path / "run")), params=params, groups=groups)
+        S.run_sensitivity(
+            S.SweepConfig(
+                method="morris", samples=4, switch_points=2, chunk=8, out=str(tmp_path / "run")
+            ),
+            params=params,
+            groups=groups,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,12 +561,13 @@ SHARDED = textwrap.dedent("""
     from test_sensitivity import reduced_week, perturbed, MICRO, MAPS
     from agents.exact_jax import structure_of
     from experiments import sensitivity as S
+    from experiments.sensitivity.solve import device_mesh
 
     base = reduced_week(MICRO)
     stack, fields = perturbed(base, 24, 7)
     structure = structure_of(base)
-    many = S.Evaluator(structure, MAPS, S.device_mesh())
-    one = S.Evaluator(structure, MAPS, S.device_mesh(jax.devices()[:1]))
+    many = S.Evaluator(structure, MAPS, device_mesh())
+    one = S.Evaluator(structure, MAPS, device_mesh(jax.devices()[:1]))
     a, b = many.run(fields), one.run(fields)
     print(json.dumps({{"devices": many.devices, "equal": all(np.array_equal(a[k], b[k]) for k in a),
                        "shards": len(jax.device_put(np.zeros(24), many.sharding).addressable_shards)}}))
@@ -448,10 +575,18 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_equals_unsharded_on_8_cpu_devices():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
     script = SHARDED.format(root=str(ROOT), tests=str(ROOT / "tests"))
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         timeout=300, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"devices": 8, "equal": True, "shards": 8}
@@ -460,6 +595,7 @@ def test_sharded_equals_unsharded_on_8_cpu_devices():
 # ---------------------------------------------------------------------------------------------
 # exact scores of a state-dependent (trained) policy across rule books
 # ---------------------------------------------------------------------------------------------
+
 
 def _energy_threshold_policy(threshold=0.55):
     """A deterministic policy that depends on the state: with policy parameters ``(hi, lo)``
@@ -475,8 +611,9 @@ def _energy_threshold_policy(threshold=0.55):
 
     def policy(maps, obs):
         hi, lo = maps
-        e = jnp.argmax(obs[start:start + len(EVENT_IDS)])
+        e = jnp.argmax(obs[start : start + len(EVENT_IDS)])
         return jnp.where(obs[0] > threshold, hi[e], lo[e])
+
     return policy
 
 
@@ -489,7 +626,7 @@ def test_policy_scorer_equals_host_solver_for_a_state_dependent_policy():
     rng = np.random.default_rng(0)
     maps = tuple(jnp.asarray(rng.integers(0, 3, len(EVENT_IDS)), jnp.int32) for _ in range(2))
     policy = _energy_threshold_policy()
-    chance = S.possible_chance(base, S.default_groups(base)).any(axis=1)
+    chance = possible_chance(base, S.default_groups(base)).any(axis=1)
     got = np.asarray(make_policy_scorer(policy, fixed_schedule(base), chance)(maps, stack))
     mixed = False
     for i in range(3):
@@ -511,7 +648,9 @@ def test_policy_scorer_of_fixed_maps_equals_the_tree_solver():
     scorer = make_policy_scorer(_energy_threshold_policy(), fixed_schedule(base), chance)
     for m, amap in enumerate(MAPS):  # one compiled program: the map is a policy parameter
         amap = jnp.asarray(amap, jnp.int32)
-        np.testing.assert_allclose(np.asarray(scorer((amap, amap), stack)), tree_scores[:, m], atol=1e-5)
+        np.testing.assert_allclose(
+            np.asarray(scorer((amap, amap), stack)), tree_scores[:, m], atol=1e-5
+        )
 
 
 @pytest.fixture(scope="module")
@@ -520,8 +659,15 @@ def tiny_ppo_run(tmp_path_factory):
     from experiments.train import run_training
 
     run = tmp_path_factory.mktemp("ppo")
-    run_training("ppo", preset="week_v2", seeds=1, out=run, exact_curve=False, evaluate=False,
-                 overrides={"budget_steps": 4 * 128 * 16, "n_chunks": 1})
+    run_training(
+        "ppo",
+        preset="week_v2",
+        seeds=1,
+        out=run,
+        exact_curve=False,
+        evaluate=False,
+        overrides={"budget_steps": 4 * 128 * 16, "n_chunks": 1},
+    )
     return run
 
 
@@ -536,31 +682,35 @@ def test_trained_policy_scores_across_rule_books(tiny_ppo_run, solver_week_v2):
     X_ = np.stack([S.identity_row(groups), S.identity_row(groups)])
     energy = next(g for g in groups if g.name == "start/energy")
     X_[1, groups.index(energy)] = energy.low  # ten points less energy on Monday
-    chance = S.possible_chance(params, groups)
-    name, scores = S.trained_scores(run, params, groups, X_, chance)
+    chance = possible_chance(params, groups)
+    name, scores = trained_scores(run, params, groups, X_, chance)
     assert name.startswith("ppo (trained")
     # the default rule book: equal to the host solver's exact evaluation of the same network
     _, act = load_trained(run)
     assert abs(scores[0] - solver_week_v2.evaluate(obs_policy(act, params)).exact_score) < 1e-5
     # the perturbed one: within sampling error of 20,000 weeks simulated with random outcomes
     _, trainer, pp, _ = load_policy_params(run)
-    book = S.stack_params(S.apply_groups(S.base_fields(params), groups, X_[1:]))
+    book = stack_params(S.apply_groups(S.base_fields(params), groups, X_[1:]))
     book = jax.tree_util.tree_map(lambda v: jnp.asarray(v[0]), book)
     greedy = lambda p_, obs, key: trainer.greedy(p_, obs[None])[0]  # noqa: E731
-    sampled = np.asarray(jax.jit(lambda k: rollout(greedy, book, k, 20_000, pp)["score"])(jax.random.PRNGKey(1)))
+    sampled = np.asarray(
+        jax.jit(lambda k: rollout(greedy, book, k, 20_000, pp)["score"])(jax.random.PRNGKey(1))
+    )
     assert abs(scores[1] - sampled.mean()) < 4 * sampled.std() / np.sqrt(len(sampled)) + 1e-4
     assert scores[1] != scores[0]  # a more tired Monday changes the week
     # one rule book per call (the padding path) gives the same numbers
-    _, one_by_one = S.trained_scores(run, params, groups, X_, chance, chunk=1)
+    _, one_by_one = trained_scores(run, params, groups, X_, chance, chunk=1)
     np.testing.assert_allclose(one_by_one, scores, atol=1e-6)
 
 
 def test_trained_folder_is_checked_before_the_sweep(tiny_ppo_run, tmp_path):
     config = S.SweepConfig(samples=2, method="morris", trained=str(tmp_path / "nothing"))
     with pytest.raises(FileNotFoundError, match="no checkpoint.msgpack"):
-        S.run_sensitivity(config, params=presets.week_v2(), groups=S.default_groups(presets.week_v2())[:2])
+        S.run_sensitivity(
+            config, params=presets.week_v2(), groups=S.default_groups(presets.week_v2())[:2]
+        )
     with pytest.raises(ValueError, match="trained on 'week_v2'"):
-        S.check_trained(tiny_ppo_run, presets.seed_v1())
+        check_trained(tiny_ppo_run, presets.seed_v1())
 
 
 def test_sensitivity_end_to_end_with_a_trained_policy(tiny_ppo_run, tmp_path):
@@ -571,14 +721,20 @@ def test_sensitivity_end_to_end_with_a_trained_policy(tiny_ppo_run, tmp_path):
 
     params = replace(reduced_week(TINY), name="week_v2")
     groups = e2e_groups(params)
-    config = S.SweepConfig(method="morris", samples=4, switch_points=2, chunk=8, trained=str(tiny_ppo_run))
+    config = S.SweepConfig(
+        method="morris", samples=4, switch_points=2, chunk=8, trained=str(tiny_ppo_run)
+    )
     calls = []
-    res = S.run_sensitivity(config, progress=lambda d, t: calls.append((d, t)), params=params, groups=groups)
+    res = S.run_sensitivity(
+        config, progress=lambda d, t: calls.append((d, t)), params=params, groups=groups
+    )
     n_design = res["design_rule_books"]
     assert calls[-1] == (res["rule_books"] + 1 + n_design,) * 2
     o = res["outputs"]["trained"]
     assert o["policy"].startswith("ppo (trained") and res["trained_s"] > 0
     _, act = load_trained(tiny_ppo_run)
-    assert abs(o["default"] - ExactSolver(params).evaluate(obs_policy(act, params)).exact_score) < 1e-5
+    assert (
+        abs(o["default"] - ExactSolver(params).evaluate(obs_policy(act, params)).exact_score) < 1e-5
+    )
     assert o["mu_star"]["dead"] == 0.0 and np.isfinite(o["mean"])
     json.dumps(res)

@@ -10,7 +10,6 @@ import json
 import select
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,14 +22,24 @@ pytest.importorskip("openenv")
 httpx = pytest.importorskip("httpx")
 websockets_sync = pytest.importorskip("websockets.sync.client")
 
-from experiments.serve import (  # noqa: E402
-    MAX_TEXT_BYTES, SESSION_CLOSED, WeekAction, WeekEnvironment, WeekError, create_week_app,
-    describe_host, get_simulator, rubric_scores,
+from experiments.serve_soak import ServerProcess  # noqa: E402
+from llm_bridge.serve.app import create_week_app  # noqa: E402
+from llm_bridge.serve.client import (  # noqa: E402
+    WeekClient,
+    format_bench,
+    play_many,
+    play_week,
+    scripted_action,
 )
-from experiments.serve_soak import free_port  # noqa: E402
-from experiments.serve_client import (  # noqa: E402
-    WeekClient, format_bench, play_many, play_week, scripted_action,
+from llm_bridge.serve.environment import (  # noqa: E402
+    MAX_TEXT_BYTES,
+    SESSION_CLOSED,
+    WeekAction,
+    WeekEnvironment,
+    WeekError,
+    rubric_scores,
 )
+from llm_bridge.serve.simulator import describe_host, get_simulator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CLIENTS = 50
@@ -38,47 +47,6 @@ LOAD_DEADLINE_S = 90.0
 
 
 # ---- a real server process ----------------------------------------------------------------------
-
-class ServerProcess:
-    """`wlf serve` in a subprocess on a free loopback port; ``kill`` is SIGKILL."""
-
-    def __init__(self, *args: str):
-        self.port, self.args = free_port(), list(args)
-        self.proc: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "ServerProcess":
-        cmd = [sys.executable, "-m", "experiments.cli", "serve", "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        return self
-
-    def wait_ready(self, timeout: float = 150.0) -> "ServerProcess":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"server not ready after {timeout} s:\n{self.output()}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc is not None:
-            self.proc.wait(timeout=30)
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-4000:]
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +70,18 @@ def _boot_early(booting_server):
 
 # ---- the same weeks, played in process with the plain simulator --------------------------------
 
+
 def expected_weeks(seeds: list[int], preset: str) -> list[dict]:
     """The weeks ``seeds`` played in process with ``WorkWeek`` (vmapped over weeks), the default
     decoder and judge and the load harness's scripted actions: rewards, actions, rubric, score."""
     import jax
     import jax.numpy as jnp
 
-    from agents.exact import week_from_state
     from llm_bridge.consequence import read_reply
     from llm_bridge.decode import get_decoder
     from llm_bridge.judge import get_judge
     from wlf_jax import WorkWeek, presets
+    from wlf_jax.convert import week_from_state
     from wlf_jax.events import EVENTS
     from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS
     from wlf_jax.reward import components, rubric_total
@@ -134,6 +103,7 @@ def expected_weeks(seeds: list[int], preset: str) -> list[dict]:
             event = int(host.slot_event[i, host.slot[i]])
             act = scripted_action(EVENTS[event].id, seeds[i], t)
             if act.action_index is None:
+
                 def week(i=i):
                     return week_from_state(jax.tree_util.tree_map(lambda x: x[i], host), params)
 
@@ -174,6 +144,7 @@ def expected_by_seed(seeds: list[int], presets: list[str]) -> dict[int, dict]:
 
 # ---- in process -----------------------------------------------------------------------------------
 
+
 def test_describe_host_is_workweek_describe():
     """The host-side view equals ``WorkWeek.describe`` (rubric to float32 rounding)."""
     import jax
@@ -191,11 +162,14 @@ def test_describe_host_is_workweek_describe():
                 got = describe_host(jax.device_get(state), sim.params, np.asarray(comps), score)
                 assert got["rubric"] == pytest.approx(want["rubric"], abs=1e-6)
                 assert got["score"] == pytest.approx(want["score"], abs=1e-6)
-                assert {k: v for k, v in got.items() if k not in ("rubric", "score")} == \
-                       {k: v for k, v in want.items() if k not in ("rubric", "score")}
+                assert {k: v for k, v in got.items() if k not in ("rubric", "score")} == {
+                    k: v for k, v in want.items() if k not in ("rubric", "score")
+                }
                 if want["done"]:
                     break
-                state, _, _, info = sim.advance(state, np.int32(rng.integers(3)), np.float32(rng.random()))
+                state, _, _, info = sim.advance(
+                    state, np.int32(rng.integers(3)), np.float32(rng.random())
+                )
                 comps, score = info["components"], info["score"]
 
 
@@ -213,9 +187,13 @@ def test_environment_plays_a_week_in_process():
         if steps == 0:  # structured index with no text: the rule book's template quality
             obs = env.step(WeekAction(action_index=2))
             assert obs.last["source"] == "index" and obs.last["action_index"] == 2
-            assert obs.last["quality"] == pytest.approx(float(sim.params.template_quality[event, 2]), abs=1e-4)
+            assert obs.last["quality"] == pytest.approx(
+                float(sim.params.template_quality[event, 2]), abs=1e-4
+            )
         else:
-            obs = env.step(WeekAction(message="I can't take this on tonight; notes by 9 and a call tomorrow."))
+            obs = env.step(
+                WeekAction(message="I can't take this on tonight; notes by 9 and a call tomorrow.")
+            )
             assert obs.last["source"] == "decoded" and 0 <= obs.last["confidence"] <= 1
         total += obs.reward
         steps += 1
@@ -229,11 +207,19 @@ def test_environment_plays_a_week_in_process():
         env.step(WeekAction(message="one more"))
 
 
-@pytest.mark.parametrize("kwargs, code", [
-    ({"preset": "no_such_week"}, "unknown_preset"), ({"preset": 3}, "unknown_preset"),
-    ({"seed": -1}, "invalid_seed"), ({"seed": 2**32}, "invalid_seed"), ({"seed": "7"}, "invalid_seed"),
-    ({"seed": True}, "invalid_seed"), ({"episode_id": 5}, "invalid_episode_id"), ({"colour": "red"}, "unknown_field"),
-])
+@pytest.mark.parametrize(
+    "kwargs, code",
+    [
+        ({"preset": "no_such_week"}, "unknown_preset"),
+        ({"preset": 3}, "unknown_preset"),
+        ({"seed": -1}, "invalid_seed"),
+        ({"seed": 2**32}, "invalid_seed"),
+        ({"seed": "7"}, "invalid_seed"),
+        ({"seed": True}, "invalid_seed"),
+        ({"episode_id": 5}, "invalid_episode_id"),
+        ({"colour": "red"}, "unknown_field"),
+    ],
+)
 def test_bad_resets_are_week_errors(kwargs, code):
     with pytest.raises(WeekError) as err:
         WeekEnvironment().reset(**kwargs)
@@ -252,12 +238,20 @@ def test_steps_without_a_week_and_after_close():
             call()
 
 
-@pytest.mark.parametrize("data, kind", [
-    ({"message": 5}, "string_type"), ({"message": None}, "string_type"), ({"action_index": "1"}, "int_type"),
-    ({"action_index": True}, "int_type"), ({"action_index": 3}, "less_than_equal"),
-    ({"action_index": -1}, "greater_than_equal"), ({"message": "x" * (MAX_TEXT_BYTES + 1)}, "text_too_large"),
-    ({"message": "é" * (MAX_TEXT_BYTES // 2 + 1)}, "text_too_large"), ({"mesage": "typo"}, "extra_forbidden"),
-])
+@pytest.mark.parametrize(
+    "data, kind",
+    [
+        ({"message": 5}, "string_type"),
+        ({"message": None}, "string_type"),
+        ({"action_index": "1"}, "int_type"),
+        ({"action_index": True}, "int_type"),
+        ({"action_index": 3}, "less_than_equal"),
+        ({"action_index": -1}, "greater_than_equal"),
+        ({"message": "x" * (MAX_TEXT_BYTES + 1)}, "text_too_large"),
+        ({"message": "é" * (MAX_TEXT_BYTES // 2 + 1)}, "text_too_large"),
+        ({"mesage": "typo"}, "extra_forbidden"),
+    ],
+)
 def test_wire_action_rejects_wrong_types(data, kind):
     from pydantic import ValidationError
 
@@ -295,7 +289,7 @@ def test_bad_frames_get_bounded_errors_and_the_session_goes_on():
     input; a state request is answered, and the week goes on after every refusal."""
     from starlette.testclient import TestClient
 
-    from experiments.serve import MAX_ERROR_CHARS, MAX_INT_DIGITS, MAX_JSON_DEPTH
+    from llm_bridge.serve.guards import MAX_ERROR_CHARS, MAX_INT_DIGITS, MAX_JSON_DEPTH
 
     app = create_week_app(warm=False)
     with TestClient(app) as client, client.websocket_connect("/ws") as ws:
@@ -303,16 +297,30 @@ def test_bad_frames_get_bounded_errors_and_the_session_goes_on():
         assert ws.receive_json()["type"] == "observation"
         nested = "[" * (MAX_JSON_DEPTH - 3) + "]" * (MAX_JSON_DEPTH - 3)
         for frame, code in [
-            ('{"type":"step","data":{"message":' + nested + "}}", "VALIDATION_ERROR"),  # just inside the cap
-            ('{"type":"step","data":{"message":' + "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH + "}}", "BAD_REQUEST"),
+            (
+                '{"type":"step","data":{"message":' + nested + "}}",
+                "VALIDATION_ERROR",
+            ),  # just inside the cap
+            (
+                '{"type":"step","data":{"message":'
+                + "[" * MAX_JSON_DEPTH
+                + "]" * MAX_JSON_DEPTH
+                + "}}",
+                "BAD_REQUEST",
+            ),
             ('{"type":"reset","data":{"seed":' + "1" * (MAX_INT_DIGITS + 1) + "}}", "BAD_REQUEST"),
-            ('{"type":"step","data":{"message":' + json.dumps(["x" * 5000] * 40) + "}}", "VALIDATION_ERROR"),
+            (
+                '{"type":"step","data":{"message":' + json.dumps(["x" * 5000] * 40) + "}}",
+                "VALIDATION_ERROR",
+            ),
         ]:
             ws.send_text(frame)
             reply = ws.receive_json()
             assert reply["type"] == "error" and reply["data"]["code"] == code, (frame[:80], reply)
             raw = json.dumps(reply)
-            assert len(raw) < 2 * MAX_ERROR_CHARS + 400 and "xxxxx" not in raw and '"input"' not in raw
+            assert (
+                len(raw) < 2 * MAX_ERROR_CHARS + 400 and "xxxxx" not in raw and '"input"' not in raw
+            )
         ws.send_json({"type": "state"})
         assert ws.receive_json()["data"]["seed"] == 4
         ws.send_json({"type": "step", "data": {"action_index": 0}})
@@ -327,7 +335,10 @@ def test_session_routes_are_off_by_default():
     app = create_week_app(max_sessions=2, warm=False)
     with TestClient(app) as client:
         for method in ("openenv/session/create", "openenv/session/close"):
-            r = client.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": {"session_id": "x"}})
+            r = client.post(
+                "/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": method, "params": {"session_id": "x"}},
+            )
             assert r.status_code == 403 and r.json()["error"] == "session_routes_disabled"
         with client.websocket_connect("/ws?session_id=x") as ws:
             assert ws.receive_json()["data"]["code"] == "SESSION_ROUTES_DISABLED"
@@ -368,7 +379,11 @@ def test_sessions_past_capacity_get_a_json_error():
     from starlette.testclient import TestClient
 
     app = create_week_app(max_sessions=2, warm=False)
-    with TestClient(app) as client, client.websocket_connect("/ws") as first, client.websocket_connect("/ws") as second:
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/ws") as first,
+        client.websocket_connect("/ws") as second,
+    ):
         for ws, seed in ((first, 1), (second, 2)):
             ws.send_json({"type": "reset", "data": {"seed": seed}})
             assert ws.receive_json()["data"]["observation"]["seed"] == seed
@@ -388,9 +403,12 @@ def test_manifest_parses():
 
 # ---- a real server process ------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_openenv_validate_url_passes(server):
-    from openenv.cli._validation import validate_running_environment  # what `openenv validate --url` runs
+    from openenv.cli._validation import (
+        validate_running_environment,  # what `openenv validate --url` runs
+    )
 
     report = validate_running_environment(server.url, timeout_s=10)
     assert report["passed"], json.dumps(report["criteria"], indent=1)
@@ -411,7 +429,9 @@ time.sleep(120)
 def start_victim(base_url: str) -> subprocess.Popen:
     """A client process holding a session mid-week (plain websockets: quick to start)."""
     ws_url = base_url.replace("http://", "ws://")
-    proc = subprocess.Popen([sys.executable, "-c", VICTIM, ws_url], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", VICTIM, ws_url], stdout=subprocess.PIPE, text=True
+    )
     ready, _, _ = select.select([proc.stdout], [], [], 60)
     assert ready and proc.stdout.readline().strip() == "mid-week"
     return proc
@@ -425,7 +445,9 @@ def test_fifty_concurrent_weeks_equal_in_process_and_a_killed_client_disturbs_no
 
     async def run():
         await play_week(server.url, 7)  # warm-up: a fresh client process pays one-off costs once
-        load = asyncio.create_task(play_many(server.url, seeds, presets, N_CLIENTS, LOAD_DEADLINE_S))
+        load = asyncio.create_task(
+            play_many(server.url, seeds, presets, N_CLIENTS, LOAD_DEADLINE_S)
+        )
         await asyncio.sleep(0.3)
         victim.kill()  # SIGKILL mid-week, while the others play
         return await load
@@ -440,8 +462,12 @@ def test_fifty_concurrent_weeks_equal_in_process_and_a_killed_client_disturbs_no
         assert_same_week(got, want[got.seed])
     assert summary["requests"] == sum(len(r.rewards) + 1 for r in results)
     assert summary["seconds"] < LOAD_DEADLINE_S
-    summary.update(weeks=len(results), clients=N_CLIENTS, preset="week_v2 + seed_v1",
-                   mean_score=float(np.mean([r.score for r in results])))
+    summary.update(
+        weeks=len(results),
+        clients=N_CLIENTS,
+        preset="week_v2 + seed_v1",
+        mean_score=float(np.mean([r.score for r in results])),
+    )
     with capsys.disabled():
         print("\n[wlf serve load] " + format_bench(summary))
     # the killed client's week replays normally on a new session
@@ -456,30 +482,85 @@ def _http(server, method: str, path: str, **kw) -> httpx.Response:
 def test_every_bad_http_request_gets_a_json_4xx(server):
     big = json.dumps({"action": {"message": "x" * (MAX_TEXT_BYTES + 1)}})
     cases = [
-        ("POST", "/reset", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
+        (
+            "POST",
+            "/reset",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            422,
+            "invalid_request",
+        ),
         ("POST", "/reset", {"json": {"preset": "no_such_week"}}, 400, "unknown_preset"),
         ("POST", "/reset", {"json": {"seed": "seven"}}, 400, "invalid_seed"),
         ("POST", "/reset", {"json": {"seed": True}}, 400, "invalid_seed"),
-        ("POST", "/mcp", {"json": {"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}}, 403,
-         "session_routes_disabled"),
-        ("POST", "/reset", {"content": b'{"seed": ' + b"7" * 5000 + b"}", "headers": {"content-type": "application/json"}},
-         400, "bad_request"),
+        (
+            "POST",
+            "/mcp",
+            {"json": {"jsonrpc": "2.0", "id": 1, "method": "openenv/session/create"}},
+            403,
+            "session_routes_disabled",
+        ),
+        (
+            "POST",
+            "/reset",
+            {
+                "content": b'{"seed": ' + b"7" * 5000 + b"}",
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "bad_request",
+        ),
         ("POST", "/reset", {"json": {"seed": 2**40}}, 400, "invalid_seed"),
         ("POST", "/reset", {"json": {"colour": "red"}}, 400, "unknown_field"),
-        ("POST", "/step", {"content": b"]", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
+        (
+            "POST",
+            "/step",
+            {"content": b"]", "headers": {"content-type": "application/json"}},
+            422,
+            "invalid_request",
+        ),
         ("POST", "/step", {"json": {"action": {"message": "hi"}}}, 409, "no_week"),
         ("POST", "/step", {"json": {"action": {"message": 5}}}, 422, "invalid_action"),
-        ("POST", "/step", {"json": {"action": {"message": "hi", "extra": 1}}}, 422, "invalid_action"),
-        ("POST", "/step", {"content": big, "headers": {"content-type": "application/json"}}, 422, "invalid_action"),
-        ("POST", "/step", {"content": b"[" * 300_000, "headers": {"content-type": "application/json"}}, 413, "body_too_large"),
-        ("POST", "/step", {"content": b"[" * 100_000 + b"]" * 100_000, "headers": {"content-type": "application/json"}},
-         400, "bad_request"),
+        (
+            "POST",
+            "/step",
+            {"json": {"action": {"message": "hi", "extra": 1}}},
+            422,
+            "invalid_action",
+        ),
+        (
+            "POST",
+            "/step",
+            {"content": big, "headers": {"content-type": "application/json"}},
+            422,
+            "invalid_action",
+        ),
+        (
+            "POST",
+            "/step",
+            {"content": b"[" * 300_000, "headers": {"content-type": "application/json"}},
+            413,
+            "body_too_large",
+        ),
+        (
+            "POST",
+            "/step",
+            {
+                "content": b"[" * 100_000 + b"]" * 100_000,
+                "headers": {"content-type": "application/json"},
+            },
+            400,
+            "bad_request",
+        ),
         ("GET", "/no_such_route", {}, 404, "not_found"),
         ("DELETE", "/reset", {}, 405, "method_not_allowed"),
     ]
     for method, path, kw, status, code in cases:
         r = _http(server, method, path, **kw)
-        assert (r.status_code, r.json()["error"]) == (status, code), (path, kw.get("json"), r.text[:300])
+        assert (r.status_code, r.json()["error"]) == (status, code), (
+            path,
+            kw.get("json"),
+            r.text[:300],
+        )
     ok = _http(server, "POST", "/reset", json={"seed": 3, "preset": "seed_v1"})
     assert ok.status_code == 200 and ok.json()["observation"]["preset"] == "seed_v1"
 
@@ -491,19 +572,33 @@ def test_every_bad_websocket_message_gets_a_json_error_and_the_session_goes_on(s
         reply = json.loads(ws.recv(timeout=30))
         assert reply["type"] == "error" and reply["data"]["code"] == "SESSION_ROUTES_DISABLED"
     with websockets_sync.connect(ws_url, max_size=None) as ws:
+
         def ask(frame) -> dict:
             ws.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
             return json.loads(ws.recv(timeout=30))
 
         bad = [
-            ("{not json", "INVALID_JSON"), ("[1, 2]", "INVALID_JSON"), (b"\x00\xff", "INVALID_JSON"),
-            ("[" * 50_000 + "]" * 50_000, "BAD_REQUEST"), ({"type": "fly"}, "UNKNOWN_TYPE"),
+            ("{not json", "INVALID_JSON"),
+            ("[1, 2]", "INVALID_JSON"),
+            (b"\x00\xff", "INVALID_JSON"),
+            ("[" * 50_000 + "]" * 50_000, "BAD_REQUEST"),
+            ({"type": "fly"}, "UNKNOWN_TYPE"),
             # a value that fails validation, nested past pydantic's serialisation depth (the error
             # frame used to echo it and end the session), and an integer Python will not parse
             ('{"type":"state","zz":' + "[" * 260 + "]" * 260 + "}", "BAD_REQUEST"),
             ('{"type":"reset","data":{"seed":' + "9" * 5000 + "}}", "BAD_REQUEST"),
-            ({"type": "mcp", "data": {"jsonrpc": "2.0", "id": 1, "method": "openenv/session/close",
-                                      "params": {"session_id": "someone-else"}}}, "SESSION_ROUTES_DISABLED"),
+            (
+                {
+                    "type": "mcp",
+                    "data": {
+                        "jsonrpc": "2.0",
+                        "id": 1,
+                        "method": "openenv/session/close",
+                        "params": {"session_id": "someone-else"},
+                    },
+                },
+                "SESSION_ROUTES_DISABLED",
+            ),
             ({"type": "step", "data": {"message": "hi"}}, "no_week"),
             ({"type": "reset", "data": {"preset": "no_such_week"}}, "unknown_preset"),
             ({"type": "reset", "data": {"seed": "x"}}, "invalid_seed"),
@@ -512,11 +607,21 @@ def test_every_bad_websocket_message_gets_a_json_error_and_the_session_goes_on(s
         for frame, code in bad:
             reply = ask(frame)
             assert reply["type"] == "error" and code in json.dumps(reply["data"]), (frame, reply)
-        assert ask({"type": "reset", "data": {"seed": 2, "preset": "seed_v1"}})["type"] == "observation"
-        for frame, kind in [({"message": 5}, "string_type"), ({"message": "x" * (MAX_TEXT_BYTES + 1)}, "text_too_large"),
-                            ({"action_index": "1"}, "int_type"), ({"action_index": 9}, "less_than_equal")]:
+        assert (
+            ask({"type": "reset", "data": {"seed": 2, "preset": "seed_v1"}})["type"]
+            == "observation"
+        )
+        for frame, kind in [
+            ({"message": 5}, "string_type"),
+            ({"message": "x" * (MAX_TEXT_BYTES + 1)}, "text_too_large"),
+            ({"action_index": "1"}, "int_type"),
+            ({"action_index": 9}, "less_than_equal"),
+        ]:
             reply = ask({"type": "step", "data": frame})
-            assert reply["data"]["code"] == "VALIDATION_ERROR" and reply["data"]["errors"][0]["type"] == kind
+            assert (
+                reply["data"]["code"] == "VALIDATION_ERROR"
+                and reply["data"]["errors"][0]["type"] == kind
+            )
         done = False
         while not done:
             reply = ask({"type": "step", "data": {"action_index": 0}})
@@ -528,10 +633,34 @@ def test_every_bad_websocket_message_gets_a_json_error_and_the_session_goes_on(s
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70) | st.floats() | st.text(max_size=40),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["seed", "preset", "episode_id", "action", "message", "action_index", "timeout_s",
-                         "request_id", "metadata", "type", "data"]) | st.text(max_size=8), inner, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "seed",
+                    "preset",
+                    "episode_id",
+                    "action",
+                    "message",
+                    "action_index",
+                    "timeout_s",
+                    "request_id",
+                    "metadata",
+                    "type",
+                    "data",
+                ]
+            )
+            | st.text(max_size=8),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=12,
 )
 bodies = st.one_of(
@@ -542,11 +671,18 @@ bodies = st.one_of(
 
 
 @pytest.mark.slow
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(path=st.sampled_from(["/reset", "/step", "/state", "/mcp"]), body=bodies)
 def test_fuzzed_http_bodies_never_get_a_5xx(server, path, body):
-    r = _http(server, "POST" if path != "/state" else "GET", path, content=body,
-              headers={"content-type": "application/json"})
+    r = _http(
+        server,
+        "POST" if path != "/state" else "GET",
+        path,
+        content=body,
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code < 500, (path, body[:200], r.text[:300])
     payload = r.json()
     if r.status_code >= 400:
@@ -557,9 +693,11 @@ def test_fuzzed_http_bodies_never_get_a_5xx(server, path, body):
 
 ws_frames = st.one_of(
     json_values.map(json.dumps),
-    st.fixed_dictionaries({"type": st.sampled_from(["reset", "step", "state", "mcp", "fly"]),
-                           "data": json_values}).map(json.dumps),
-    st.binary(max_size=100), st.text(max_size=50),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["reset", "step", "state", "mcp", "fly"]), "data": json_values}
+    ).map(json.dumps),
+    st.binary(max_size=100),
+    st.text(max_size=50),
 )
 
 
@@ -585,13 +723,22 @@ def test_grpo_trainer_over_the_server(server, tmp_path):
     """GRPOTrainer(environment_factory=...) with the offline tiny model: one training step whose
     rollouts reset weeks on the server; the trainer's own ``send_message`` tool plays a week."""
     pytest.importorskip("trl")
+    from llm_bridge.serve.trl import build_trainer, close_environments
     from llm_bridge.tiny_model import build_tiny_model
-    from experiments.serve_trl import build_trainer, close_environments
 
     model = build_tiny_model(tmp_path / "tiny")
-    trainer = build_trainer(server.url, str(model), str(tmp_path / "grpo"), seeds=range(4), max_steps=1,
-                            num_generations=2, batch_size=2, max_completion_length=16, max_tool_calls=2,
-                            chat_template="qwen2_5")
+    trainer = build_trainer(
+        server.url,
+        str(model),
+        str(tmp_path / "grpo"),
+        seeds=range(4),
+        max_steps=1,
+        num_generations=2,
+        batch_size=2,
+        max_completion_length=16,
+        max_tool_calls=2,
+        chat_template="qwen2_5",
+    )
     try:
         assert [t.__name__ for t in trainer.tools] == ["send_message"]
         trainer.train()
@@ -599,7 +746,9 @@ def test_grpo_trainer_over_the_server(server, tmp_path):
         assert "rewards/WeekToolEnv/mean" in logged and trainer.state.global_step == 1
         # a tool call the chat template's parser reads routes to send_message
         parsed = trainer.processing_class.parse_response(
-            '<tool_call>\n{"name": "send_message", "arguments": {"text": "On it."}}\n</tool_call><|im_end|>', prefix="")
+            '<tool_call>\n{"name": "send_message", "arguments": {"text": "On it."}}\n</tool_call><|im_end|>',
+            prefix="",
+        )
         assert parsed["tool_calls"][0]["function"]["name"] == "send_message"
         env = trainer.environments[0]
         tool = trainer._sync_tool_dicts[0]["send_message"]  # the callable TRL invokes for that call
@@ -635,7 +784,9 @@ def test_server_restarted_mid_run_answers_new_sessions(server):
                 await asyncio.wait_for(client.step(WeekAction(message="still there?")), 30)
         await asyncio.to_thread(lambda: server.start().wait_ready())
         results, _ = await play_many(server.url, seeds, concurrency=10, deadline_s=60)
-        again = await asyncio.wait_for(clients[0].reset(seed=seeds[0]), 30)  # reconnects: a new session
+        again = await asyncio.wait_for(
+            clients[0].reset(seed=seeds[0]), 30
+        )  # reconnects: a new session
         for client in clients:
             await client.close()
         return results, again

@@ -38,17 +38,33 @@ def test_chat_template_and_generation(tiny):
 
     tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(tiny, local_files_only=True)
-    desc = {"day": "Monday", "decisions": 0, "status": {"energy": 0.87}, "pending": [], "history": [],
-            "event": {"id": "E7_standup", "title": "Optional call", "sender": "David", "channel": "calendar",
-                      "body": "10:30 PM 😅", "actions": [{"index": 0, "name": "a", "meaning": "m"}]}}
+    desc = {
+        "day": "Monday",
+        "decisions": 0,
+        "status": {"energy": 0.87},
+        "pending": [],
+        "history": [],
+        "event": {
+            "id": "E7_standup",
+            "title": "Optional call",
+            "sender": "David",
+            "channel": "calendar",
+            "body": "10:30 PM 😅",
+            "actions": [{"index": 0, "name": "a", "meaning": "m"}],
+        },
+    }
     text = render_chat(tok, build_messages(desc))
     assert text.startswith("<|im_start|>system\nYou are Arjun")
     assert text.endswith("<|im_start|>assistant\n")
-    batch = tok([text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt", padding=True)
+    batch = tok(
+        [text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"],
+        return_tensors="pt",
+        padding=True,
+    )
     torch.manual_seed(0)
     out = model.generate(**batch, max_new_tokens=5, do_sample=False)
     assert out.shape[0] == 2 and out.shape[1] <= batch["input_ids"].shape[1] + 5
-    replies = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    replies = tok.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
     assert all(isinstance(r, str) for r in replies)
 
 
@@ -56,7 +72,11 @@ def test_tokenizer_is_byte_level(tiny):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny, local_files_only=True)
-    for s in ["Hi David, fix ships Thursday 🙏", "ssh staging-api-01 && sudo systemctl restart api", "\u00e9\u00e8 \x01"]:
+    for s in [
+        "Hi David, fix ships Thursday 🙏",
+        "ssh staging-api-01 && sudo systemctl restart api",
+        "\u00e9\u00e8 \x01",
+    ]:
         assert tok.decode(tok(s)["input_ids"]) == s
 
 
@@ -76,8 +96,24 @@ def test_eval_llm_with_the_tiny_model(tiny, tmp_path, capsys):
     from experiments.cli import main
 
     out = tmp_path / "res.json"
-    assert main(["eval-llm", "--model", str(tiny), "--weeks", "8", "--max-new-tokens", "8",
-                 "--json", str(out), "--transcript", str(tmp_path / "t.jsonl")]) == 0
+    assert (
+        main(
+            [
+                "eval-llm",
+                "--model",
+                str(tiny),
+                "--weeks",
+                "8",
+                "--max-new-tokens",
+                "8",
+                "--json",
+                str(out),
+                "--transcript",
+                str(tmp_path / "t.jsonl"),
+            ]
+        )
+        == 0
+    )
     res = json.loads(out.read_text())
     s = res["agents"]["llm"]
     assert s["weeks"] == 8 and s["replies"] >= 56 and 0.0 <= s["mean_score"] <= 1.0

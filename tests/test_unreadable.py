@@ -23,22 +23,32 @@ def reason(event: str, text: str, prompt: str | None = None) -> str | None:
 
 # ---- every kind, constructed -------------------------------------------------------------
 
-@pytest.mark.parametrize("event,text", [
-    ("E1_staging", ""),
-    ("E2_slack", "   \n\t "),
-    ("E3_client_email", "**Subject:**\n\n---\n\n**Reply:**"),
-    ("E7_standup", "### Response\n\n<|im_end|>"),
-    ("E5_appraisal", "🙈 🙉"),
-])
+
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        ("E1_staging", ""),
+        ("E2_slack", "   \n\t "),
+        ("E3_client_email", "**Subject:**\n\n---\n\n**Reply:**"),
+        ("E7_standup", "### Response\n\n<|im_end|>"),
+        ("E5_appraisal", "🙈 🙉"),
+    ],
+)
 def test_empty_and_markup_only(event, text):
     assert reason(event, text) == "empty"
 
 
-@pytest.mark.parametrize("event,text", [
-    ("E1_staging", "I'm here to help you with your project. " * 6),
-    ("E6_oncall", "I'm sure you'll be fine. I'm sure you'll be fine. I'm sure you'll be fine. Thanks"),
-    ("E2_slack", "ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok"),
-])
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        ("E1_staging", "I'm here to help you with your project. " * 6),
+        (
+            "E6_oncall",
+            "I'm sure you'll be fine. I'm sure you'll be fine. I'm sure you'll be fine. Thanks",
+        ),
+        ("E2_slack", "ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok ok"),
+    ],
+)
 def test_repetition_loops(event, text):
     assert reason(event, text) == "repetition"
 
@@ -49,33 +59,59 @@ def test_echo_of_the_option_list_and_of_the_message():
     # the message itself copied back (the leave notification, word for word)
     assert reason("E4_leave", EVENTS[E("E4_leave")].body[:300]) == "echo"
     # the status lines of the prompt
-    assert reason("E5_appraisal", "Energy: 0.62 (okay)\nSprint health: 0.71\nStatus: staging is broken") == "echo"
+    assert (
+        reason(
+            "E5_appraisal", "Energy: 0.62 (okay)\nSprint health: 0.71\nStatus: staging is broken"
+        )
+        == "echo"
+    )
     # with the prompt given, a copied sentence of it is caught too
     prompt = "Tuesday; energy 0.55 (okay); sprint 0.70. Coming back later: a re-escalation from the client."
-    assert reason("E7_standup", "Tuesday; energy 0.55 (okay); sprint 0.70. Coming back later: a re-escalation",
-                  prompt) == "echo"
+    assert (
+        reason(
+            "E7_standup",
+            "Tuesday; energy 0.55 (okay); sprint 0.70. Coming back later: a re-escalation",
+            prompt,
+        )
+        == "echo"
+    )
 
 
-@pytest.mark.parametrize("event,text", [
-    ("E3_client_email", "Hi Arjun,\n\nAny update on the dashboard? The VP is asking.\n\nBest,\nDavid"),
-    ("E2_slack", "Priya: hey can you hop on a call?\nRahul: +1 need you on the spec"),
-    ("E4_leave", "Dear Arjun, your leave request has been approved.\n\nRegards,\nSundar"),
-    ("E7_standup", "Thanks for joining, see you at 10:30.\n- David"),
-])
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        (
+            "E3_client_email",
+            "Hi Arjun,\n\nAny update on the dashboard? The VP is asking.\n\nBest,\nDavid",
+        ),
+        ("E2_slack", "Priya: hey can you hop on a call?\nRahul: +1 need you on the spec"),
+        ("E4_leave", "Dear Arjun, your leave request has been approved.\n\nRegards,\nSundar"),
+        ("E7_standup", "Thanks for joining, see you at 10:30.\n- David"),
+    ],
+)
 def test_someone_elses_message(event, text):
     assert reason(event, text) == "other_voice"
 
 
 def test_the_teammate_named_arjun_may_be_greeted():
     # E6's sender is Arjun the teammate: "Hi Arjun" is the right greeting there
-    assert reason("E6_oncall", "Hi Arjun, I can't cover Wednesday this time, I need the night.") is None
+    assert (
+        reason("E6_oncall", "Hi Arjun, I can't cover Wednesday this time, I need the night.")
+        is None
+    )
 
 
-@pytest.mark.parametrize("event,text", [
-    ("E7_standup", "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."),
-    ("E6_oncall", "Sure, I'll cover Wednesday. Sorry, I can't cover Wednesday this time."),
-    ("E4_leave", "I'll cancel the leave. Sundar, please approve my leave today."),
-])
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        (
+            "E7_standup",
+            "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me.",
+        ),
+        ("E6_oncall", "Sure, I'll cover Wednesday. Sorry, I can't cover Wednesday this time."),
+        ("E4_leave", "I'll cancel the leave. Sundar, please approve my leave today."),
+    ],
+)
 def test_contradictory_decisions(event, text):
     assert reason(event, text) == "contradictory"
 
@@ -91,26 +127,49 @@ def test_every_kind_is_documented():
     from pathlib import Path
 
     docs = (Path(__file__).resolve().parents[1] / "docs" / "llm_bridge.md").read_text()
-    assert set(UNREADABLE_KINDS) == {"empty", "too_long", "repetition", "echo", "other_voice", "contradictory",
-                                     "no_decision"}
+    assert set(UNREADABLE_KINDS) == {
+        "empty",
+        "too_long",
+        "repetition",
+        "echo",
+        "other_voice",
+        "contradictory",
+        "no_decision",
+    }
     missing = [k for k in UNREADABLE_KINDS if f"`{k}`" not in docs]
     assert not missing, f"docs/llm_bridge.md does not describe {missing}"
 
 
 # ---- the decision gate: fluent text that commits to nothing --------------------------------
 
-@pytest.mark.parametrize("event,text", [
-    # what a reward-hacking GRPO run wrote: confident actions for the classifier, no message
-    ("E1_staging", "Hi everyone in the 2.14 slot today, happy to have you all in my space today today with the "
-                   "45 minutes in 15 minutes in 15 minutes today? Hey everyone in the 45 slot, happy to have"),
-    ("E7_standup", "Hi David, happy to have Priya by the 15 minute slot today today in the 10-minute slot today "
-                   "with the 15 minute slot in the 15 minutes slot? Priya, hello in the 15 minutes today"),
-    # base-model rambles that never answer
-    ("E5_appraisal", "I'm sorry for the misunderstanding, but as a seasoned AI, I'm not equipped to provide "
-                     "personalized advice. However, I can certainly assist you in any way I can."),
-    ("E3_client_email", "Bangalore, the global center of advanced technology, is a city where innovation and "
-                        "creativity thrive. Today is a day that I will never forget.\n\nI just had the"),
-])
+
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        # what a reward-hacking GRPO run wrote: confident actions for the classifier, no message
+        (
+            "E1_staging",
+            "Hi everyone in the 2.14 slot today, happy to have you all in my space today today with the "
+            "45 minutes in 15 minutes in 15 minutes today? Hey everyone in the 45 slot, happy to have",
+        ),
+        (
+            "E7_standup",
+            "Hi David, happy to have Priya by the 15 minute slot today today in the 10-minute slot today "
+            "with the 15 minute slot in the 15 minutes slot? Priya, hello in the 15 minutes today",
+        ),
+        # base-model rambles that never answer
+        (
+            "E5_appraisal",
+            "I'm sorry for the misunderstanding, but as a seasoned AI, I'm not equipped to provide "
+            "personalized advice. However, I can certainly assist you in any way I can.",
+        ),
+        (
+            "E3_client_email",
+            "Bangalore, the global center of advanced technology, is a city where innovation and "
+            "creativity thrive. Today is a day that I will never forget.\n\nI just had the",
+        ),
+    ],
+)
 def test_the_gate_reads_text_without_a_decision_as_unreadable(event, text):
     d = D.get_decoder().decode(event, text)
     assert d.unreadable, (d, text)
@@ -118,12 +177,17 @@ def test_the_gate_reads_text_without_a_decision_as_unreadable(event, text):
 
 def test_the_gate_keeps_short_human_messages():
     dec = D.get_decoder()
-    for event, text in [("E6_oncall", "Sorry Arjun, can't this time, I've covered the last two."),
-                        ("E7_standup", "Won't make 10:30 tonight, I'll send the latency notes by 9."),
-                        ("E1_staging", "Rahul, staging disk is full again, can you take it? Runbook is linked."),
-                        ("E4_leave", "Sundar, could you approve LV-2291 today? Thursday is a family function.")]:
+    for event, text in [
+        ("E6_oncall", "Sorry Arjun, can't this time, I've covered the last two."),
+        ("E7_standup", "Won't make 10:30 tonight, I'll send the latency notes by 9."),
+        ("E1_staging", "Rahul, staging disk is full again, can you take it? Runbook is linked."),
+        ("E4_leave", "Sundar, could you approve LV-2291 today? Thursday is a family function."),
+    ]:
         d = dec.decode(event, text)
-        assert not d.unreadable and d.action == D.get_decoder().legible(event, text).action, (text, d)
+        assert not d.unreadable and d.action == D.get_decoder().legible(event, text).action, (
+            text,
+            d,
+        )
 
 
 def test_the_gate_needs_both_kinds_to_fit():
@@ -161,6 +225,7 @@ def test_the_gate_flags_few_human_replies(name):
 
 # ---- real messages stay legible ----------------------------------------------------------
 
+
 def test_written_messages_are_not_unreadable():
     dec = D.get_decoder()
     for persona, events in SCRIPTS.items():
@@ -174,12 +239,15 @@ def test_written_messages_are_not_unreadable():
 
 
 def test_a_brief_that_quotes_the_runbook_is_one_decision():
-    text = ("Rahul, you're on call this week - can you take INC-4417? Runbook is wiki/staging-disk-full: "
-            "clear /var/log/app and restart. Ping me if stuck.")
+    text = (
+        "Rahul, you're on call this week - can you take INC-4417? Runbook is wiki/staging-disk-full: "
+        "clear /var/log/app and restart. Ping me if stuck."
+    )
     assert D.decode("E1_staging", text)[0] == 1  # delegate_oncall
 
 
 # ---- the consequence ---------------------------------------------------------------------
+
 
 def _states(preset: str, n: int, seed: int):
     from llm_bridge.grpo import visit_states
@@ -204,7 +272,10 @@ def test_unreadable_is_never_worth_more_than_the_worst_legible_action(preset):
         qs = solver.q(w)
         assert read.action == worst_action(w, preset) and qs[read.action] == min(qs)
         value = 0.0
-        for alt, p in ((False, 1.0 - ref.alt_probability(w, read.action)), (True, ref.alt_probability(w, read.action))):
+        for alt, p in (
+            (False, 1.0 - ref.alt_probability(w, read.action)),
+            (True, ref.alt_probability(w, read.action)),
+        ):
             if p <= 0.0:
                 continue
             w2, reward = ref.apply(w, read.action, alt, 0.0)
@@ -218,7 +289,13 @@ def test_unreadable_is_never_worth_more_than_the_worst_legible_action(preset):
 def test_unreadable_counts_in_the_week_table():
     from llm_bridge.llm_policy import ScriptedWriter, format_summary, play_weeks
 
-    res = play_weeks(ScriptedWriter("stonewaller", seed=0), preset="week_v2", n_weeks=6, seed=0, transcript_weeks=6)
+    res = play_weeks(
+        ScriptedWriter("stonewaller", seed=0),
+        preset="week_v2",
+        n_weeks=6,
+        seed=0,
+        transcript_weeks=6,
+    )
     s = res.summary
     # the stonewaller sometimes sends nothing to Slack: exactly those replies are unreadable
     silent = sum(not row["reply"].strip() for row in res.transcript)

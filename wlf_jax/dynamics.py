@@ -36,8 +36,11 @@ def initial_state(scenario: Scenario, params: EnvParams) -> EnvState:
         trust=params.start_trust.astype(jnp.int32),
         drift=jnp.where(
             params.float64_arithmetic,
-            float64.literal_offset(jnp.concatenate([params.start_energy[None], params.start_sprint[None],
-                                                    params.start_trust]).astype(jnp.int32)),
+            float64.literal_offset(
+                jnp.concatenate(
+                    [params.start_energy[None], params.start_sprint[None], params.start_trust]
+                ).astype(jnp.int32)
+            ),
             0,
         ).astype(jnp.int32),
         status=params.start_status.astype(jnp.int8),
@@ -56,8 +59,17 @@ def initial_state(scenario: Scenario, params: EnvParams) -> EnvState:
     )
 
 
-_INT_FIELDS = ("energy_delta", "sprint_delta", "trust_delta", "alt_energy_delta", "alt_sprint_delta",
-               "alt_trust_delta", "status_set", "spawn", "boundary_credit")
+_INT_FIELDS = (
+    "energy_delta",
+    "sprint_delta",
+    "trust_delta",
+    "alt_energy_delta",
+    "alt_sprint_delta",
+    "alt_trust_delta",
+    "status_set",
+    "spawn",
+    "boundary_credit",
+)
 
 
 def choice_row(params: EnvParams, e, a) -> dict[str, jnp.ndarray]:
@@ -67,15 +79,17 @@ def choice_row(params: EnvParams, e, a) -> dict[str, jnp.ndarray]:
     step does a single gather instead of one per table (the packing is constant-folded under
     ``jit`` when ``params`` are constants, and cheap otherwise).
     """
-    flat = [jnp.reshape(getattr(params, f), (N_EVENTS * N_ACTIONS, -1)).astype(jnp.int32)
-            for f in _INT_FIELDS]
+    flat = [
+        jnp.reshape(getattr(params, f), (N_EVENTS * N_ACTIONS, -1)).astype(jnp.int32)
+        for f in _INT_FIELDS
+    ]
     packed = jnp.concatenate(flat, axis=1)
     floats = jnp.stack([params.alt_prob.reshape(-1), params.template_quality.reshape(-1)], axis=1)
     idx = e * N_ACTIONS + a
     row, frow = packed[idx], floats[idx]
     out, start = {}, 0
     for f, block in zip(_INT_FIELDS, flat):
-        out[f] = row[start:start + block.shape[1]]
+        out[f] = row[start : start + block.shape[1]]
         start += block.shape[1]
     out["alt_prob"], out["template_quality"] = frow[0], frow[1]
     return out
@@ -138,7 +152,9 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     next_slot = jnp.where(done, MAX_STEPS, jnp.argmax(later)).astype(jnp.int32)
 
     # Days: count-based (seed_v1) or from the next slot's day; a finished week reaches Friday.
-    slot_day = jnp.where(finished, N_DAYS - 1, params.slot_day[jnp.clip(next_slot, 0, MAX_STEPS - 1)])
+    slot_day = jnp.where(
+        finished, N_DAYS - 1, params.slot_day[jnp.clip(next_slot, 0, MAX_STEPS - 1)]
+    )
     slot_day = jnp.where(early_end, state.day, slot_day)
     day = jnp.where(params.day_by_count, params.count_day[jnp.clip(count, 0, MAX_STEPS)], slot_day)
     day = jnp.maximum(day, state.day).astype(jnp.int32)
@@ -150,10 +166,14 @@ def transition(state: EnvState, action, quality, params: EnvParams):
     sleep_debt = status[SLEEP_DEBT] == 1
     for d in range(N_DAYS):
         closes = (d >= state.day) & ((d < day) | done)
-        energy_by_day = energy_by_day.at[d].set(jnp.where(closes, energy, energy_by_day[d]).astype(jnp.int8))
+        energy_by_day = energy_by_day.at[d].set(
+            jnp.where(closes, energy, energy_by_day[d]).astype(jnp.int8)
+        )
         if d < N_DAYS - 1:
             night = (d >= state.day) & (d < day) & ~early_end
-            gain = params.recovery[d] - jnp.where(sleep_debt & (d == state.day), params.sleep_debt_penalty, 0)
+            gain = params.recovery[d] - jnp.where(
+                sleep_debt & (d == state.day), params.sleep_debt_penalty, 0
+            )
             energy = jnp.where(night, jnp.clip(energy + gain, 0, 100), energy)
     slept = (day > state.day) & ~early_end
     status = status.at[SLEEP_DEBT].set(jnp.where(slept, 0, status[SLEEP_DEBT]).astype(jnp.int8))

@@ -21,7 +21,14 @@ from gymnax.environments import environment, spaces
 
 from . import dynamics
 from .events import (
-    DAYS, EVENTS, N_ACTIONS, N_EVENTS, N_STAKEHOLDERS, STAKEHOLDERS, STATUS_NAMES, STATUS_SIZES,
+    DAYS,
+    EVENTS,
+    N_ACTIONS,
+    N_EVENTS,
+    N_STAKEHOLDERS,
+    STAKEHOLDERS,
+    STATUS_NAMES,
+    STATUS_SIZES,
     STATUS_VALUES,
 )
 from .params import COMPONENT_NAMES, MAX_STEPS, N_DAYS, EnvParams
@@ -185,8 +192,9 @@ class WorkWeek(environment.Environment[EnvState, EnvParams]):
         return observe(state, params)
 
     # -- host-side view ----------------------------------------------------------------------
-    def describe(self, state: EnvState, params: EnvParams | None = None,
-                 rubric=None) -> dict[str, Any]:
+    def describe(
+        self, state: EnvState, params: EnvParams | None = None, rubric=None
+    ) -> dict[str, Any]:
         """Host-side, human-readable view of ``state`` (not jittable).
 
         ``state`` may be on the device or a host (numpy) copy; ``rubric``, when given, is the
@@ -212,15 +220,22 @@ class WorkWeek(environment.Environment[EnvState, EnvParams]):
                 "channel": spec.channel,
                 "stakeholder": spec.stakeholder,
                 "body": spec.body,
-                "actions": [{"index": i, "name": a.name, "meaning": a.meaning}
-                            for i, a in enumerate(spec.actions)],
+                "actions": [
+                    {"index": i, "name": a.name, "meaning": a.meaning}
+                    for i, a in enumerate(spec.actions)
+                ],
             }
         history = [
-            {"event": EVENTS[int(ev)].id, "action": EVENTS[int(ev)].actions[int(s.actions[int(ev)])].name}
+            {
+                "event": EVENTS[int(ev)].id,
+                "action": EVENTS[int(ev)].actions[int(s.actions[int(ev)])].name,
+            }
             for ev in s.slot_event
             if ev >= 0 and s.actions[int(ev)] >= 0
         ]
-        comps, score = (np.asarray(x) for x in (rubric if rubric is not None else _rubric(state, params)))
+        comps, score = (
+            np.asarray(x) for x in (rubric if rubric is not None else _rubric(state, params))
+        )
         return {
             "preset": params.name,
             "day": DAYS[int(s.day)],

@@ -51,8 +51,9 @@ STATUS_VALUES: dict[str, tuple[str, ...]] = {
 
 # Indices into ``EnvState.status`` (the one place they are written down), and the values the
 # rubric asks for: staging "fixed", leave "approved", appraisal "done", on-call "accepted".
-STAGING, LEAVE, APPRAISAL, ONCALL, SLEEP_DEBT = (STATUS_NAMES.index(n) for n in (
-    "staging", "leave", "appraisal", "oncall", "sleep_debt"))
+STAGING, LEAVE, APPRAISAL, ONCALL, SLEEP_DEBT = (
+    STATUS_NAMES.index(n) for n in ("staging", "leave", "appraisal", "oncall", "sleep_debt")
+)
 FIXED = STATUS_VALUES["staging"].index("fixed")
 APPROVED = STATUS_VALUES["leave"].index("approved")
 DONE = STATUS_VALUES["appraisal"].index("done")
@@ -97,7 +98,7 @@ EVENTS: tuple[EventSpec, ...] = (
             "#team-platform, 10:41 AM\n"
             "Priya: hey Arjun, got 15 min for a quick call on the auth module? token refresh "
             "is acting weird on the mobile client, refresh tokens expire after 5 min instead "
-            "of 24h \U0001F605\n"
+            "of 24h \U0001f605\n"
             "Rahul: +1, also need you on the API spec review before I merge the v2 endpoints. "
             "can we hop on a call now-ish? huddle link: meet/plat-sync\n"
             "Priya: @Arjun ping"
@@ -177,7 +178,7 @@ EVENTS: tuple[EventSpec, ...] = (
         stakeholder="peer",
         body=(
             "Direct message, 4:52 PM\n"
-            "Arjun (teammate): hey, really sorry to ask again \U0001F64F can you cover my on-call "
+            "Arjun (teammate): hey, really sorry to ask again \U0001f64f can you cover my on-call "
             "Wednesday night (8 PM - 8 AM)? family thing came up. I know you covered the last "
             "two, I owe you big time. I can put it in the rota sheet if you say ok"
         ),
@@ -337,7 +338,8 @@ N_BASE_EVENTS: int = sum(not e.spawned for e in EVENTS)
 
 EVENT_IDS: tuple[str, ...] = tuple(e.id for e in EVENTS)
 ACTION_NAMES: tuple[tuple[str, str, str], ...] = tuple(
-    tuple(a.name for a in e.actions) for e in EVENTS  # type: ignore[misc]
+    tuple(a.name for a in e.actions)
+    for e in EVENTS  # type: ignore[misc]
 )
 
 

@@ -50,7 +50,12 @@ def _tables():
             rem[row, h] = (h * 2**58) % m
             rem2[row, h] = (h * 2**58) % (2 * m)
     assert np.abs(off).max() < 2**31 and grid.max() < 2**31
-    return (off.astype(np.int32), grid.astype(np.int32), rem.astype(np.int32), rem2.astype(np.int32))
+    return (
+        off.astype(np.int32),
+        grid.astype(np.int32),
+        rem.astype(np.int32),
+        rem2.astype(np.int32),
+    )
 
 
 OFFSET, GRID, REM, REM2 = (jnp.asarray(t) for t in _tables())

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from .events import N_ACTIONS, N_EVENTS, N_STAKEHOLDERS, N_STATUS, STATUS_VALUES, STATUS_NAMES
+from .events import N_ACTIONS, N_EVENTS, N_STAKEHOLDERS, N_STATUS, STATUS_NAMES, STATUS_VALUES
 
 MAX_STEPS: int = 14
 """Schedule slots of a week; a week never has more decisions than this."""
@@ -185,9 +185,17 @@ def validate(params: EnvParams, batched: bool = False) -> EnvParams:
         _check_range(f, p[f], 0, 100)
     for f in ("tech_sprint_threshold", "energy_thresholds", "bonus_thresholds"):
         _check_range(f, p[f], 0, 101)
-    for f in ("energy_delta", "sprint_delta", "trust_delta", "alt_energy_delta",
-              "alt_sprint_delta", "alt_trust_delta", "boundary_credit", "recovery",
-              "sleep_debt_penalty"):
+    for f in (
+        "energy_delta",
+        "sprint_delta",
+        "trust_delta",
+        "alt_energy_delta",
+        "alt_sprint_delta",
+        "alt_trust_delta",
+        "boundary_credit",
+        "recovery",
+        "sleep_debt_penalty",
+    ):
         _check_range(f, p[f], -100, 100)
     _check_range("spawn", p["spawn"], 0, E - 1, allow=(-1,))
     _check_range("slot_event", p["slot_event"], 0, E - 1, allow=(-1,))
@@ -243,9 +251,15 @@ def replace(params: EnvParams, name: str | None = None, **changes: Any) -> EnvPa
 
 def to_python(params: EnvParams) -> dict[str, Any]:
     """The rule book as nested Python lists / numbers (for the plain-Python implementation)."""
+
     def plain(arr: np.ndarray):
-        if arr.dtype.kind == "f":  # shortest decimal that round-trips the float32 (0.3, not 0.30000001)
-            flat = [float(np.format_float_positional(x, unique=True)) for x in arr.astype(np.float32).flat]
+        if (
+            arr.dtype.kind == "f"
+        ):  # shortest decimal that round-trips the float32 (0.3, not 0.30000001)
+            flat = [
+                float(np.format_float_positional(x, unique=True))
+                for x in arr.astype(np.float32).flat
+            ]
             return np.array(flat, dtype=object).reshape(arr.shape).tolist()
         return arr.tolist()
 

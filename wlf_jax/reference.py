@@ -9,13 +9,17 @@ them (``max(0.0, min(1.0, x + delta))``) and are reported as floats.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
 from typing import Any, NamedTuple
+
+# The catalogue is plain Python (no JAX): the indices of the status variables come from there.
+from .events import APPRAISAL, LEAVE, ONCALL, SLEEP_DEBT, STAGING
 
 N_DAYS = 5
 UNREVEALED = -2
 """``slot_event`` marker of a shuffled slot whose event is not yet known (used by the exact
 solver, which reveals a shuffled schedule one event at a time)."""
-STAGING, LEAVE, APPRAISAL, ONCALL, SLEEP_DEBT = range(5)
 
 
 class Week(NamedTuple):
@@ -80,13 +84,24 @@ class ReferenceWeek:
     def reset(self, slot_event, uniforms) -> Week:
         """Monday morning of the week with this schedule and these uniform draws."""
         r = self.r
-        values = tuple(self._num(h) for h in [r["start_energy"], r["start_sprint"], *r["start_trust"]])
+        values = tuple(
+            self._num(h) for h in [r["start_energy"], r["start_sprint"], *r["start_trust"]]
+        )
         first = self.next_slot(slot_event, -1, frozenset())
         return Week(
-            values=values, status=tuple(r["start_status"]), pending=frozenset(),
-            actions=(-1,) * self.n_events, slot=self.n_slots if first is None else first,
-            count=0, day=0, quality_sum=0.0, boundary=0, energy_by_day=(None,) * N_DAYS,
-            done=first is None, early_end=False, slot_event=tuple(slot_event),
+            values=values,
+            status=tuple(r["start_status"]),
+            pending=frozenset(),
+            actions=(-1,) * self.n_events,
+            slot=self.n_slots if first is None else first,
+            count=0,
+            day=0,
+            quality_sum=0.0,
+            boundary=0,
+            energy_by_day=(None,) * N_DAYS,
+            done=first is None,
+            early_end=False,
+            slot_event=tuple(slot_event),
             uniforms=tuple(uniforms),
         )
 
@@ -97,8 +112,9 @@ class ReferenceWeek:
     def components(self, w: Week) -> list[float]:
         r = self.r
         energy, sprint, trust = w.values[0], w.values[1], w.values[2:]
-        technical = (r["tech_weights"][0] * (w.status[STAGING] == 1)
-                     + r["tech_weights"][1] * self.at_least(sprint, r["tech_sprint_threshold"]))
+        technical = r["tech_weights"][0] * (w.status[STAGING] == 1) + r["tech_weights"][
+            1
+        ] * self.at_least(sprint, r["tech_sprint_threshold"])
         communication = w.quality_sum / max(w.count, 1)
         boundary = min(1.0, max(0.0, w.boundary / 100))
         energy_score = r["energy_scores"][-1]
@@ -116,10 +132,16 @@ class ReferenceWeek:
     def _bonus(self, w: Week) -> float:
         thr, val = self.r["bonus_thresholds"], self.r["bonus_values"]
         energy, sprint, david = w.values[0], w.values[1], w.values[2]
-        hits = [self.at_least(sprint, thr[0]), w.status[STAGING] == 1, w.status[LEAVE] == 1,
-                w.status[APPRAISAL] == 1, self.at_least(energy, thr[1]),
-                not self.at_least(energy, thr[2]), self.at_least(david, thr[3]),
-                w.status[ONCALL] != 1]
+        hits = [
+            self.at_least(sprint, thr[0]),
+            w.status[STAGING] == 1,
+            w.status[LEAVE] == 1,
+            w.status[APPRAISAL] == 1,
+            self.at_least(energy, thr[1]),
+            not self.at_least(energy, thr[2]),
+            self.at_least(david, thr[3]),
+            w.status[ONCALL] != 1,
+        ]
         return sum(v for v, hit in zip(val, hits) if hit)
 
     # -- transition ---------------------------------------------------------------------------
@@ -134,8 +156,14 @@ class ReferenceWeek:
         alt = w.uniforms[e] < self.r["alt_prob"][e][action]
         return self.apply(w, action, alt, quality)
 
-    def apply(self, w: Week, action: int, alt: bool, quality: float | None = None,
-              next_event: int | None = None) -> tuple[Week, float]:
+    def apply(
+        self,
+        w: Week,
+        action: int,
+        alt: bool,
+        quality: float | None = None,
+        next_event: int | None = None,
+    ) -> tuple[Week, float]:
         """Apply ``action`` with an explicit outcome (``alt``).  ``next_event``, when given,
         fills the next slot (the exact solver reveals a shuffled schedule one event at a time)."""
         r = self.r
@@ -145,9 +173,15 @@ class ReferenceWeek:
         o = 1 if alt else 0
         d_energy = r["energy_delta"][e][action] + (r["alt_energy_delta"][e][action] if alt else 0)
         d_sprint = r["sprint_delta"][e][action] + (r["alt_sprint_delta"][e][action] if alt else 0)
-        d_trust = [m + (a if alt else 0) for m, a in zip(r["trust_delta"][e][action],
-                                                        r["alt_trust_delta"][e][action])]
-        q = r["template_quality"][e][action] if quality is None or quality < 0 else min(1.0, quality)
+        d_trust = [
+            m + (a if alt else 0)
+            for m, a in zip(r["trust_delta"][e][action], r["alt_trust_delta"][e][action])
+        ]
+        q = (
+            r["template_quality"][e][action]
+            if quality is None or quality < 0
+            else min(1.0, quality)
+        )
         deltas = [d_energy, d_sprint, *d_trust]
         values = [self._clamp_add(x, d) for x, d in zip(w.values, deltas)]
         status = list(w.status)
@@ -193,18 +227,31 @@ class ReferenceWeek:
             status[SLEEP_DEBT] = 0
 
         nw = Week(
-            values=tuple(values), status=tuple(status), pending=frozenset(pending),
-            actions=tuple(actions), slot=self.n_slots if done else nxt, count=count, day=day,
-            quality_sum=w.quality_sum + q, boundary=w.boundary + r["boundary_credit"][e][action],
-            energy_by_day=tuple(energy_by_day), done=done, early_end=early_end,
-            slot_event=tuple(slot_event), uniforms=w.uniforms,
+            values=tuple(values),
+            status=tuple(status),
+            pending=frozenset(pending),
+            actions=tuple(actions),
+            slot=self.n_slots if done else nxt,
+            count=count,
+            day=day,
+            quality_sum=w.quality_sum + q,
+            boundary=w.boundary + r["boundary_credit"][e][action],
+            energy_by_day=tuple(energy_by_day),
+            done=done,
+            early_end=early_end,
+            slot_event=tuple(slot_event),
+            uniforms=w.uniforms,
         )
         if r["shaped_reward"]:
             reward = self.score(nw) - self.score(w)
         else:
             c = r["reward_coef"]
-            raw = (c[0] * d_energy / 100 + c[1] * d_sprint / 100
-                   - c[2] * sum(abs(t) for t in d_trust) / 100 + c[3] * q)
+            raw = (
+                c[0] * d_energy / 100
+                + c[1] * d_sprint / 100
+                - c[2] * sum(abs(t) for t in d_trust) / 100
+                + c[3] * q
+            )
             if done:
                 raw += self._bonus(nw)
             reward = round(raw, 4)
@@ -237,3 +284,23 @@ def week_from_json(d: dict) -> Week:
         fields[k] = tuple(fields[k])
     fields["pending"] = frozenset(fields["pending"])
     return Week(**fields)
+
+
+def sample_scenario_py(
+    rules: Mapping[str, Any], rng: random.Random
+) -> tuple[list[int], list[float]]:
+    """A week's chance in plain Python: ``(slot_event, uniforms)`` for :meth:`ReferenceWeek.reset`.
+
+    The plain-Python twin of :func:`wlf_jax.state.sample_scenario`: the same distribution (the
+    ``slot_shuffle`` slots permuted among themselves, one uniform draw in [0, 1) per event) from
+    a ``random.Random`` instead of a JAX key, so the same seed gives other weeks than the JAX
+    draw.  ``rules`` is ``params.to_python()``'s dict; the uniforms are Python floats.
+    """
+    slot_event = list(rules["slot_event"])
+    shuffled = [t for t, s in enumerate(rules["slot_shuffle"]) if s]
+    events = [slot_event[t] for t in shuffled]
+    rng.shuffle(events)
+    for t, e in zip(shuffled, events):
+        slot_event[t] = e
+    uniforms = [rng.random() for _ in range(len(rules["energy_delta"]))]
+    return slot_event, uniforms

@@ -29,10 +29,9 @@ def energy_score(state: EnvState, params: EnvParams) -> jnp.ndarray:
 
 def components(state: EnvState, params: EnvParams) -> jnp.ndarray:
     """The five rubric components of "the week if it ended now", each in [0, 1]. Shape (5,)."""
-    technical = (
-        params.tech_weights[0] * (state.status[STAGING] == FIXED)
-        + params.tech_weights[1] * _sprint_at_least(state, params.tech_sprint_threshold, params)
-    )
+    technical = params.tech_weights[0] * (state.status[STAGING] == FIXED) + params.tech_weights[
+        1
+    ] * _sprint_at_least(state, params.tech_sprint_threshold, params)
     communication = state.quality_sum / jnp.maximum(state.count, 1)
     boundary = jnp.clip(state.boundary / 100.0, 0.0, 1.0)
     energy = energy_score(state, params)
@@ -48,16 +47,20 @@ def rubric_total(state: EnvState, params: EnvParams) -> jnp.ndarray:
 def terminal_bonus(state: EnvState, params: EnvParams) -> jnp.ndarray:
     """seed_v1's end-of-week bonus, from the state after the last step."""
     thr, val = params.bonus_thresholds, params.bonus_values
-    terms = jnp.stack([
-        _sprint_at_least(state, thr[0], params),
-        state.status[STAGING] == FIXED,
-        state.status[LEAVE] == APPROVED,
-        state.status[APPRAISAL] == DONE,
-        _energy_at_least(state, thr[1], params),
-        ~_energy_at_least(state, thr[2], params),
-        float64.at_least(state.trust[DAVID], state.drift[2 + DAVID], thr[3], params.float64_arithmetic),
-        state.status[ONCALL] != ACCEPTED,
-    ])
+    terms = jnp.stack(
+        [
+            _sprint_at_least(state, thr[0], params),
+            state.status[STAGING] == FIXED,
+            state.status[LEAVE] == APPROVED,
+            state.status[APPRAISAL] == DONE,
+            _energy_at_least(state, thr[1], params),
+            ~_energy_at_least(state, thr[2], params),
+            float64.at_least(
+                state.trust[DAVID], state.drift[2 + DAVID], thr[3], params.float64_arithmetic
+            ),
+            state.status[ONCALL] != ACCEPTED,
+        ]
+    )
     return jnp.sum(jnp.where(terms, val, 0.0))
 
 

@@ -7,7 +7,8 @@ policy scorers, golden replays, the benchmark). A policy is a pure function
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +30,14 @@ def random_policy(policy_params, obs, key) -> jnp.ndarray:
     return jax.random.randint(key, (), 0, N_ACTIONS)
 
 
-def replay_scenario(scenario: Scenario, params: EnvParams, choose: Callable, xs: Any = None,
-                    record: Callable | None = None, length: int = MAX_STEPS):
+def replay_scenario(
+    scenario: Scenario,
+    params: EnvParams,
+    choose: Callable,
+    xs: Any = None,
+    record: Callable | None = None,
+    length: int = MAX_STEPS,
+):
     """Start the week of ``scenario`` and make ``length`` decisions with ``lax.scan``.
 
     ``choose(state, x) -> action`` or ``(action, quality)`` picks each decision from the state
@@ -52,8 +59,13 @@ def replay_scenario(scenario: Scenario, params: EnvParams, choose: Callable, xs:
     return jax.lax.scan(body, state, xs, length=None if xs is not None else length)
 
 
-def play_week(policy: Policy, policy_params, params: EnvParams, key: jax.Array,
-              scenario: Scenario | None = None) -> dict[str, jnp.ndarray]:
+def play_week(
+    policy: Policy,
+    policy_params,
+    params: EnvParams,
+    key: jax.Array,
+    scenario: Scenario | None = None,
+) -> dict[str, jnp.ndarray]:
     """Play one week to the end (``MAX_STEPS`` scan steps; finished weeks absorb).
 
     Returns a dict: ``return`` (sum of rewards), ``score`` (final rubric), ``components`` (5,),
@@ -65,10 +77,12 @@ def play_week(policy: Policy, policy_params, params: EnvParams, key: jax.Array,
     if scenario is None:
         scenario = sample_scenario(k_reset, params)
     final, (rewards, events) = replay_scenario(
-        scenario, params,
+        scenario,
+        params,
         choose=lambda s, k: policy(policy_params, observe(s, params), k),
         xs=jax.random.split(k_steps, MAX_STEPS),
-        record=lambda s, nxt, reward, info: (reward, jnp.where(s.done, -1, info["event"])))
+        record=lambda s, nxt, reward, info: (reward, jnp.where(s.done, -1, info["event"])),
+    )
     return {
         "return": jnp.sum(rewards),
         "score": rubric_total(final, params),
@@ -83,8 +97,9 @@ def play_week(policy: Policy, policy_params, params: EnvParams, key: jax.Array,
     }
 
 
-def rollout(policy: Policy, params: EnvParams, key: jax.Array, n_weeks: int,
-            policy_params: Any = None) -> dict[str, jnp.ndarray]:
+def rollout(
+    policy: Policy, params: EnvParams, key: jax.Array, n_weeks: int, policy_params: Any = None
+) -> dict[str, jnp.ndarray]:
     """Play ``n_weeks`` independent weeks (``vmap`` over weeks); every output gains a leading
     ``n_weeks`` axis.  Jit the caller (or use :func:`make_rollout`) for speed."""
     keys = jax.random.split(key, n_weeks)

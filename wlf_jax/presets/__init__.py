@@ -7,7 +7,7 @@ Each rule book is one module of rows (``week_v2_rules``, ``seed_v1_rules``) buil
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..params import EnvParams
 from . import seed_v1_rules, week_v2_rules

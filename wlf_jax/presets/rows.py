@@ -4,11 +4,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from ..events import (
-    EVENTS, N_ACTIONS, N_EVENTS, N_STAKEHOLDERS, N_STATUS, STAKEHOLDERS, STATUS_NAMES,
-    STATUS_VALUES, action_index, event_index,
+    N_ACTIONS,
+    N_EVENTS,
+    N_STAKEHOLDERS,
+    N_STATUS,
+    STAKEHOLDERS,
+    STATUS_NAMES,
+    STATUS_VALUES,
+    action_index,
+    event_index,
 )
 from ..params import MAX_STEPS, N_DAYS, EnvParams, make_params
 
@@ -76,12 +84,20 @@ def build(name: str, rows: list[Row], **rest) -> EnvParams:
             t["alt_trust_delta"][e, a, STAKEHOLDERS.index(who)] = d
         # The alternative outcome inherits the main outcome's status changes and spawn unless
         # it sets its own.
-        for o, (status, spawn) in enumerate(((r.main.status, r.main.spawn),
-                                             ({**r.main.status, **r.alt.status},
-                                              r.alt.spawn if r.alt.spawn is not None else r.main.spawn))):
+        for o, (status, spawn) in enumerate(
+            (
+                (r.main.status, r.main.spawn),
+                (
+                    {**r.main.status, **r.alt.status},
+                    r.alt.spawn if r.alt.spawn is not None else r.main.spawn,
+                ),
+            )
+        ):
             for var, value in status.items():
                 k = STATUS_NAMES.index(var)
-                t["status_set"][e, a, o, k] = -1 if value is None else STATUS_VALUES[var].index(value)
+                t["status_set"][e, a, o, k] = (
+                    -1 if value is None else STATUS_VALUES[var].index(value)
+                )
             t["spawn"][e, a, o] = -1 if spawn in (None, "") else event_index(spawn)
     return make_params(name=name, **t, **rest)
 

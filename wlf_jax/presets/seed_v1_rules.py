@@ -18,7 +18,7 @@ _SEED_RUBRIC = {
 
 
 def _seed_rows() -> list[Row]:
-    O, R = Outcome, Row
+    O, R = Outcome, Row  # noqa: E741 - the short names of every rule-book module
     held, leaked = 25, -15  # boundary_setting = held/4 - 0.15 * leaked
     q = 0.35
     return [
@@ -33,15 +33,27 @@ def _seed_rows() -> list[Row]:
         R("E3_client_email", "cc_manager", O(-2, 0, {"david_chen": 2, "sundar": -2}), q),
         # Approved when the uniform draw is > 0.20; the alternative (draw below 0.20) leaves
         # the leave pending.
-        R("E4_leave", "ping_sundar", O(10, 0, status={"leave": "approved"}), q,
-          alt_prob=0.20, alt=O(status={"leave": "pending"})),
+        R(
+            "E4_leave",
+            "ping_sundar",
+            O(10, 0, status={"leave": "approved"}),
+            q,
+            alt_prob=0.20,
+            alt=O(status={"leave": "pending"}),
+        ),
         R("E4_leave", "wait_hope", O(-12, 0), q),
         R("E4_leave", "cancel_leave", O(-25, 5, {"sundar": 1}, {"leave": "cancelled"}), q),
         R("E5_appraisal", "block_wednesday", O(3, 0, status={"appraisal": "done"}), q),
         R("E5_appraisal", "rush_tonight", O(-14, 0), q),
         R("E5_appraisal", "ask_extension", O(-3, 0), q),
         R("E6_oncall", "no_clearly_kindly", O(12, 0, {"arjun": -2}), q, held),
-        R("E6_oncall", "yes_people_pleaser", O(-28, -15, {"arjun": 5}, {"oncall": "accepted"}), q, leaked),
+        R(
+            "E6_oncall",
+            "yes_people_pleaser",
+            O(-28, -15, {"arjun": 5}, {"oncall": "accepted"}),
+            q,
+            leaked,
+        ),
         R("E6_oncall", "counter_offer", O(2, 0), q, held),
         R("E7_standup", "decline_async", O(14, 0, {"david_chen": 2}), q, held),
         R("E7_standup", "attend_sacrifice", O(-30, -10, {"david_chen": 3}), q, leaked),

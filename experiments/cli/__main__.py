@@ -1,0 +1,7 @@
+"""``python -m experiments.cli ...`` is ``wlf ...``."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,226 @@
+"""Valuing trained policies: greedy actions on numpy batches, exact values with the solver
+(:class:`PolicyValuer`), scores on fresh sampled weeks, confidence intervals, the learning-curve
+files, finished runs loaded back as policies, and the summary of a run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wlf_jax import presets
+from wlf_jax.env import OBS_SIZE
+from wlf_jax.params import EnvParams
+
+from .checkpoints import CHECKPOINT, atomic_write, read_checkpoint, restore_carry
+from .config import algo_module, config_from_dict, seed_keys
+
+EVAL_BATCH = 1024
+
+
+def make_act_batch(greedy: Callable, policy_params) -> Callable[[np.ndarray], np.ndarray]:
+    """``act_batch(obs (n, OBS_SIZE)) -> actions (n,)`` of a greedy policy, on numpy arrays.
+
+    ``greedy`` should be jitted; observations are padded to blocks of ``EVAL_BATCH`` so it
+    compiles once.
+    """
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, np.float32).reshape(-1, OBS_SIZE)
+        n = len(obs)
+        out = np.zeros(n, np.int64)
+        for i in range(0, n, EVAL_BATCH):
+            block = np.zeros((EVAL_BATCH, OBS_SIZE), np.float32)
+            part = obs[i : i + EVAL_BATCH]
+            block[: len(part)] = part
+            out[i : i + len(part)] = np.asarray(greedy(policy_params, jnp.asarray(block)))[
+                : len(part)
+            ]
+        return out
+
+    return act
+
+
+def seed_slice(tree, i: int):
+    """Seed ``i`` of a seed-batched pytree."""
+    return jax.tree_util.tree_map(lambda x: x[i], tree)
+
+
+_VALUERS: dict[str, PolicyValuer] = {}
+
+
+def policy_valuer(preset: str) -> PolicyValuer:
+    """The :class:`PolicyValuer` of a preset, shared within the process (solved once)."""
+    if preset not in _VALUERS:
+        from agents.exact import solver_for
+
+        _VALUERS[preset] = PolicyValuer(presets.get(preset), solver_for(preset))
+    return _VALUERS[preset]
+
+
+class PolicyValuer:
+    """Exact values of greedy policies with the solver; the optimum is solved on first use."""
+
+    def __init__(self, params: EnvParams, solver=None):
+        from agents.exact import ExactSolver
+
+        self.params = params
+        self.solver = ExactSolver(params) if solver is None else solver
+        self._optimal = None
+
+    def evaluate(self, act_batch: Callable[[np.ndarray], np.ndarray]):
+        """The solver's :class:`~agents.exact.Evaluation` of a greedy policy."""
+        from agents.exact import obs_policy
+
+        return self.solver.evaluate(obs_policy(act_batch, self.params))
+
+    def optimal(self):
+        """Evaluation of the optimal policy (solves the week the first time)."""
+        if self._optimal is None:
+            self.solver.solve()
+            self._optimal = self.solver.evaluate(self.solver.optimal_policy())
+        return self._optimal
+
+
+def sampled_scores(
+    greedy: Callable,
+    policy_params,
+    params: EnvParams,
+    n_weeks: int,
+    key: jax.Array,
+    block: int = 50_000,
+) -> np.ndarray:
+    """Week scores of the greedy policy of every seed on the same ``n_weeks`` fresh weeks.
+
+    ``policy_params`` is seed-batched; returns ``(seeds, n_weeks)`` float64.
+    """
+    from agents.vec_env import greedy_policy
+    from wlf_jax.rollout import rollout
+
+    policy = greedy_policy(greedy)
+    block = min(block, n_weeks)
+
+    @jax.jit
+    def scores(pp, k):
+        return jax.vmap(lambda p: rollout(policy, params, k, block, p)["score"])(pp)
+
+    out = []
+    for k in jax.random.split(key, math.ceil(n_weeks / block)):
+        out.append(np.asarray(scores(policy_params, k), np.float64))
+    return np.concatenate(out, axis=1)[:, :n_weeks]
+
+
+def ci95(values) -> float:
+    """Half-width of the normal 95% confidence interval of the mean."""
+    v = np.asarray(values, np.float64)
+    return float(1.96 * v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+# -- learning curve files ---------------------------------------------------------------------
+
+
+def write_curve(
+    out: Path, algo: str, preset: str, curve: dict[str, Any], optimal: float | None
+) -> None:
+    """``curve.json``, ``curve.csv`` (one row per point and seed) and ``curve.png``."""
+    atomic_write(out / "curve.json", json.dumps({**curve, "optimal": optimal}, indent=1).encode())
+    rows = [("env_steps", "seed", "exact_score", "train_score")]
+    for j, steps in enumerate(curve["env_steps"]):
+        for s in range(len(curve["scores"])):
+            train = curve["train_scores"][s][j] if j < len(curve["train_scores"][s]) else ""
+            rows.append((steps, s, curve["scores"][s][j], train))
+    tmp = out / ".curve.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    os.replace(tmp, out / "curve.csv")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from experiments import plots
+
+    plots.learning_curves(
+        {algo: {"steps": curve["env_steps"], "scores": curve["scores"], "optimal": optimal}},
+        out / "curve.png",
+        f"wlf train {algo} on {preset}: exact week score of the greedy policy",
+    )
+
+
+# -- finished runs as policies ----------------------------------------------------------------
+
+
+def read_finished_run(run_dir: str | Path) -> tuple[dict[str, Any], dict]:
+    """``(meta, carry state dict)`` of the checkpoint of a finished run; a missing checkpoint
+    (FileNotFoundError) or an unfinished run (ValueError) is refused with a clear message."""
+    path = Path(run_dir) / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(f"no {CHECKPOINT} in {run_dir} (train with `wlf train`)")
+    meta, state = read_checkpoint(path)
+    if meta["chunks_done"] < meta["n_chunks"]:
+        raise ValueError(
+            f"{run_dir}: training stopped after {meta['chunks_done']} of "
+            f"{meta['n_chunks']} chunks; finish it with "
+            f"`wlf train --resume {run_dir}`"
+        )
+    return meta, state
+
+
+def trained_name(meta: dict[str, Any], seed_index: int) -> str:
+    """How a trained policy is named in tables, e.g. ``"ppo (trained, seed 2 of 5)"``."""
+    return f"{meta['algo']} (trained, seed {seed_index + 1} of {meta['seeds']})"
+
+
+def load_policy_params(run_dir: str | Path, seed_index: int | None = None):
+    """``(meta, trainer, policy_params of one seed, seed index)`` of a finished run folder
+    (see :func:`read_finished_run` for what is refused).
+
+    Without ``seed_index`` the run's representative (median) seed is used."""
+    run_dir = Path(run_dir)
+    meta, state = read_finished_run(run_dir)
+    algo, preset = meta["algo"], meta["preset"]
+    config = config_from_dict(algo, meta["config"])
+    trainer = algo_module(algo).make_trainer(config, presets.get(preset))
+    if seed_index is None:
+        try:
+            result = json.loads((run_dir / "result.json").read_text())
+            seed_index = int(result["representative_seed"])
+        except (OSError, KeyError, ValueError):
+            seed_index = 0
+    keys = seed_keys(meta["seeds"], meta["first_seed"])
+    template = jax.eval_shape(jax.vmap(trainer.init), keys)
+    carry = restore_carry(template, state)
+    return meta, trainer, seed_slice(trainer.policy_params(carry), seed_index), seed_index
+
+
+def load_trained(run_dir: str | Path) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """``(name, act_batch)`` of the policy trained in ``run_dir`` (its representative seed).
+
+    ``act_batch(obs (n, OBS_SIZE)) -> actions (n,)`` is the greedy action; the name says the
+    algorithm, e.g. ``"ppo (trained, seed 2 of 5)"``.
+    """
+    meta, trainer, pp, idx = load_policy_params(run_dir)
+    return trained_name(meta, idx), make_act_batch(jax.jit(trainer.greedy), pp)
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    """A few lines summarising a finished run."""
+    r = result
+    lines = [
+        f"{r['algo']} on {r['preset']}: {r['seeds']} seeds x {r['env_steps']:,} env steps "
+        f"in {r['wall_s']:.1f} s (compile {r['compile_s']:.1f} s; {r['steps_per_s']:,.0f} steps/s)",
+        f"exact week score of the greedy policies: {r['final_score_mean']:.4f} "
+        f"± {r['final_score_ci95']:.4f} (optimal {r['optimal_score']:.4f}) -> "
+        f"{r['ratio_to_optimal']:.4f} x optimal (worst seed {r['ratio_min']:.4f})",
+        "per seed: " + ", ".join(f"{v:.4f}" for v in r["per_seed"]),
+        f"sampled over {r['sampled']['weeks_per_seed']:,} fresh weeks per seed: "
+        f"{r['sampled']['mean']:.4f} ± {r['sampled']['ci95_over_seeds']:.4f}",
+        f"files in {r['out']}: {CHECKPOINT}, result.json, curve.json, curve.csv, curve.png",
+    ]
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ everything the future depends on, and memoises Q*(state, action).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -485,27 +486,26 @@ def weeks_to_obs(weeks: Sequence[Week], params: EnvParams) -> np.ndarray:
     import jax
 
     from wlf_jax.convert import week_to_state
+    from wlf_jax.env import OBS_SIZE
 
     n = len(weeks)
+    if n == 0:
+        return np.zeros((0, OBS_SIZE), np.float32)
     states = [week_to_state(w, params) for w in weeks]
     padded = max(512, 1 << max(0, (n - 1).bit_length()))
     states += states[-1:] * (padded - n)
     batch = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *states)
-    return np.asarray(_observe_batch(batch, params))[:n]
+    return np.asarray(_observe_batch()(batch, params))[:n]
 
 
-def _observe_batch(states, params: EnvParams):
+@functools.lru_cache(maxsize=1)
+def _observe_batch():
+    """``observe`` vmapped over states and jitted, built once (JAX imported on first use)."""
     import jax
 
-    global _OBSERVE_BATCH
-    if _OBSERVE_BATCH is None:
-        from wlf_jax.env import observe
+    from wlf_jax.env import observe
 
-        _OBSERVE_BATCH = jax.jit(jax.vmap(observe, in_axes=(0, None)))
-    return _OBSERVE_BATCH(states, params)
-
-
-_OBSERVE_BATCH = None
+    return jax.jit(jax.vmap(observe, in_axes=(0, None)))
 
 
 def obs_policy(act_batch: Callable[[np.ndarray], np.ndarray], params: EnvParams) -> HostPolicy:

@@ -179,9 +179,6 @@ class WorkWeek(environment.Environment[EnvState, EnvParams]):
         """The week is over: every decision made, or energy ran out."""
         return state.done
 
-    def is_terminal(self, state: EnvState, params: EnvParams) -> jax.Array:
-        return self.is_terminated(state, params)
-
     def is_truncated(self, state: EnvState, params: EnvParams) -> jax.Array:
         """Never: a week ends by itself within ``MAX_STEPS`` decisions."""
         return jnp.zeros_like(state.done)

@@ -1,6 +1,6 @@
 """PPO (clipped objective, GAE) with a Flax actor-critic, the whole training loop under ``jit``.
 
-PureJaxRL style: :func:`make_train` returns a pure ``train(key)``; ``jax.jit(jax.vmap(train))``
+PureJaxRL style: :func:`make_ppo_train` returns a pure ``train(key)``; ``jax.jit(jax.vmap(train))``
 trains many seeds at once.  One update collects ``num_steps`` decisions in each of ``num_envs``
 parallel weeks with ``env.step`` (auto-reset) inside ``lax.scan``, computes GAE advantages and
 runs ``update_epochs`` epochs of ``num_minibatches`` minibatch steps of Adam.  Weeks are at most
@@ -8,7 +8,7 @@ runs ``update_epochs`` epochs of ``num_minibatches`` minibatch steps of Adam.  W
 which in ``week_v2`` is the final rubric score minus a constant.
 
 For checkpoints the same code is exposed in chunks (:func:`make_trainer`): ``chunk`` runs
-``updates_per_chunk`` updates; ``make_train`` scans ``n_chunks`` chunks.
+``updates_per_chunk`` updates; ``make_ppo_train`` scans ``n_chunks`` chunks.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def make_trainer(config: Config, params: EnvParams) -> Trainer:
     )
 
 
-def make_train(config: Config, params: EnvParams | None = None, preset: str = "week_v2"):
+def make_ppo_train(config: Config, params: EnvParams | None = None, preset: str = "week_v2"):
     """A pure ``train(key) -> (final carry, metrics per chunk)``; jit it and vmap it over seeds.
 
     ``params`` defaults to the rule book of ``preset``.
@@ -263,7 +263,16 @@ def make_train(config: Config, params: EnvParams | None = None, preset: str = "w
         from wlf_jax import presets
 
         params = presets.get(preset)
-    return vec_env.make_train(make_trainer(config, params))
+    return vec_env.scan_chunks(make_trainer(config, params))
 
 
-__all__ = ["Carry", "Config", "NAME", "gae", "make_train", "make_trainer", "network", "ppo_loss"]
+__all__ = [
+    "Carry",
+    "Config",
+    "NAME",
+    "gae",
+    "make_ppo_train",
+    "make_trainer",
+    "network",
+    "ppo_loss",
+]

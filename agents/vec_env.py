@@ -9,7 +9,7 @@ bit for bit:
     actions = trainer.greedy(trainer.policy_params(carry), obs)   # obs (n, OBS_SIZE)
 
 ``init`` and ``chunk`` are pure, so ``jax.jit(jax.vmap(trainer.chunk))`` trains many seeds at
-once, and :func:`make_train` turns a trainer into one pure ``train(key)`` (a ``lax.scan`` over
+once, and :func:`scan_chunks` turns a trainer into one pure ``train(key)`` (a ``lax.scan`` over
 the chunks) in the PureJaxRL style.
 """
 
@@ -45,7 +45,7 @@ class Trainer(NamedTuple):
     steps_per_chunk: int
 
 
-def make_train(trainer: Trainer) -> Callable[[jax.Array], tuple[Any, dict[str, jnp.ndarray]]]:
+def scan_chunks(trainer: Trainer) -> Callable[[jax.Array], tuple[Any, dict[str, jnp.ndarray]]]:
     """A pure ``train(key) -> (final carry, metrics per chunk)``: jit it, vmap it over seeds."""
 
     def train(key):
@@ -110,7 +110,7 @@ __all__ = [
     "greedy_policy",
     "greedy_week_score",
     "linear_schedule",
-    "make_train",
+    "scan_chunks",
     "observe",
     "reset_batch",
     "step_batch",

@@ -55,7 +55,7 @@ class Config(NamedTuple):
     max_grad_norm: float = 0.5
 
 
-def make_train(env, env_params, config: Config):
+def make_ppo_train(env, env_params, config: Config):
     """A pure ``train(key) -> (network params, returns of finished episodes per update)``."""
     env = LogWrapper(FlattenObservationWrapper(env))
     n_actions = env.action_space(env_params).n
@@ -197,7 +197,7 @@ def first_episode_return(env, env_params, policy, key, n_episodes: int, max_step
 
 def run(env, env_params, config: Config, seed: int = 0, eval_steps: int = 500) -> dict:
     """Train, then measure the greedy and a random policy on 1024 fresh episodes."""
-    net, train = make_train(env, env_params, config)
+    net, train = make_ppo_train(env, env_params, config)
     params, returns = jax.jit(train)(jax.random.key(seed))
     n_actions = env.action_space(env_params).n
     greedy = lambda obs, k: jnp.argmax(net.apply(params, obs)[0])  # noqa: E731

@@ -67,8 +67,9 @@ def demo_steps(
         steps.append((f"train {algo} on {preset}", run))
 
     def llm_weeks():
-        from llm_bridge.llm_policy import make_writer, play_weeks, write_transcript
+        from llm_bridge.llm_policy import play_weeks, write_transcript
         from llm_bridge.models import ModelNotAvailable, resolve_model
+        from llm_bridge.writers import make_writer
 
         writers = [
             make_writer("scripted", persona=p)

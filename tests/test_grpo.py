@@ -129,7 +129,7 @@ def test_format_penalties():
     # word salad that a decoder would still read an action into (what GRPO found without this)
     salad = "approve before numbers approve need both before a some pending before before before before up before"
     assert rewards.format_penalties("E4_leave", salad, cfg)["illegible"] > 0.5
-    from llm_bridge.llm_policy import SCRIPTS
+    from llm_bridge.writers import SCRIPTS
 
     for event, replies in SCRIPTS["strategic"].items():
         for text in replies:

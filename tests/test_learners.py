@@ -163,7 +163,7 @@ def test_vmap_over_seeds_equals_each_seed_alone(algo):
 
 
 def test_ppo_make_train_alone_equals_the_vmapped_chunked_run():
-    """PPO's pure ``train(key)`` (``make_train``, jitted whole) for seed 8 alone equals seed 8
+    """PPO's pure ``train(key)`` (``make_ppo_train``, jitted whole) for seed 8 alone equals seed 8
     of the two seeds trained together, chunk by chunk, by `wlf train`."""
     cfg = _config("ppo", TINY["ppo"])
     trainer, init2, chunk2, greedy, _ = T.compiled_trainer("ppo", PRESET, cfg, 2)
@@ -173,7 +173,7 @@ def test_ppo_make_train_alone_equals_the_vmapped_chunked_run():
         together, m = chunk2(together)
         m2.append(m)
     m2 = jax.tree_util.tree_map(lambda *x: jnp.stack(x, axis=1), *m2)  # (seeds, chunks)
-    alone, m1 = jax.jit(ppo.make_train(cfg, presets.seed_v1()))(T.seed_keys(1, first_seed=8)[0])
+    alone, m1 = jax.jit(ppo.make_ppo_train(cfg, presets.seed_v1()))(T.seed_keys(1, first_seed=8)[0])
     assert np.asarray(m1["train_score"]).shape == (trainer.n_chunks,)
     _check_together_vs_alone(trainer, greedy, together, m2, alone, m1)
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from llm_bridge.decode import UNREADABLE, action_label, decode
-from llm_bridge.llm_policy import SCRIPTS, ScriptedWriter, play_weeks
+from llm_bridge.llm_policy import play_weeks
+from llm_bridge.writers import SCRIPTS, ScriptedWriter
 from wlf_jax.events import EVENT_IDS
 
 # What each persona means to do, event by event.

@@ -1,4 +1,4 @@
-"""Tests of the vmappable exact solver (agents.exact_jax) and `wlf sensitivity`."""
+"""Tests of the vmappable exact solver (agents.exact.tree, agents.exact.induction) and `wlf sensitivity`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import exact_jax as X
 from agents.exact import ExactSolver, exact_scores, fixed_map_policy
+from agents.exact import induction as X
 from agents.fixed import FIXED_MAP_NAMES, action_map
 from experiments import sensitivity as S
 from experiments.sensitivity.design import stack_params
@@ -559,7 +559,7 @@ SHARDED = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     sys.path.insert(0, {tests!r})
     from test_sensitivity import reduced_week, perturbed, MICRO, MAPS
-    from agents.exact_jax import structure_of
+    from agents.exact.tree import structure_of
     from experiments import sensitivity as S
     from experiments.sensitivity.solve import device_mesh
 
@@ -619,7 +619,7 @@ def _energy_threshold_policy(threshold=0.55):
 
 def test_policy_scorer_equals_host_solver_for_a_state_dependent_policy():
     from agents.exact import obs_policy
-    from agents.exact_policy import fixed_schedule, make_policy_scorer
+    from agents.exact.policy_scorer import fixed_schedule, make_policy_scorer
 
     base = reduced_week(MIXED)
     stack, fields = perturbed(base, 3, seed=2)
@@ -639,7 +639,7 @@ def test_policy_scorer_equals_host_solver_for_a_state_dependent_policy():
 
 
 def test_policy_scorer_of_fixed_maps_equals_the_tree_solver():
-    from agents.exact_policy import fixed_schedule, make_policy_scorer
+    from agents.exact.policy_scorer import fixed_schedule, make_policy_scorer
 
     base = reduced_week(MIXED)
     stack, _ = perturbed(base, 4, seed=3)

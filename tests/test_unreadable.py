@@ -10,8 +10,8 @@ import pytest
 from llm_bridge import decode as D
 from llm_bridge.consequence import get_solver, read_reply, worst_action
 from llm_bridge.judge import get_judge
-from llm_bridge.llm_policy import SCRIPTS
 from llm_bridge.unreadable import MAX_REPLY_CHARS, UNREADABLE_KINDS, unreadable_reason
+from llm_bridge.writers import SCRIPTS
 from wlf_jax.events import EVENT_IDS, EVENTS
 
 E = EVENT_IDS.index
@@ -287,7 +287,8 @@ def test_unreadable_is_never_worth_more_than_the_worst_legible_action(preset):
 
 
 def test_unreadable_counts_in_the_week_table():
-    from llm_bridge.llm_policy import ScriptedWriter, format_summary, play_weeks
+    from llm_bridge.llm_policy import format_summary, play_weeks
+    from llm_bridge.writers import ScriptedWriter
 
     res = play_weeks(
         ScriptedWriter("stonewaller", seed=0),

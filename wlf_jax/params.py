@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
@@ -35,6 +36,12 @@ COMPONENT_NAMES: tuple[str, ...] = (
 E, A, S, K, T = N_EVENTS, N_ACTIONS, N_STAKEHOLDERS, N_STATUS, MAX_STEPS
 
 
+def _array(shape: tuple[int, ...], kind: str):
+    """An array field of shape ``shape`` and kind ``int`` (int32), ``float`` (float32) or
+    ``bool``; :func:`make_params` and :func:`validate` read the schema from these declarations."""
+    return struct.field(metadata={"shape": shape, "kind": kind})
+
+
 @struct.dataclass
 class EnvParams:
     """A rule book.  Integer fields are hundredths unless named otherwise.
@@ -45,84 +52,78 @@ class EnvParams:
     """
 
     # start of the week
-    start_energy: Any  # () int32
-    start_sprint: Any  # () int32
-    start_trust: Any  # (S,) int32
-    start_status: Any  # (K,) int32
+    start_energy: jax.Array = _array((), "int")
+    start_sprint: jax.Array = _array((), "int")
+    start_trust: jax.Array = _array((S,), "int")
+    start_status: jax.Array = _array((K,), "int")
     # consequences of (event, action)
-    energy_delta: Any  # (E, A) int32
-    sprint_delta: Any  # (E, A) int32
-    trust_delta: Any  # (E, A, S) int32
-    alt_prob: Any  # (E, A) float32, probability of the alternative outcome
-    alt_energy_delta: Any  # (E, A) int32, added on the alternative outcome
-    alt_sprint_delta: Any  # (E, A) int32
-    alt_trust_delta: Any  # (E, A, S) int32
-    status_set: Any  # (E, A, 2, K) int32: new value of each status variable, -1 = unchanged
-    spawn: Any  # (E, A, 2) int32: event spawned by (main, alternative) outcome, -1 = none
-    template_quality: Any  # (E, A) float32 in [0, 1], used when no message quality is given
-    boundary_credit: Any  # (E, A) int32, hundredths of boundary_setting earned by the choice
+    energy_delta: jax.Array = _array((E, A), "int")
+    sprint_delta: jax.Array = _array((E, A), "int")
+    trust_delta: jax.Array = _array((E, A, S), "int")
+    alt_prob: jax.Array = _array((E, A), "float")  # probability of the alternative outcome
+    alt_energy_delta: jax.Array = _array((E, A), "int")  # added on the alternative outcome
+    alt_sprint_delta: jax.Array = _array((E, A), "int")
+    alt_trust_delta: jax.Array = _array((E, A, S), "int")
+    status_set: jax.Array = _array(
+        (E, A, 2, K), "int"
+    )  # new value of each status variable, -1 = unchanged
+    spawn: jax.Array = _array(
+        (E, A, 2), "int"
+    )  # event spawned by (main, alternative) outcome, -1 = none
+    template_quality: jax.Array = _array(
+        (E, A), "float"
+    )  # in [0, 1], used when no message quality is given
+    boundary_credit: jax.Array = _array(
+        (E, A), "int"
+    )  # hundredths of boundary_setting earned by the choice
     # schedule
-    slot_event: Any  # (T,) int32: event of each slot, -1 = empty slot
-    slot_shuffle: Any  # (T,) bool: slots whose events are permuted among themselves at reset
-    slot_day: Any  # (T,) int32: day (0 = Monday) of each slot
-    day_by_count: Any  # () bool: day = count_day[handled events] instead of slot_day
-    count_day: Any  # (T + 1,) int32
-    recovery: Any  # (N_DAYS - 1,) int32: energy restored overnight after day d
-    sleep_debt_penalty: Any  # () int32: recovery lost the night after sleep debt
-    early_end_energy: Any  # () int32: the week ends when energy <= this after a step
-    float64_arithmetic: Any  # () bool: reproduce the original's float64 drift (seed_v1)
+    slot_event: jax.Array = _array((T,), "int")  # event of each slot, -1 = empty slot
+    slot_shuffle: jax.Array = _array(
+        (T,), "bool"
+    )  # slots whose events are permuted among themselves at reset
+    slot_day: jax.Array = _array((T,), "int")  # day (0 = Monday) of each slot
+    day_by_count: jax.Array = _array(
+        (), "bool"
+    )  # day = count_day[handled events] instead of slot_day
+    count_day: jax.Array = _array((T + 1,), "int")
+    recovery: jax.Array = _array((N_DAYS - 1,), "int")  # energy restored overnight after day d
+    sleep_debt_penalty: jax.Array = _array((), "int")  # recovery lost the night after sleep debt
+    early_end_energy: jax.Array = _array(
+        (), "int"
+    )  # the week ends when energy <= this after a step
+    float64_arithmetic: jax.Array = _array(
+        (), "bool"
+    )  # reproduce the original's float64 drift (seed_v1)
     # reward
-    shaped_reward: Any  # () bool: potential-based rubric shaping (else the seed formula)
-    reward_coef: Any  # (4,) float32: seed formula: energy, sprint, |trust|, quality
-    bonus_thresholds: Any  # (4,) int32: sprint, energy high, energy low, david
-    bonus_values: Any  # (8,) float32: sprint, staging, leave, appraisal, energy high,
+    shaped_reward: jax.Array = _array(
+        (), "bool"
+    )  # potential-based rubric shaping (else the seed formula)
+    reward_coef: jax.Array = _array((4,), "float")  # seed formula: energy, sprint, |trust|, quality
+    bonus_thresholds: jax.Array = _array((4,), "int")  # sprint, energy high, energy low, david
+    bonus_values: jax.Array = _array(
+        (8,), "float"
+    )  # sprint, staging, leave, appraisal, energy high,
     #                    energy low, david, no on-call
     # rubric
-    rubric_weights: Any  # (5,) float32
-    tech_weights: Any  # (2,) float32: staging fixed, sprint >= tech_sprint_threshold
-    tech_sprint_threshold: Any  # () int32
-    energy_thresholds: Any  # (3,) int32, descending
-    energy_scores: Any  # (4,) float32, score at/above each threshold, last = below all
-    relationship_weights: Any  # (S,) float32
+    rubric_weights: jax.Array = _array((N_COMPONENTS,), "float")
+    tech_weights: jax.Array = _array(
+        (2,), "float"
+    )  # staging fixed, sprint >= tech_sprint_threshold
+    tech_sprint_threshold: jax.Array = _array((), "int")
+    energy_thresholds: jax.Array = _array((3,), "int")  # descending
+    energy_scores: jax.Array = _array(
+        (4,), "float"
+    )  # score at/above each threshold, last = below all
+    relationship_weights: jax.Array = _array((S,), "float")
     name: str = struct.field(pytree_node=False, default="custom")
 
 
 _SPEC: dict[str, tuple[tuple[int, ...], str]] = {
-    "start_energy": ((), "int"),
-    "start_sprint": ((), "int"),
-    "start_trust": ((S,), "int"),
-    "start_status": ((K,), "int"),
-    "energy_delta": ((E, A), "int"),
-    "sprint_delta": ((E, A), "int"),
-    "trust_delta": ((E, A, S), "int"),
-    "alt_prob": ((E, A), "float"),
-    "alt_energy_delta": ((E, A), "int"),
-    "alt_sprint_delta": ((E, A), "int"),
-    "alt_trust_delta": ((E, A, S), "int"),
-    "status_set": ((E, A, 2, K), "int"),
-    "spawn": ((E, A, 2), "int"),
-    "template_quality": ((E, A), "float"),
-    "boundary_credit": ((E, A), "int"),
-    "slot_event": ((T,), "int"),
-    "slot_shuffle": ((T,), "bool"),
-    "slot_day": ((T,), "int"),
-    "day_by_count": ((), "bool"),
-    "count_day": ((T + 1,), "int"),
-    "recovery": ((N_DAYS - 1,), "int"),
-    "sleep_debt_penalty": ((), "int"),
-    "early_end_energy": ((), "int"),
-    "float64_arithmetic": ((), "bool"),
-    "shaped_reward": ((), "bool"),
-    "reward_coef": ((4,), "float"),
-    "bonus_thresholds": ((4,), "int"),
-    "bonus_values": ((8,), "float"),
-    "rubric_weights": ((N_COMPONENTS,), "float"),
-    "tech_weights": ((2,), "float"),
-    "tech_sprint_threshold": ((), "int"),
-    "energy_thresholds": ((3,), "int"),
-    "energy_scores": ((4,), "float"),
-    "relationship_weights": ((S,), "float"),
+    f.name: (f.metadata["shape"], f.metadata["kind"])
+    for f in dataclasses.fields(EnvParams)
+    if "shape" in f.metadata
 }
+"""Field name -> (shape, kind), read off the field declarations above (the one schema)."""
 _DTYPES = {"int": np.int32, "float": np.float32, "bool": np.bool_}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 from flax import struct
@@ -21,31 +19,31 @@ class Scenario:
     it is below the chosen action's ``alt_prob``).
     """
 
-    slot_event: Any  # (T,) int32
-    uniforms: Any  # (E,) float32
+    slot_event: jax.Array  # (T,) int32
+    uniforms: jax.Array  # (E,) float32
 
 
 @struct.dataclass
 class EnvState:
     """The week so far.  Energy, sprint health and trust are integer hundredths."""
 
-    energy: Any  # () int32
-    sprint: Any  # () int32
-    trust: Any  # (S,) int32
-    drift: Any  # (2 + S,) int32: float64 offsets of energy, sprint, trust (see float64.py)
-    status: Any  # (K,) int8, see events.STATUS_VALUES
-    pending: Any  # (E,) bool: spawned events waiting for their slot
-    actions: Any  # (E,) int8: action chosen for each event, -1 = not handled
-    slot: Any  # () int32: slot of the current event (MAX_STEPS once the week is over)
-    count: Any  # () int32: decisions made so far
-    day: Any  # () int32: 0 = Monday
-    quality_sum: Any  # () float32: sum of message qualities of handled steps
-    boundary: Any  # () int32: boundary credit earned so far, hundredths (unclipped)
-    energy_by_day: Any  # (N_DAYS,) int8: energy at the end of each day (-1 = not reached)
-    done: Any  # () bool
-    early_end: Any  # () bool: the week ended because energy ran out
-    slot_event: Any  # (T,) int8: the scenario's schedule
-    uniforms: Any  # (E,) float32: the scenario's draws
+    energy: jax.Array  # () int32
+    sprint: jax.Array  # () int32
+    trust: jax.Array  # (S,) int32
+    drift: jax.Array  # (2 + S,) int32: float64 offsets of energy, sprint, trust (see float64.py)
+    status: jax.Array  # (K,) int8, see events.STATUS_VALUES
+    pending: jax.Array  # (E,) bool: spawned events waiting for their slot
+    actions: jax.Array  # (E,) int8: action chosen for each event, -1 = not handled
+    slot: jax.Array  # () int32: slot of the current event (MAX_STEPS once the week is over)
+    count: jax.Array  # () int32: decisions made so far
+    day: jax.Array  # () int32: 0 = Monday
+    quality_sum: jax.Array  # () float32: sum of message qualities of handled steps
+    boundary: jax.Array  # () int32: boundary credit earned so far, hundredths (unclipped)
+    energy_by_day: jax.Array  # (N_DAYS,) int8: energy at the end of each day (-1 = not reached)
+    done: jax.Array  # () bool
+    early_end: jax.Array  # () bool: the week ended because energy ran out
+    slot_event: jax.Array  # (T,) int8: the scenario's schedule
+    uniforms: jax.Array  # (E,) float32: the scenario's draws
 
 
 def sample_scenario(key: jax.Array, params: EnvParams) -> Scenario:

@@ -3,7 +3,7 @@
 A *rule group* is a named set of entries of :class:`~wlf_jax.params.EnvParams` moved together by
 one factor: scaled (``scale``), shifted (``shift``) or set (``set``) within an interval.  SALib
 draws designs over the groups (Sobol' with Saltelli's scheme, or Morris elementary effects);
-every sampled rule book is solved *exactly* by :mod:`agents.exact_jax` -- the optimal policy's
+every sampled rule book is solved *exactly* by :mod:`agents.exact.induction` -- the optimal policy's
 expected week score and every fixed agent's -- in chunks of stacked rule books, sharded across
 all devices with :mod:`jax.sharding`.  A one-at-a-time sweep of each group from the default
 rule book gives the policy-switch map: how often the optimal action of each event (where it

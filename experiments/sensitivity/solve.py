@@ -1,6 +1,6 @@
 """Exact scores of many rule books, sharded over devices, saved chunk by chunk.
 
-Every sampled rule book is solved *exactly* by :mod:`agents.exact_jax` -- the optimal policy's
+Every sampled rule book is solved *exactly* by :mod:`agents.exact.induction` -- the optimal policy's
 expected week score and every fixed agent's -- in chunks of stacked rule books, sharded across
 all devices (of all processes, in a multi-host run) with :mod:`jax.sharding`.
 :class:`ChunkStore` keeps each chunk on disk so an interrupted sweep resumes; the persistent
@@ -83,7 +83,7 @@ class Evaluator:
         import jax
         from jax.sharding import NamedSharding, PartitionSpec
 
-        from agents.exact_jax import build_tree, solve
+        from agents.exact.induction import build_tree, solve
 
         self.mesh = device_mesh() if mesh is None else mesh
         self.devices = int(self.mesh.devices.size)

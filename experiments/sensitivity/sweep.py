@@ -95,11 +95,11 @@ def trained_scores(
     """``(name, scores (n,))``: the exact expected week score of the greedy policy trained in
     ``run_dir`` (``wlf train``; its representative seed) in each rule book ``X`` describes.
 
-    Uses :func:`agents.exact_policy.make_policy_scorer` (every chance pattern played by the
+    Uses :func:`agents.exact.policy_scorer.make_policy_scorer` (every chance pattern played by the
     network, weighted exactly), ``chunk`` rule books per compiled call on the default device.
     ``chance`` (E, A): pairs that may have an alternative outcome in the sweep.
     """
-    from agents.exact_policy import fixed_schedule, greedy_obs_policy, make_policy_scorer
+    from agents.exact.policy_scorer import fixed_schedule, greedy_obs_policy, make_policy_scorer
     from experiments.train import load_policy_params, trained_name
 
     meta, trainer, policy_params, idx = load_policy_params(run_dir)
@@ -137,7 +137,7 @@ def run_sensitivity(
     """
     import jax
 
-    from agents.exact_jax import UnsupportedPresetError, build_tree, structure_of
+    from agents.exact.tree import UnsupportedPresetError, build_tree, structure_of
     from agents.fixed import FIXED_MAP_NAMES, action_map
     from wlf_jax import presets
 

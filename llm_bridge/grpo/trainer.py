@@ -231,8 +231,8 @@ def load_model(path: str | Path, size: str = "cpu-smoke", dtype: str = "float32"
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..llm_policy import inference_dtype
     from ..models import resolve_model
+    from ..writers import inference_dtype
 
     path = resolve_model(path)
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -59,7 +59,7 @@ def persona_for(seed: int) -> str:
 def scripted_reply(event_id: str, seed: int, decision: int, persona: str | None = None) -> str:
     """A canned reply of ``persona`` (default :func:`persona_for`) to ``event_id``; the phrasing
     alternates with ``seed + decision`` so a week is reproducible."""
-    from llm_bridge.llm_policy import SCRIPTS
+    from llm_bridge.writers import SCRIPTS
 
     options = SCRIPTS[persona or persona_for(seed)][event_id]
     return options[(seed + decision) % len(options)]

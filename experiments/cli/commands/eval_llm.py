@@ -72,13 +72,8 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from llm_bridge.llm_policy import (
-        SCRIPTS,
-        format_summary,
-        make_writer,
-        play_weeks,
-        write_transcript,
-    )
+    from llm_bridge.llm_policy import format_summary, play_weeks, write_transcript
+    from llm_bridge.writers import SCRIPTS, make_writer
 
     if args.weeks < 1:
         raise ValueError("--weeks must be at least 1")

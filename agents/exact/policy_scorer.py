@@ -7,8 +7,9 @@ plays one determined week per pattern.  The probability of a pattern under that 
 product, over the chance events, of ``p`` (alternative) or ``1 - p`` (main) for the action the
 policy took there; events the week never reached count both outcomes, so they contribute 1/2 to
 each of the two otherwise identical patterns.  The exact expected score is the weighted sum over
-patterns (:func:`agents.exact.chance_patterns` and :func:`agents.exact.pattern_probability`,
-shared with the host-side :func:`agents.exact.exact_scores`).
+patterns (:func:`agents.exact.patterns.chance_patterns` and
+:func:`agents.exact.patterns.pattern_probability`, shared with the host-side
+:func:`agents.exact.patterns.exact_scores`).
 
 Everything is JAX: ``make_policy_scorer`` returns one jitted function that scores a stack of
 rule books (``vmap``) for a policy given as ``policy(policy_params, obs) -> action`` -- e.g. a
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.exact import chance_patterns, pattern_probability
+from agents.exact.patterns import chance_patterns, pattern_probability
 from wlf_jax.env import observe
 from wlf_jax.events import N_ACTIONS, N_EVENTS
 from wlf_jax.params import EnvParams

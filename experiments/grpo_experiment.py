@@ -11,6 +11,9 @@
   optimality rate are measured on held-out states before and after.
 
 torch and transformers are imported inside functions.
+
+Longer than 400 lines on purpose: one experiment from warm-up to table and figure; its
+measurement helpers are used nowhere else (the warm-up itself is :mod:`experiments.sft`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from experiments.sft import PERSONAS, encode_example, pad_batch, script_examples, sft_fit
-from llm_bridge.consequence import get_solver
 from llm_bridge.grpo import GRPORun, prompt_rows, train_grpo
 from llm_bridge.rewards import DEFAULT_REWARD, RewardConfig, legibility, score_row
 from llm_bridge.writers import SCRIPTS
@@ -176,28 +178,16 @@ def paired_difference(
 def structured_agents(preset: str) -> dict[str, dict[str, Any]]:
     """Exact expected week score of the optimal, strategic and random agents (template message
     quality: the rule book's, not a judge's)."""
-    from agents.exact import fixed_map_policy, uniform_policy
-    from agents.fixed import action_map
+    from experiments.llm_stages import exact_agent_rows
 
-    solver = get_solver(preset)
-    policies = {
-        "optimal (exact)": solver.optimal_policy(),
-        "strategic map (exact)": fixed_map_policy(action_map("strategic")),
-        "random (exact)": uniform_policy(),
-    }
-    out = {}
-    for name, pol in policies.items():
-        ev = solver.evaluate(pol)
-        out[name] = {
-            "agent": name,
-            "mean_score": ev.exact_score,
-            "ci95_score": 0.0,
-            "mean_quality": ev.components["communication_quality"],
-            "early_end_rate": ev.early_end_prob,
-            "energy_by_day": ev.energy_by_day,
-            "exact": True,
-        }
-    return out
+    return exact_agent_rows(
+        preset,
+        {
+            "optimal": "optimal (exact)",
+            "strategic": "strategic map (exact)",
+            "random": "random (exact)",
+        },
+    )
 
 
 def compare_before_after(

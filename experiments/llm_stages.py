@@ -74,26 +74,39 @@ def structured_rows(preset: str, results: str | Path = "results") -> dict[str, d
             for n in STRUCTURED
             if n in agents
         }
+    return exact_agent_rows(
+        preset, {n: n for n in ("random", "decline_all", "strategic", "optimal")}
+    )
+
+
+def exact_agent_rows(preset: str, labels: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The exact evaluation of structured agents (``random``, ``decline_all``, ``strategic``,
+    ``optimal``; template message quality, the rule book's) as table rows keyed by
+    ``labels[agent]``; the one place the language-side tables value the structured agents."""
     from agents.exact import fixed_map_policy, uniform_policy
     from agents.fixed import action_map
     from llm_bridge.consequence import get_solver
 
     solver = get_solver(preset)
-    pols = {
-        "random": uniform_policy(),
-        "decline_all": fixed_map_policy(action_map("decline_all")),
-        "strategic": fixed_map_policy(action_map("strategic")),
-        "optimal": solver.optimal_policy(),
+    policies = {
+        "random": uniform_policy,
+        "decline_all": lambda: fixed_map_policy(action_map("decline_all")),
+        "strategic": lambda: fixed_map_policy(action_map("strategic")),
+        "optimal": solver.optimal_policy,
     }
-    return {
-        n: {
-            "agent": n,
-            "mean_score": solver.evaluate(p).exact_score,
+    out = {}
+    for agent, label in labels.items():
+        ev = solver.evaluate(policies[agent]())
+        out[label] = {
+            "agent": label,
+            "mean_score": ev.exact_score,
             "ci95_score": 0.0,
+            "mean_quality": ev.components["communication_quality"],
+            "early_end_rate": ev.early_end_prob,
+            "energy_by_day": ev.energy_by_day,
             "exact": True,
         }
-        for n, p in pols.items()
-    }
+    return out
 
 
 def play_stage(

@@ -19,6 +19,9 @@ Usage::
 
     from llm_bridge.decode import decode
     action, confidence = decode("E7_standup", "I won't be joining tonight, notes by 9")
+
+Longer than 400 lines on purpose: features, optimiser and model are one trained artefact (the
+feature keys index the learned weights), so they change together and stay together.
 """
 
 from __future__ import annotations

@@ -32,6 +32,9 @@ Gates (each in [0, 1], multiplied):
   the incoming message back.
 
 Pure Python; a few thousand replies per second.
+
+Longer than 400 lines on purpose: the lexicons, gates and components are one scoring function
+whose weights are tuned against each other; reading them side by side is the point.
 """
 
 from __future__ import annotations

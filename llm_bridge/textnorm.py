@@ -5,6 +5,8 @@ typos to their words ("2nite" -> "tonight", "tmrw" -> "tomorrow"), protects idio
 a negation word without negating anything ("no worries"), tokenises, and marks the scope of
 each negation: the content words after "not", "never", "no", "rather than", "instead of"...
 until punctuation or a contrast word.  Pure Python and ``re``; results are cached per text.
+
+Longer than 400 lines on purpose: most of it is the shorthand, typo and idiom tables.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Tests of the vmappable exact solver (agents.exact.tree, agents.exact.induction) and `wlf sensitivity`."""
+"""Tests of the vmappable exact solver (agents.exact.tree, agents.exact.induction) and `wlf sensitivity`.
+
+Longer than 400 lines on purpose: the vmappable solver and `wlf sensitivity` share the solved
+fixtures (trees, exact values) that are costly to build, so they are tested together.
+"""
 
 from __future__ import annotations
 

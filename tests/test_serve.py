@@ -1,7 +1,11 @@
 """`wlf serve`: the OpenEnv environment in process, then a real server process on 127.0.0.1
 under load (50 concurrent weeks equal to the same weeks played in process), faults (a client
 killed mid-week, the server killed and restarted), hostile input (every bad request gets a
-JSON 4xx, fuzzed bodies never a 5xx), `openenv validate --url`, and GRPO over the server."""
+JSON 4xx, fuzzed bodies never a 5xx), `openenv validate --url`, and GRPO over the server.
+
+Longer than 400 lines on purpose: every test of the OpenEnv server in one place, sharing one
+server process fixture and its client helpers; the sections follow the server's layers.
+"""
 
 from __future__ import annotations
 

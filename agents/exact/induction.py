@@ -4,6 +4,9 @@ Rule books carry their batch on the LAST axis inside this module (rows of nodes 
 rule books vectorise well on CPU; a leading batch axis, as plain ``jax.vmap`` lays it out, leaves
 the 5 stakeholders as the minor axis).  ``arrays`` is ``tree.arrays`` as JAX arrays (constants by
 default).  :func:`solve` is the entry point; the formulation is in :mod:`.tree`.
+
+Longer than 400 lines on purpose: forward pass, backward induction and the policy maps share
+the node-state layout described above and are only correct together.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ A *rule group* moves a set of entries of :class:`~wlf_jax.params.EnvParams` toge
 (``scale``), shifted (``shift``) or set (``set``) within an interval.  :func:`default_groups`
 is the built-in catalogue of a rule book; :func:`load_groups` reads a TOML or JSON group file
 (built-in groups with other ranges, or new groups over any sweepable field).
+
+Longer than 400 lines on purpose: most of it is the built-in catalogue of rule groups, which
+reads best as one table.
 """
 
 from __future__ import annotations

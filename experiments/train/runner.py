@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -195,41 +195,44 @@ def run_training(
             "compile_s": compile_s,
         }
 
-    return _evaluate_final(
-        algo,
-        preset,
-        config,
-        trainer,
-        greedy,
-        carry,
-        template,
-        meta,
-        out,
-        seeds,
-        eval_weeks,
-        session_wall,
-        say,
-        exact_curve,
+    run = FinishedRun(
+        algo=algo,
+        preset=preset,
+        config=config,
+        trainer=trainer,
+        greedy=greedy,
+        carry=carry,
+        template=template,
+        meta=meta,
+        out=out,
+        seeds=seeds,
+        eval_weeks=eval_weeks,
+        session_wall=session_wall,
     )
+    return _evaluate_final(run, say, exact_curve=exact_curve)
 
 
-def _evaluate_final(
-    algo,
-    preset,
-    config,
-    trainer,
-    greedy,
-    carry,
-    template,
-    meta,
-    out,
-    seeds,
-    eval_weeks,
-    session_wall,
-    say,
-    exact_curve: bool = True,
-) -> dict[str, Any]:
+class FinishedRun(NamedTuple):
+    """What the final evaluation of a complete training run reads."""
+
+    algo: str
+    preset: str
+    config: Any
+    trainer: Any  # agents.vec_env.Trainer
+    greedy: Any  # greedy(policy_params, obs) -> actions
+    carry: Any  # the final training carry (seeds on the leading axis)
+    template: Any  # a carry of the same structure, to load snapshots into
+    meta: dict[str, Any]
+    out: Path
+    seeds: int
+    eval_weeks: int
+    session_wall: float
+
+
+def _evaluate_final(run: FinishedRun, say, exact_curve: bool = True) -> dict[str, Any]:
     """Exact and sampled values of the final greedy policies, the learning curve, result.json."""
+    algo, preset, config, trainer, greedy, carry, template, meta, out, seeds, eval_weeks = run[:11]
+    session_wall = run.session_wall
     params = presets.get(preset)
     valuer = policy_valuer(preset)
     t_eval = time.perf_counter()

@@ -6,6 +6,9 @@ functions of ``llm_bridge.rewards``; multi turn: ``week_score`` and the ``rollou
 :mod:`llm_bridge.grpo.multiturn`); :func:`train_grpo` runs it and saves the model, the trainer
 log and the reward curves.  Heavy imports (torch, transformers, trl, peft) happen inside
 functions.
+
+Longer than 400 lines on purpose: the run's options, TRL's config built from them, the
+trainer and its reward curves are read together when a TRL version changes.
 """
 
 from __future__ import annotations

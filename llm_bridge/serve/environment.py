@@ -10,6 +10,9 @@ Each reply is decoded into an action (``llm_bridge.decode``) and judged for qual
 (``llm_bridge.judge``); both go to the simulator (:mod:`llm_bridge.serve.simulator`), jitted
 once per rule book and shared by all sessions.  The HTTP/WebSocket app around it is
 :mod:`llm_bridge.serve.app`.
+
+Longer than 400 lines on purpose: one OpenEnv environment class and the models of its
+messages, which a client reads together.
 """
 
 from __future__ import annotations

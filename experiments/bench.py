@@ -1,7 +1,26 @@
-"""Throughput of the JAX simulator vs the plain-Python implementation, measured in one run.
+"""Throughput of the week against plain Python and against gymnax's own environments, one run.
 
-Random-policy weeks run as ``jit(vmap(scan))`` at several batch sizes; the rate counts real
-decisions (steps of weeks that were not over), compile time is excluded and reported apart.
+Two harnesses, both ``jit(vmap(scan))`` with the batch sharded across the host's devices (``wlf
+bench`` starts JAX with one CPU device per core); rates are decisions per second, medians of
+``repeats`` timed runs after a compile run; compile time is reported apart.
+
+* *weeks* (:func:`make_week_harness`, the ``forms`` and ``by_batch`` rows): random-policy weeks
+  played to the end, chance and actions drawn once per week, only real decisions counted;
+* *gymnax* (:func:`make_harness`, the ``peers`` rows): ``n_envs`` environments stepped with
+  gymnax's auto-reset ``step``, a fresh key split per environment per step, uniformly random
+  actions -- the loop of a gymnax trainer, the same for the week and for gymnax's own
+  ``CartPole-v1`` and ``Catch-bsuite``.
+
+Forms of the week:
+
+* ``general`` -- :class:`~wlf_jax.WorkWeek` with the rule book passed as an argument: one program
+  for every rule book (what sweeps ``vmap`` over);
+* ``static`` -- the same environment with the rule book fixed when the program is built
+  (Jumanji-style): XLA folds the tables and the switches between rule-book variants, so
+  week_v2's program holds no seed_v1 work;
+* ``compiled`` -- :class:`~wlf_jax.compiled.CompiledWeek`: every reachable state an id, a step
+  one gather (fixed-order rule books only).
+
 """
 
 from __future__ import annotations
@@ -16,50 +35,153 @@ import jax.numpy as jnp
 import numpy as np
 
 from wlf_jax import WorkWeek, presets
-from wlf_jax.params import MAX_STEPS, EnvParams, to_python
+from wlf_jax.events import N_ACTIONS, N_EVENTS
+from wlf_jax.params import EnvParams, to_python
 from wlf_jax.reference import ReferenceWeek
-from wlf_jax.rollout import replay_scenario
-from wlf_jax.state import sample_scenario
+
+PEERS: tuple[str, ...] = ("CartPole-v1", "Catch-bsuite")
+FORMS: tuple[str, ...] = ("general", "static", "compiled")
 
 _env = WorkWeek()
 
 
-def make_random_weeks(params: EnvParams, n_weeks: int) -> Callable[[jax.Array], jnp.ndarray]:
-    """A jitted ``f(key) -> decisions made`` playing ``n_weeks`` random-policy weeks."""
+def env_sharding(n_envs: int):
+    """A sharding of a leading axis of ``n_envs`` over every device (replicated when the devices
+    do not divide it)."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    def one_week(key):
-        k_reset, k_act = jax.random.split(key)
-        actions = jax.random.randint(k_act, (MAX_STEPS,), 0, 3)
+    devices = np.asarray(jax.devices())
+    mesh = Mesh(devices, ("env",))
+    spec = PartitionSpec("env") if n_envs % len(devices) == 0 else PartitionSpec()
+    return NamedSharding(mesh, spec)
+
+
+def make_harness(env, env_params, n_envs: int, n_steps: int, static: bool = False):
+    """A jitted ``run(keys (n_envs,)) -> return per env (n_envs,)``: ``n_steps`` auto-reset steps
+    of ``n_envs`` environments with random actions and a key split per environment per step.
+
+    ``static`` builds the program for this ``env_params`` only (closed over as constants)."""
+    n_actions = env.num_actions
+
+    def run(keys, params):
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+
+        def body(carry, _):
+            keys, state, total = carry
+            split = jax.vmap(lambda k: jax.random.split(k, 3))(keys)
+            keys, k_act, k_step = split[:, 0], split[:, 1], split[:, 2]
+            actions = jax.vmap(lambda k: jax.random.randint(k, (), 0, n_actions))(k_act)
+            _, state, reward, _, _, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                k_step, state, actions, params
+            )
+            return (keys, state, total + reward), None
+
+        init = (keys, state, jnp.zeros((n_envs,), jnp.float32))
+        return jax.lax.scan(body, init, None, length=n_steps)[0][2]
+
+    if static:
+        fn = jax.jit(lambda keys: run(keys, env_params))
+        return lambda keys: fn(keys)
+    fn = jax.jit(run)
+    return lambda keys: fn(keys, env_params)
+
+
+def make_week_harness(form: str, env, env_params, n_weeks: int):
+    """A jitted ``run(keys (n_weeks,)) -> decisions made (n_weeks,)``: each week gets its chance
+    and its ``MAX_STEPS`` random actions from its key, then plays them to the end."""
+    from wlf_jax.params import MAX_STEPS
+
+    if form == "compiled":
+        from wlf_jax.compiled import CompiledState
+
+        def play(key, rules):
+            k_chance, k_act = jax.random.split(key)
+            uniforms = jax.random.uniform(k_chance, (N_EVENTS,))
+            actions = jax.random.randint(k_act, (MAX_STEPS,), 0, N_ACTIONS)
+
+            def body(carry, a):
+                state, done, count = carry
+                e = jnp.maximum(rules.event[state.id], 0)
+                _, nxt, _, now_done, _ = env.step_with_uniform(state, a, uniforms[e], rules)
+                return (nxt, now_done, count + ~done), None
+
+            init = (CompiledState(id=rules.initial), jnp.bool_(False), jnp.int32(0))
+            return jax.lax.scan(body, init, actions)[0][2]
+
+        fn = jax.jit(jax.vmap(play, in_axes=(0, None)))
+        return lambda keys: fn(keys, env_params)
+
+    from wlf_jax.rollout import replay_scenario
+    from wlf_jax.state import sample_scenario
+
+    def play_general(key, params):
+        k_chance, k_act = jax.random.split(key)
+        actions = jax.random.randint(k_act, (MAX_STEPS,), 0, N_ACTIONS)
         final, _ = replay_scenario(
-            sample_scenario(k_reset, params), params, choose=lambda s, a: a, xs=actions
+            sample_scenario(k_chance, params), params, choose=lambda s, a: a, xs=actions
         )
         return final.count
 
-    @jax.jit
-    def run(key):
-        return jnp.sum(jax.vmap(one_week)(jax.random.split(key, n_weeks)))
+    if form == "static":
+        fn = jax.jit(jax.vmap(lambda k: play_general(k, env_params)))
+        return lambda keys: fn(keys)
+    fn = jax.jit(jax.vmap(play_general, in_axes=(0, None)))
+    return lambda keys: fn(keys, env_params)
 
-    return run
+
+def time_harness(
+    run: Callable, n_envs: int, n_steps: int | None, repeats: int = 5, seed: int = 0
+) -> dict[str, float]:
+    """Median steps/s of ``repeats`` timed runs of a harness, after one compile run.  With
+    ``n_steps=None`` a run returns the decisions it made (the weeks harness)."""
+    sharding = env_sharding(n_envs)
+
+    def keys(i):
+        return jax.device_put(jax.random.split(jax.random.key(seed + i), n_envs), sharding)
+
+    first = keys(0)
+    t0 = time.perf_counter()
+    jax.block_until_ready(run(first))
+    compile_s = time.perf_counter() - t0
+    rates = []
+    for i in range(repeats):
+        k = jax.block_until_ready(keys(i + 1))
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(run(k))
+        elapsed = time.perf_counter() - t0
+        steps = n_envs * n_steps if n_steps is not None else int(np.sum(np.asarray(out)))
+        rates.append(steps / elapsed)
+    return {"steps_per_s": float(np.median(rates)), "compile_s": compile_s, "rates": rates}
+
+
+def week_form(form: str, params: EnvParams):
+    """``(env, env_params, static)`` of one form of the week; raises ``ValueError`` for a form
+    the rule book does not have (``compiled`` needs a fixed event order)."""
+    if form == "general":
+        return _env, params, False
+    if form == "static":
+        return _env, params, True
+    if form == "compiled":
+        from wlf_jax.compiled import CompiledWeek, UnsupportedRulesError, compile_rules
+
+        try:
+            return CompiledWeek(params.name), compile_rules(params), False
+        except UnsupportedRulesError as e:
+            raise ValueError(str(e)) from None
+    raise ValueError(f"unknown form {form!r}; known: {', '.join(FORMS)}")
+
+
+def peer(name: str):
+    """``(env, env_params)`` of a gymnax environment."""
+    import gymnax
+
+    return gymnax.make(name)
 
 
 def state_bytes(params: EnvParams) -> int:
     """Bytes of one week's ``EnvState`` (all leaves)."""
     _, state = _env.reset(jax.random.key(0), params)
     return int(sum(np.asarray(x).nbytes for x in jax.tree_util.tree_leaves(state)))
-
-
-def bench_jax(params: EnvParams, batch: int, repeats: int = 5) -> dict[str, float]:
-    """Median decisions/s over ``repeats`` timed runs (after one compile run)."""
-    run = make_random_weeks(params, batch)
-    t0 = time.perf_counter()
-    jax.block_until_ready(run(jax.random.key(0)))
-    compile_s = time.perf_counter() - t0
-    rates = []
-    for i in range(repeats):
-        t0 = time.perf_counter()
-        steps = int(jax.block_until_ready(run(jax.random.key(i + 1))))
-        rates.append(steps / (time.perf_counter() - t0))
-    return {"batch": batch, "steps_per_s": float(np.median(rates)), "compile_s": compile_s}
 
 
 def bench_python(params: EnvParams, seconds: float = 2.0, seed: int = 0) -> float:
@@ -84,39 +206,105 @@ def bench_python(params: EnvParams, seconds: float = 2.0, seed: int = 0) -> floa
     return steps / (time.perf_counter() - t0)
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def run_bench(
     preset: str = "week_v2",
-    batches: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000),
+    batches: tuple[int, ...] = (1_000, 10_000, 100_000),
     python_seconds: float = 2.0,
     progress: Callable[[str], Any] | None = None,
+    n_envs: int = 10_000,
+    n_steps: int = 100,
+    repeats: int = 5,
+    forms: tuple[str, ...] = FORMS,
+    peers: tuple[str, ...] = PEERS,
 ) -> dict[str, Any]:
-    """The whole benchmark; returns the JSON-ready result."""
+    """The whole benchmark; returns the JSON-ready result.
+
+    ``forms`` and ``peers`` run at ``n_envs`` environments; the fastest form then runs at each
+    of ``batches`` (``by_batch``)."""
     params = presets.get(preset)
     say = progress or (lambda _msg: None)
     say("plain Python")
     py = bench_python(params, python_seconds)
-    rows = []
+
+    def weeks(form: str, n: int) -> dict[str, float]:
+        run = make_week_harness(form, *built[form][:2], n)
+        return time_harness(run, n, None, repeats)
+
+    def gymnax_loop(env, env_params, static: bool) -> dict[str, float]:
+        run = make_harness(env, env_params, n_envs, n_steps, static=static)
+        return time_harness(run, n_envs, n_steps, repeats)
+
+    built: dict[str, tuple] = {}
+    skipped: dict[str, str] = {}
+    for form in forms:
+        say(f"building the {form} form")
+        try:
+            built[form] = week_form(form, params)
+        except ValueError as e:
+            skipped[form] = str(e)
+    form_rows = {}
+    for form in built:
+        say(f"weeks: {form} form")
+        form_rows[form] = weeks(form, n_envs)
+    fastest = max(form_rows, key=lambda f: form_rows[f]["steps_per_s"])
+    loop_rows = {}
+    for form in built:
+        say(f"gymnax loop: {form} form")
+        loop_rows[form] = gymnax_loop(*built[form])
+    peer_rows = {}
+    for name in peers:
+        say(f"gymnax loop: {name}")
+        peer_rows[name] = gymnax_loop(*peer(name), False)
+    loop_best = max(loop_rows, key=lambda f: loop_rows[f]["steps_per_s"])
+    week_rate = loop_rows[loop_best]["steps_per_s"]
+    by_batch = []
     for b in batches:
-        say(f"JAX batch {b:,}")
-        rows.append(bench_jax(params, b))
-    best = max(rows, key=lambda r: r["steps_per_s"])
-    return {
-        "preset": preset,
-        "device": str(jax.devices()[0].platform),
-        "device_count": jax.device_count(),
-        "jax_steps_per_s": best["steps_per_s"],
-        "best_batch": best["batch"],
-        "python_steps_per_s": py,
-        "ratio": best["steps_per_s"] / py,
-        "state_bytes": state_bytes(params),
-        "compile_s": best["compile_s"],
-        "by_batch": [
+        say(f"weeks: {fastest} form, {b:,} in parallel")
+        r = form_rows[fastest] if b == n_envs else weeks(fastest, b)
+        by_batch.append(
             {
-                "batch": r["batch"],
+                "batch": b,
                 "steps_per_s": r["steps_per_s"],
                 "ratio": r["steps_per_s"] / py,
                 "compile_s": r["compile_s"],
             }
-            for r in rows
-        ],
+        )
+    best = max([form_rows[fastest]["steps_per_s"]] + [r["steps_per_s"] for r in by_batch])
+    return {
+        "preset": preset,
+        "device": str(jax.devices()[0].platform),
+        "device_count": jax.device_count(),
+        "devices": jax.device_count(),
+        "harness": {
+            "n_envs": n_envs,
+            "n_steps": n_steps,
+            "repeats": repeats,
+            "statistic": "median",
+            "weeks": "random-policy weeks to the end, chance and actions drawn per week",
+            "gymnax": "gymnax step (auto-reset), random actions, key split per env per step",
+        },
+        "jax_steps_per_s": best,
+        "fastest_form": fastest,
+        "python_steps_per_s": py,
+        "ratio": best / py,
+        "forms": {f: r["steps_per_s"] for f, r in form_rows.items()},
+        "forms_compile_s": {f: r["compile_s"] for f, r in form_rows.items()},
+        "forms_skipped": skipped,
+        "forms_gymnax_loop": {f: r["steps_per_s"] for f, r in loop_rows.items()},
+        "peers": {preset: week_rate, **{n: r["steps_per_s"] for n, r in peer_rows.items()}},
+        "peer_form": loop_best,
+        "peer_ratio": {n: week_rate / r["steps_per_s"] for n, r in peer_rows.items()},
+        "versions": {"jax": jax.__version__, "gymnax": _version("gymnax")},
+        "state_bytes": state_bytes(params),
+        "compile_s": form_rows[fastest]["compile_s"],
+        "best_batch": max(by_batch, key=lambda r: r["steps_per_s"])["batch"]
+        if by_batch
+        else n_envs,
+        "by_batch": by_batch,
     }

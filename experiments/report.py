@@ -209,19 +209,7 @@ def markdown_tables(src: str | Path) -> str:
         out.append("")
     bench = _load(src / "bench.json")
     if bench:
-        out += [
-            f"Random-policy weeks on {bench['preset']} ({bench['device']} × {bench['device_count']}); "
-            f"plain Python: {bench['python_steps_per_s']:,.0f} steps/s; "
-            f"{bench['state_bytes']} bytes per week state.",
-            "",
-            "| weeks in parallel | steps/s | × plain Python | compile s |",
-            "| --- | --- | --- | --- |",
-        ]
-        for r in bench["by_batch"]:
-            out.append(
-                f"| {r['batch']:,} | {r['steps_per_s']:,.0f} | {r['ratio']:,.0f} | {r['compile_s']:.1f} |"
-            )
-        out.append("")
+        out += bench_markdown(bench)
     runs = []
     for res in sorted(src.glob("train_*/result.json")):
         r = _load(res)
@@ -252,3 +240,49 @@ def markdown_tables(src: str | Path) -> str:
             )
         out.append("")
     return "\n".join(out)
+
+
+def bench_markdown(bench: dict[str, Any]) -> list[str]:
+    """The throughput tables of a ``wlf bench --json`` result (older results: by batch only)."""
+    devices = bench.get("devices", bench.get("device_count", 1))
+    py = bench["python_steps_per_s"]
+    out = [
+        f"Random-policy weeks on {bench['preset']} ({bench['device']} × {devices}); "
+        f"plain Python: {py:,.0f} steps/s; {bench['state_bytes']} bytes per week state.",
+        "",
+    ]
+    if "forms" in bench:
+        out += [
+            "| form | weeks: steps/s | × plain Python | gymnax loop: steps/s |",
+            "| --- | --- | --- | --- |",
+        ]
+        for f, rate in bench["forms"].items():
+            loop = bench.get("forms_gymnax_loop", {}).get(f)
+            out.append(
+                f"| {f} | {rate:,.0f} | {rate / py:,.0f} | "
+                + ("-" if loop is None else f"{loop:,.0f}")
+                + " |"
+            )
+        out.append("")
+    if len(bench.get("peers", {})) > 1:
+        out += [
+            "| gymnax loop (same harness, same run) | steps/s | week / peer |",
+            "| --- | --- | --- |",
+        ]
+        for name, rate in bench["peers"].items():
+            ratio = bench.get("peer_ratio", {}).get(name)
+            label = f"{name} ({bench['peer_form']} form)" if name == bench["preset"] else name
+            out.append(
+                f"| {label} | {rate:,.0f} | " + ("-" if ratio is None else f"{ratio:.2f}") + " |"
+            )
+        out.append("")
+    out += [
+        "| weeks in parallel | steps/s | × plain Python | compile s |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in bench["by_batch"]:
+        out.append(
+            f"| {r['batch']:,} | {r['steps_per_s']:,.0f} | {r['ratio']:,.0f} | {r['compile_s']:.1f} |"
+        )
+    out.append("")
+    return out

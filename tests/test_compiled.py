@@ -1,0 +1,211 @@
+"""The compiled form of a rule book (wlf_jax/compiled.py) against the general dynamics.
+
+* every reachable decision state of week_v2, every action and both outcomes: the tables give the
+  observation, reward, end, score and early end that ``dynamics.transition`` gives;
+* V* by value iteration on the tables equals the host solver's (plain-Python dynamics);
+* weeks replayed from the same scenarios are the same weeks in both environments;
+* it is a gymnax environment (wrappers, auto-reset), and random event orders are refused.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from wlf_jax import WorkWeek, dynamics, observe, presets
+from wlf_jax.compiled import (
+    CompiledState,
+    CompiledWeek,
+    UnsupportedRulesError,
+    compile_rules,
+    optimal_values,
+)
+from wlf_jax.events import N_ACTIONS, N_EVENTS
+from wlf_jax.params import MAX_STEPS
+from wlf_jax.reward import rubric_total
+from wlf_jax.rollout import replay_scenario
+from wlf_jax.state import sample_scenario
+
+REWARD_ATOL = 1e-6  # float32 rounding of the same rubric difference in two compiled programs
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return compile_rules(presets.week_v2(), return_states=True)
+
+
+def test_decision_state_count_matches_the_host_solver(compiled, solver_week_v2):
+    rules, _ = compiled
+    decisions = int(np.sum(~np.asarray(rules.done)))
+    assert decisions == solver_week_v2.n_states == 151_807
+    assert rules.layers[0] == 0 and rules.layers[-1] == rules.n_states
+    assert np.all(np.diff(rules.layers) > 0)
+
+
+def test_every_reachable_state_action_and_outcome_matches_the_dynamics(compiled):
+    rules, states = compiled
+    params = presets.week_v2()
+    live = np.flatnonzero(~np.asarray(states.done))
+    nxt_tab = np.asarray(rules.next_id).reshape(-1, N_ACTIONS, 2)
+    rew_tab = np.asarray(rules.reward).reshape(-1, N_ACTIONS, 2)
+    alt_tab = np.asarray(rules.alt_prob).reshape(-1, N_ACTIONS)
+    obs_tab, done_tab = np.asarray(rules.obs), np.asarray(rules.done)
+    score_tab, early_tab = np.asarray(rules.score), np.asarray(rules.early_end)
+
+    @jax.jit
+    def general(state, a, uniform):
+        s = state.replace(uniforms=jnp.full((N_EVENTS,), uniform))
+        nxt, reward, info = dynamics.transition(s, a, -1.0, params)
+        return (
+            observe(nxt, params),
+            reward,
+            nxt.done,
+            rubric_total(nxt, params),
+            nxt.early_end,
+            info,
+        )
+
+    batched = jax.jit(jax.vmap(general, in_axes=(0, None, None)))
+    chunk = 1 << 15
+    for start in range(0, len(live), chunk):
+        ids = live[start : start + chunk]
+        part = jax.tree_util.tree_map(lambda x, ids=ids: x[ids], states)
+        for a in range(N_ACTIONS):
+            for alt, uniform in ((0, 1.0), (1, 0.0)):
+                obs, reward, done, score, early, info = batched(part, a, uniform)
+                taken = np.asarray(info["alt_outcome"])
+                # the outcome the uniform forces is the one the tables take for it
+                np.testing.assert_array_equal(taken, uniform < alt_tab[ids, a])
+                nid = nxt_tab[ids, a, alt]
+                np.testing.assert_array_equal(np.asarray(obs), obs_tab[nid])
+                np.testing.assert_array_equal(np.asarray(done), done_tab[nid])
+                np.testing.assert_allclose(
+                    np.asarray(reward), rew_tab[ids, a, alt], atol=REWARD_ATOL
+                )
+                np.testing.assert_allclose(np.asarray(score), score_tab[nid], atol=REWARD_ATOL)
+                np.testing.assert_array_equal(np.asarray(early), early_tab[nid])
+
+
+def test_finished_weeks_absorb(compiled):
+    rules, _ = compiled
+    done = np.flatnonzero(np.asarray(rules.done))
+    nxt = np.asarray(rules.next_id).reshape(-1, N_ACTIONS * 2)[done]
+    assert np.all(nxt == done[:, None])
+    assert np.all(np.asarray(rules.reward).reshape(-1, N_ACTIONS * 2)[done] == 0.0)
+
+
+def test_value_iteration_on_the_tables_equals_the_host_solver(compiled, solver_week_v2):
+    rules, _ = compiled
+    q, v = optimal_values(rules)
+    solver = solver_week_v2
+    assert float(v[rules.initial]) == pytest.approx(solver.value(), abs=1e-5)
+    (week,) = [w for _, w in solver.initial()]
+    np.testing.assert_allclose(np.asarray(q[rules.initial]), solver.q(week), atol=1e-5)
+
+
+def test_replayed_weeks_are_the_same_weeks(compiled):
+    rules, _ = compiled
+    params = presets.week_v2()
+    env = CompiledWeek()
+    n = 2048
+    keys = jax.random.split(jax.random.key(7), n)
+
+    def one(key):
+        k_s, k_a = jax.random.split(key)
+        scenario = sample_scenario(k_s, params)
+        actions = jax.random.randint(k_a, (MAX_STEPS,), 0, N_ACTIONS)
+        _, (g_obs, g_rew, g_done) = replay_scenario(
+            scenario,
+            params,
+            choose=lambda s, a: a,
+            xs=actions,
+            record=lambda s, nxt, r, info: (observe(nxt, params), r, nxt.done),
+        )
+
+        def body(state, a):
+            e = jnp.maximum(rules.event[state.id], 0)
+            obs, nxt, r, done, _ = env.step_with_uniform(state, a, scenario.uniforms[e], rules)
+            return nxt, (obs, r, done)
+
+        _, (c_obs, c_rew, c_done) = jax.lax.scan(body, CompiledState(id=rules.initial), actions)
+        return g_obs, g_rew, g_done, c_obs, c_rew, c_done
+
+    g_obs, g_rew, g_done, c_obs, c_rew, c_done = jax.jit(jax.vmap(one))(keys)
+    np.testing.assert_array_equal(np.asarray(g_obs), np.asarray(c_obs))
+    np.testing.assert_array_equal(np.asarray(g_done), np.asarray(c_done))
+    np.testing.assert_allclose(np.asarray(g_rew), np.asarray(c_rew), atol=REWARD_ATOL)
+    assert np.asarray(g_done)[:, -1].all()
+
+
+def test_gymnax_contract_and_auto_reset(compiled):
+    from gymnax.wrappers.purerl import LogWrapper
+
+    rules, _ = compiled
+    env = LogWrapper(CompiledWeek())
+    n, steps = 256, 40
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), n), rules
+    )
+    assert obs.shape == (n, WorkWeek.obs_size)
+
+    def body(state, key):
+        ka, ks = jax.random.split(key)
+        a = jax.random.randint(ka, (n,), 0, N_ACTIONS)
+        obs, state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            jax.random.split(ks, n), state, a, rules
+        )
+        return state, (term, info["returned_episode_returns"], trunc)
+
+    _, (term, returns, trunc) = jax.jit(
+        lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), steps))
+    )(state)
+    assert not np.asarray(trunc).any()
+    # every week ends within MAX_STEPS decisions, and is then replaced by a fresh one
+    assert np.asarray(term).sum(0).min() >= steps // MAX_STEPS
+    finished = np.asarray(returns)[np.asarray(term)]
+    assert np.all((finished > -1.0) & (finished < 1.0))
+
+
+def test_random_event_order_is_refused():
+    with pytest.raises(UnsupportedRulesError, match="fixed order"):
+        compile_rules(presets.seed_v1())
+
+
+def test_wlf_bench_json_has_forms_peers_and_devices(tmp_path):
+    """A tiny `wlf bench` in its own process (so it can ask JAX for one device per core): every
+    form and peer measured, the keys a user's scripts read, and the batch sharded."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    res = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "bench", "--envs", "64", "--steps", "3",
+         "--batches", "64,128", "--repeats", "1", "--python-seconds", "0.05", "--devices", "2",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    r = json.loads(out.read_text())
+    assert r["devices"] == 2
+    assert set(r["forms"]) == {"general", "static", "compiled"}
+    assert set(r["peers"]) == {"week_v2", "CartPole-v1", "Catch-bsuite"}
+    assert r["jax_steps_per_s"] == max(
+        b["steps_per_s"] for b in r["by_batch"] + [{"steps_per_s": r["forms"][r["fastest_form"]]}]
+    )
+    assert r["ratio"] == pytest.approx(r["jax_steps_per_s"] / r["python_steps_per_s"])
+    assert all(v > 0 for v in [*r["forms"].values(), *r["peers"].values()])
+    assert "CartPole-v1" in res.stdout and "x plain Python" in res.stdout
+
+
+def test_wlf_bench_on_a_random_order_rule_book_skips_the_compiled_form(tmp_path):
+    from experiments.bench import run_bench
+
+    r = run_bench("seed_v1", batches=(32,), python_seconds=0.05, n_envs=32, n_steps=2,
+                  repeats=1, peers=())  # fmt: skip
+    assert set(r["forms"]) == {"general", "static"}
+    assert "fixed order" in r["forms_skipped"]["compiled"]

@@ -3,12 +3,14 @@ properties of SPEC §3.3 computed from exact values."""
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from agents.exact import (
@@ -81,6 +83,13 @@ def best_fixed_map(params: EnvParams, progress: Callable[[int, int], None] | Non
         if progress:
             progress(done[0], len(maps))
 
+    if fixed_order(params):  # on the compiled tables: seconds instead of half a minute
+        from agents.exact.tables import map_scores
+        from wlf_jax.compiled import load_or_compile
+
+        scores, returns = map_scores(load_or_compile(params), params, maps, progress=tick)
+        i = int(np.argmax(np.round(returns, 6)))  # float32 sums: ties within 1e-6
+        return maps[i], float(scores[i]), len(maps)
     scores, returns = exact_scores(params, maps, progress=tick)
     # the same objective as the optimal agent: expected return (= score - a constant on
     # week_v2; seed_v1's reward is its own formula)
@@ -157,12 +166,141 @@ def sample_jax_policy(
     policy, policy_params, params: EnvParams, n_weeks: int, seed: int
 ) -> dict[str, Any]:
     """Sampled statistics of a JAX policy over ``n_weeks`` fresh weeks (one ``vmap``)."""
-    out = jax.device_get(make_rollout(policy, n_weeks)(policy_params, params, jax.random.key(seed)))
+    out = jax.device_get(_rollout(policy, n_weeks)(policy_params, params, jax.random.key(seed)))
+    return _sampled_stats(out)
+
+
+_rollout = functools.lru_cache(maxsize=None)(make_rollout)  # one compilation per policy kind
+
+
+def _sampled_stats(out: dict[str, Any]) -> dict[str, Any]:
+    """The sampled columns of a baselines row from a batch of played weeks."""
     s = summarize(out)
     acts = np.asarray(out["actions"])
     freq = np.stack([(acts == a).sum(0) for a in range(N_ACTIONS)], axis=1).astype(np.float64)
     s["action_freq"] = _freq_dict(freq)
     return s
+
+
+@functools.cache
+def _table_sampler(n_weeks: int, preset: str):
+    """Jitted ``f(key, dist (N, 3), rules) -> weeks``: fresh weeks played by the general dynamics
+    of ``preset`` (its rule book fixed in the program: the static form), each action drawn from
+    the policy table at the week's state id (the compiled form follows the same week in
+    lockstep, replaying the scenario's draws)."""
+    from wlf_jax import WorkWeek
+    from wlf_jax.compiled import CompiledState, CompiledWeek
+    from wlf_jax.params import MAX_STEPS
+    from wlf_jax.reward import components, rubric_total
+    from wlf_jax.state import sample_scenario
+
+    env, cenv = WorkWeek(), CompiledWeek()
+    params = presets.get(preset)
+
+    def week(key, dist, rules):
+        k_s, k_a = jax.random.split(key)
+        scenario = sample_scenario(k_s, params)
+        _, state = env.reset_to_scenario(scenario, params)
+
+        def body(carry, k):
+            st, cst, ret = carry
+            a = jax.random.categorical(k, jnp.log(dist[cst.id]))
+            _, nst, r, _, _ = env.step_env(None, st, a, params)
+            e = jnp.maximum(rules.event[cst.id], 0)
+            _, ncst, _, _, _ = cenv.step_with_uniform(cst, a, scenario.uniforms[e], rules)
+            return (nst, ncst, ret + r), None
+
+        init = (state, CompiledState(id=rules.initial), jnp.float32(0.0))
+        (final, _, ret), _ = jax.lax.scan(body, init, jax.random.split(k_a, MAX_STEPS))
+        return {
+            "return": ret,
+            "score": rubric_total(final, params),
+            "components": components(final, params),
+            "actions": final.actions.astype(jnp.int32),
+            "energy_by_day": final.energy_by_day.astype(jnp.float32) / 100.0,
+            "early_end": final.early_end,
+            "decisions": final.count,
+        }
+
+    def run(key, dist, rules):
+        keys = jax.random.split(key, n_weeks)
+        return jax.vmap(week, in_axes=(0, None, None))(keys, dist, rules)
+
+    return jax.jit(run)
+
+
+def sample_table_policy(rules, preset: str, policy, n_weeks: int, seed: int) -> dict[str, Any]:
+    """Sampled statistics of a per-state policy table (action (N,) or probabilities (N, 3) over
+    the compiled form's state ids of ``preset``) over ``n_weeks`` fresh weeks of the general
+    dynamics."""
+    from agents.exact.tables import as_distribution
+
+    run = _table_sampler(n_weeks, preset)
+    out = jax.device_get(run(jax.random.key(seed), as_distribution(policy), rules))
+    return _sampled_stats(out)
+
+
+def fixed_order(params: EnvParams) -> bool:
+    """Whether the rule book's event order is fixed (then it has a compiled form)."""
+    slot_event = np.asarray(params.slot_event)
+    return not bool(np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)))
+
+
+def _baselines_on_tables(preset, weeks, seed, extra_agents, say) -> dict[str, Any]:
+    """:func:`run_baselines` for a fixed-order rule book: every exact value from its compiled
+    tables (:mod:`agents.exact.tables`), sampled weeks from the general dynamics."""
+    from agents.exact import tables as TB
+    from wlf_jax.compiled import load_or_compile
+
+    params = presets.get(preset)
+    t0 = time.perf_counter()
+    say("compiling the rule book: every reachable state")
+    rules = load_or_compile(params, progress=say)
+    say("solving exactly (value iteration on the tables)")
+    policies = {"optimal": TB.optimal_policy(rules), "myopic": TB.myopic_policy(rules)}
+    jax.block_until_ready(policies)
+    solve_s = time.perf_counter() - t0
+    say("searching every fixed map")
+    bmap, _, n_maps = best_fixed_map(params, lambda d, n: say(f"fixed maps {d:,}/{n:,}"))
+    maps = {name: action_map(name) for name in FIXED_MAP_NAMES}
+    maps["best_fixed_map"] = bmap
+    policies["random"] = np.full((rules.n_states, N_ACTIONS), 1.0 / N_ACTIONS, np.float32)
+    policies.update({name: TB.map_policy(rules, m) for name, m in maps.items()})
+    obs = np.asarray(rules.obs)
+    for name, act in (extra_agents or {}).items():
+        policies[name] = jnp.asarray(np.asarray(act(obs), np.int32))
+    agents: dict[str, Any] = {}
+    for i, name in enumerate([*AGENT_ORDER, *(extra_agents or {})]):
+        say(f"agent {name}: exact value")
+        ev = TB.evaluate(rules, policies[name])
+        sampled = {"weeks": 0}
+        if weeks:
+            say(f"agent {name}: sampling {weeks:,} weeks")
+            sampled = sample_table_policy(rules, preset, policies[name], weeks, seed + i)
+        agents[name] = {
+            "exact_return": ev.exact_return,
+            "exact_score": ev.exact_score,
+            **sampled,
+            "exact_components": ev.components,
+            "exact_energy_by_day": ev.energy_by_day,
+            "exact_early_end_prob": ev.early_end_prob,
+            "exact_action_freq": ev.action_freq,
+        }
+        if name in maps:
+            agents[name]["map"] = describe_map(maps[name])
+    exact = {k: v["exact_score"] for k, v in agents.items()}
+    return {
+        "preset": preset,
+        "weeks": weeks,
+        "seed": seed,
+        "solver": "compiled tables (value iteration)",
+        "solve_s": solve_s,
+        "states": int(np.sum(~np.asarray(rules.done))),
+        "fixed_maps_searched": n_maps,
+        "wall_s": time.perf_counter() - t0,
+        "agents": agents,
+        "properties": design_properties(exact),
+    }
 
 
 def run_baselines(
@@ -171,14 +309,21 @@ def run_baselines(
     seed: int = 0,
     extra_agents: dict[str, Callable] | None = None,
     progress: Callable[[str], None] | None = None,
+    host_solver: bool = False,
 ) -> dict[str, Any]:
     """Exact and sampled statistics of every agent, and the design properties.
+
+    A fixed-order rule book (week_v2) is valued on its compiled tables in seconds; a random
+    order (seed_v1), or ``host_solver``, uses the host solver (:class:`ExactSolver`).  ``weeks``
+    = 0 samples nothing (the sampled columns are then absent).
 
     ``extra_agents`` maps a name to ``act_batch(obs (n, OBS_SIZE)) -> actions`` (e.g. trained
     networks' greedy actions); they are valued exactly and sampled like the others.
     """
     say = progress or (lambda _m: None)
     params = presets.get(preset)
+    if fixed_order(params) and not host_solver:
+        return _baselines_on_tables(preset, weeks, seed, extra_agents, say)
     t0 = time.perf_counter()
     say("solving exactly")
     solver = solver_for(preset).solve()
@@ -201,7 +346,9 @@ def run_baselines(
         say(f"agent {name}: exact value")
         ev = solver.evaluate(host[name])
         say(f"agent {name}: sampling {weeks:,} weeks")
-        if name == "random":
+        if not weeks:
+            sampled = {"weeks": 0}
+        elif name == "random":
             sampled = sample_jax_policy(random_policy, None, params, weeks, seed + i)
         elif name in maps:
             sampled = sample_jax_policy(map_policy, maps[name], params, weeks, seed + i)
@@ -223,6 +370,7 @@ def run_baselines(
         "preset": preset,
         "weeks": weeks,
         "seed": seed,
+        "solver": "host (expectimax over the decision graph)",
         "solve_s": solver.solve_seconds,
         "states": solver.n_states,
         "fixed_maps_searched": n_maps,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Tests (and the `wlf` processes they start) keep their caches in a folder of their own, so a
+# test never reads what a user's earlier run left in ~/.cache/wlf, nor leaves anything there.
+os.environ["WLF_CACHE"] = tempfile.mkdtemp(prefix="wlf-test-cache-")
 
 
 def solved(preset: str):
@@ -21,3 +28,9 @@ def solver_week_v2():
 @pytest.fixture(scope="session")
 def solver_seed_v1():
     return solved("seed_v1")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    shutil.rmtree(os.environ["WLF_CACHE"], ignore_errors=True)

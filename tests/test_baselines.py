@@ -13,18 +13,25 @@ from wlf_jax.params import replace
 
 
 @pytest.fixture(scope="module")
-def week_v2_exact(solver_week_v2):
-    params = presets.week_v2()
+def week_v2_evaluations(solver_week_v2):
+    """The host solver's exact evaluation of every built-in agent on week_v2."""
     solver = solver_week_v2
-    exact = {
-        "optimal": solver.evaluate(solver.optimal_policy()).exact_score,
-        "myopic": solver.evaluate(solver.myopic_policy()).exact_score,
-        "random": solver.evaluate(uniform_policy()).exact_score,
+    evals = {
+        "optimal": solver.evaluate(solver.optimal_policy()),
+        "myopic": solver.evaluate(solver.myopic_policy()),
+        "random": solver.evaluate(uniform_policy()),
     }
     for name in ("accept_all", "decline_all", "ignore_all", "strategic"):
-        exact[name] = solver.evaluate(fixed_map_policy(action_map(name))).exact_score
+        evals[name] = solver.evaluate(fixed_map_policy(action_map(name)))
+    return evals
+
+
+@pytest.fixture(scope="module")
+def week_v2_exact(solver_week_v2, week_v2_evaluations):
+    params = presets.week_v2()
+    exact = {k: ev.exact_score for k, ev in week_v2_evaluations.items()}
     _, exact["best_fixed_map"], _ = best_fixed_map(params)
-    return solver, exact
+    return solver_week_v2, exact
 
 
 def test_design_properties_hold_on_week_v2(week_v2_exact):
@@ -164,3 +171,78 @@ def test_q_of_a_played_seed_v1_week_hides_the_future_order(solver_seed_v1):
     b = ref.reset([0, 6, 5, 4, 3, 2, 1] + [-1] * 7, [0.5] * 13)
     assert solver.q(a) == solver.q(b)
     assert abs(max(solver.q(a)) - solver.value()) < 1e-12
+
+
+def _assert_same_evaluation(table, host, atol: float = 2e-6) -> None:
+    """Every field of two :class:`Evaluation` s agrees (float32 tables vs float64 host)."""
+    for field in ("exact_return", "exact_score", "early_end_prob"):
+        assert getattr(table, field) == pytest.approx(getattr(host, field), abs=atol), field
+    for k, v in host.components.items():
+        assert table.components[k] == pytest.approx(v, abs=atol), k
+    np.testing.assert_allclose(table.energy_by_day, host.energy_by_day, atol=atol)
+    assert table.action_freq.keys() == host.action_freq.keys()
+    for k, v in host.action_freq.items():
+        np.testing.assert_allclose(table.action_freq[k], v, atol=atol, err_msg=k)
+    assert table.event_prob.keys() == host.event_prob.keys()
+    for k, v in host.event_prob.items():
+        assert table.event_prob[k] == pytest.approx(v, abs=atol), k
+
+
+def test_compiled_tables_value_every_agent_as_the_host_solver(week_v2_evaluations):
+    """Each field of the exact evaluation on the compiled tables (agents.exact.tables) equals
+    the host solver's, for state-dependent (optimal, myopic), stochastic (random) and fixed
+    agents; the tables' optimal and myopic actions are the host solver's."""
+    from agents.exact import tables as TB
+    from wlf_jax.compiled import compiled_for
+
+    rules = compiled_for("week_v2")
+    uniform = np.full((rules.n_states, 3), 1.0 / 3.0, np.float32)
+    policies = {
+        "optimal": TB.optimal_policy(rules),
+        "myopic": TB.myopic_policy(rules),
+        "random": uniform,
+        **{n: TB.map_policy(rules, action_map(n)) for n in ("accept_all", "decline_all", "ignore_all", "strategic")},
+    }  # fmt: skip
+    for name, host in week_v2_evaluations.items():
+        _assert_same_evaluation(TB.evaluate(rules, policies[name]), host)
+
+
+def test_a_wrong_policy_table_is_told_apart():
+    """The comparison above can fail: one state's action changed on the optimal path moves
+    the exact value."""
+    from agents.exact import tables as TB
+    from wlf_jax.compiled import compiled_for
+
+    rules = compiled_for("week_v2")
+    opt = np.asarray(TB.optimal_policy(rules)).copy()
+    base = TB.evaluate(rules, opt)
+    opt[int(rules.initial)] = (opt[int(rules.initial)] + 1) % 3
+    assert TB.evaluate(rules, opt).exact_score < base.exact_score - 1e-4
+
+
+def test_map_scores_on_the_tables_equal_pattern_enumeration():
+    from agents.exact import relevant_maps
+    from agents.exact.tables import map_scores
+    from wlf_jax.compiled import compiled_for
+
+    params = presets.week_v2()
+    maps = relevant_maps(params)[::4001]
+    scores, returns = map_scores(compiled_for("week_v2"), params, maps, batch=16)
+    want_scores, want_returns = exact_scores(params, maps)
+    np.testing.assert_allclose(scores, want_scores, atol=2e-6)
+    np.testing.assert_allclose(returns, want_returns, atol=2e-6)
+
+
+def test_baselines_on_the_tables_equal_the_host_solver_run():
+    """`wlf baselines` on week_v2 (compiled tables) gives the host solver's exact values for
+    every agent, with sampled weeks that agree within their confidence intervals."""
+    from experiments.compare import run_baselines
+
+    fast = run_baselines("week_v2", weeks=2000, seed=1)
+    assert fast["solver"].startswith("compiled tables") and fast["states"] == 151_807
+    for name, a in fast["agents"].items():
+        assert a["weeks"] == 2000
+        assert abs(a["mean_score"] - a["exact_score"]) <= 4 * a["ci95_score"] + 1e-6, name
+    _, best_score, n_maps = best_fixed_map(presets.week_v2())
+    assert fast["agents"]["best_fixed_map"]["exact_score"] == pytest.approx(best_score, abs=1e-9)
+    assert n_maps == fast["fixed_maps_searched"] == 99_225

@@ -27,7 +27,11 @@ exact state ids to tabular learners and value iteration on the device (:func:`op
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +42,8 @@ from gymnax.environments import environment, spaces
 from . import dynamics
 from .env import WorkWeek, observe
 from .events import N_ACTIONS, N_EVENTS
-from .params import MAX_STEPS, EnvParams
-from .reward import rubric_total
+from .params import MAX_STEPS, N_DAYS, EnvParams
+from .reward import components, rubric_total
 from .state import EnvState, Scenario
 
 
@@ -65,6 +69,9 @@ class CompiledRules:
     done: jax.Array  # (N,) bool
     score: jax.Array  # (N,) float32: the rubric of the state (the week's score once over)
     early_end: jax.Array  # (N,) bool
+    components: jax.Array  # (N, N_COMPONENTS) float32: the rubric's components of the state
+    day_energy: jax.Array  # (N * 3 * 2, N_DAYS) int8: the energy each day closed by the
+    #   transition ended on (hundredths; -1 = the day did not close then), as energy_by_day
     initial: jax.Array  # () int32: Monday morning
     packed: jax.Array  # (N * 3, 5) int32: alt_prob, next id main/alt (+ done bit), reward main/alt
     layers: tuple[int, ...] = struct.field(pytree_node=False, default=())  # first id of each
@@ -113,17 +120,22 @@ def _key_columns(s: EnvState) -> np.ndarray:
 def _expand_fn():
     """Jitted: every (action, outcome) successor of a batch of states, with its reward."""
 
-    def successors(state: EnvState, params: EnvParams):
-        def one(a, alt):
-            # a uniform of 0 takes the alternative outcome whenever it is possible, 1 never
-            forced = state.replace(uniforms=jnp.full_like(state.uniforms, 1.0 - alt))
-            nxt, reward, _ = dynamics.transition(forced, a, -1.0, params)
-            return nxt.replace(uniforms=state.uniforms), reward
+    actions = jnp.repeat(jnp.arange(N_ACTIONS), 2)  # (6,): column a * 2 + alt
+    alts = jnp.tile(jnp.arange(2), N_ACTIONS)
 
-        grid = [(a, alt) for a in range(N_ACTIONS) for alt in (0.0, 1.0)]
-        outs = [one(a, alt) for a, alt in grid]
-        stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *[o[0] for o in outs])
-        return stacked, jnp.stack([o[1] for o in outs])  # vmapped: (n, 6, ...), (n, 6)
+    def successor(state: EnvState, a, alt, params: EnvParams):
+        # a uniform of 0 takes the alternative outcome whenever it is possible, 1 never
+        forced = state.replace(uniforms=jnp.full_like(state.uniforms, 1.0 - alt))
+        nxt, reward, _ = dynamics.transition(forced, a, -1.0, params)
+        # the days this decision closes, with the energy each ended on (-1: not closed here)
+        days = jnp.arange(N_DAYS)
+        closed = (days >= state.day) & ((days < nxt.day) | nxt.done)
+        day_energy = jnp.where(closed, nxt.energy_by_day, -1).astype(jnp.int8)
+        return nxt.replace(uniforms=state.uniforms), reward, day_energy
+
+    def successors(state: EnvState, params: EnvParams):
+        # vmapped: (n, 6, ...) -- one traced transition, so the program compiles quickly
+        return jax.vmap(successor, in_axes=(None, 0, 0, None))(state, actions, alts, params)
 
     return jax.jit(jax.vmap(successors, in_axes=(0, None)))
 
@@ -133,7 +145,7 @@ def _describe_fn():
     """Jitted: observation and score of a batch of states."""
 
     def one(state: EnvState, params: EnvParams):
-        return observe(state, params), rubric_total(state, params)
+        return observe(state, params), rubric_total(state, params), components(state, params)
 
     return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
@@ -189,6 +201,7 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     layers = [0]
     next_id: list[np.ndarray] = []  # per layer: (n, 6)
     reward: list[np.ndarray] = []
+    day_energy: list[np.ndarray] = []  # per layer: (n, 6, N_DAYS)
     expand = _expand_fn()
     first = 0  # id of the layer's first state
     for layer in range(MAX_STEPS + 1):
@@ -199,9 +212,10 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
         live = np.flatnonzero(~done)
         nid = np.repeat((first + np.arange(n))[:, None], 6, axis=1)
         rew = np.zeros((n, 6), np.float32)
+        days = np.full((n, 6, N_DAYS), -1, np.int8)
         if len(live):
             part = _rows(batch, live)
-            succ, r = _in_chunks(expand, part, params)
+            succ, r, d = _in_chunks(expand, part, params)
             flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), succ)
             keys = _key_columns(flat)
             rows = keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
@@ -211,15 +225,17 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
             rank[order] = np.arange(len(order))
             nid[live] = (first + n + rank[inverse.ravel()]).reshape(-1, 6)
             rew[live] = r
+            days[live] = d
             states.append(_rows(flat, firsts[order]))
         next_id.append(nid)
         reward.append(rew)
+        day_energy.append(days)
         first += n
         layers.append(first)
         if len(states) == layer + 1:
             break
     every = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *states)
-    obs, score = _in_chunks(_describe_fn(), every, params)
+    obs, score, comps = _in_chunks(_describe_fn(), every, params)
     event = np.where(every.done, -1, slot_event[np.clip(every.slot, 0, len(slot_event) - 1)])
     alt = np.asarray(params.alt_prob)[np.clip(event, 0, N_EVENTS - 1)]  # (N, 3)
     nid_all = np.concatenate(next_id).reshape(-1, 2)  # (N * 3, 2)
@@ -243,6 +259,8 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
         done=jnp.asarray(every.done, bool),
         score=jnp.asarray(score, jnp.float32),
         early_end=jnp.asarray(every.early_end, bool),
+        components=jnp.asarray(comps, jnp.float32),
+        day_energy=jnp.asarray(np.concatenate(day_energy).reshape(-1, N_DAYS), jnp.int8),
         initial=jnp.int32(0),
         packed=jnp.asarray(packed),
         layers=tuple(layers),
@@ -252,13 +270,60 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     return (rules, every) if return_states else rules
 
 
+FORMAT_VERSION = 1
+"""Bumped whenever the tables or the dynamics change, so stale cached tables are not read."""
+
+
+def cache_dir() -> Path | None:
+    """Where compiled tables are kept between runs: ``$WLF_CACHE/compiled`` (default
+    ``~/.cache/wlf/compiled``); ``WLF_CACHE=`` (empty) keeps nothing."""
+    root = os.environ.get("WLF_CACHE", str(Path.home() / ".cache" / "wlf"))
+    return Path(root) / "compiled" if root else None
+
+
+def _fingerprint(params: EnvParams) -> str:
+    from .params import to_python
+
+    text = json.dumps({"v": FORMAT_VERSION, "rules": to_python(params)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def load_or_compile(params: EnvParams, progress=None) -> CompiledRules:
+    """:func:`compile_rules`, read from the on-disk cache when this exact rule book (and table
+    format) was compiled before, and written there otherwise (atomically)."""
+    folder = cache_dir()
+    path = None if folder is None else folder / f"{params.name}-{_fingerprint(params)}.npz"
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as z:
+                fields = {k: jnp.asarray(z[k]) for k in z.files if k != "layers"}
+                layers = tuple(int(x) for x in z["layers"])
+            return CompiledRules(**fields, layers=layers, name=params.name)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # unreadable or from another layout: compile again and overwrite
+    rules = compile_rules(params, progress)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            arrays = {
+                k: np.asarray(v) for k, v in vars(rules).items() if k not in ("layers", "name")
+            }
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            np.savez(tmp, layers=np.asarray(rules.layers, np.int64), **arrays)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only or full disk only costs the next run a recompilation
+    return rules
+
+
 @functools.lru_cache(maxsize=4)
 def compiled_for(preset: str) -> CompiledRules:
-    """The compiled tables of the preset called ``preset``, built once per process."""
+    """The compiled tables of the preset called ``preset``, built once per process (and kept
+    on disk between runs, :func:`load_or_compile`)."""
     from . import presets
 
     with jax.ensure_compile_time_eval():
-        return compile_rules(presets.get(preset))
+        return load_or_compile(presets.get(preset))
 
 
 class CompiledWeek(environment.Environment[CompiledState, CompiledRules]):

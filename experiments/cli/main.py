@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -27,12 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_compilation_cache() -> None:
+    """Keep JAX's compiled programs on disk between runs (``$WLF_CACHE`` or ``~/.cache/wlf``;
+    ``WLF_CACHE=`` (empty) turns it off), so a command's second run skips most compilation.
+    Only takes effect before JAX starts; a ``JAX_COMPILATION_CACHE_DIR`` already set wins."""
+    root = os.environ.get("WLF_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "wlf"))
+    if root and "jax" not in sys.modules:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(root, "jax"))
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    use_compilation_cache()
     try:
         code = args.func(args)
     except KeyboardInterrupt:

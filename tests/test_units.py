@@ -1,0 +1,356 @@
+"""Direct unit tests of rules that the end-to-end tests only reach by accident: GAE across a
+week's end, PPO's clipping, each anti-gaming gate of the judge alone near its threshold, the
+decoder's negation marks, the exact solvers' tie-breaking on a rule book built to have ties,
+and each validation rule of the server."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+# -- GAE and the PPO loss ----------------------------------------------------------------------
+
+
+def _gae_reference(reward, value, done, last_value, gamma, lam):
+    """Plain-Python GAE over a time-major (T, N) rollout; ``done[t]``: the week ended with t."""
+    T, N = reward.shape
+    adv = np.zeros((T, N))
+    for n in range(N):
+        next_adv, next_value = 0.0, last_value[n]
+        for t in reversed(range(T)):
+            keep = 0.0 if done[t, n] else 1.0
+            delta = reward[t, n] + gamma * next_value * keep - value[t, n]
+            next_adv = delta + gamma * lam * keep * next_adv
+            next_value = value[t, n]
+            adv[t, n] = next_adv
+    return adv, adv + value
+
+
+def test_gae_equals_the_reference_with_weeks_ending_inside_the_rollout():
+    from agents.ppo import gae
+
+    rng = np.random.default_rng(0)
+    T, N = 16, 5
+    reward, value = rng.normal(size=(T, N)), rng.normal(size=(T, N))
+    done = rng.random((T, N)) < 0.25
+    done[3, 0] = True  # every column has a week end inside the rollout
+    last = rng.normal(size=(N,))
+    adv, ret = gae(
+        jnp.asarray(reward), jnp.asarray(value), jnp.asarray(done), jnp.asarray(last), 0.97, 0.9
+    )
+    want_adv, want_ret = _gae_reference(reward, value, done, last, 0.97, 0.9)
+    np.testing.assert_allclose(np.asarray(adv), want_adv, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ret), want_ret, rtol=1e-5, atol=1e-5)
+
+
+def test_gae_does_not_leak_across_a_week_boundary():
+    """Rewards and values after the week that ended at step 2 do not reach steps 0..2."""
+    from agents.ppo import gae
+
+    reward = jnp.array([[1.0], [0.0], [2.0], [100.0], [100.0]])
+    value = jnp.array([[0.5], [0.2], [0.1], [50.0], [50.0]])
+    done = jnp.array([[False], [False], [True], [False], [False]])
+    adv, _ = gae(reward, value, done, jnp.array([999.0]), gamma=1.0, lam=1.0)
+    # with gamma = lam = 1 the advantage is the week's remaining return minus the value
+    np.testing.assert_allclose(np.asarray(adv[:3, 0]), [3.0 - 0.5, 2.0 - 0.2, 2.0 - 0.1], atol=1e-6)
+    # the next week bootstraps from the last value
+    np.testing.assert_allclose(
+        np.asarray(adv[3:, 0]), [100 + 100 + 999 - 50.0, 100 + 999 - 50.0], atol=1e-3
+    )
+
+
+def test_ppo_actor_loss_is_clipped_on_both_sides():
+    """With one sample, the clipped surrogate is -min(r A, clip(r) A): for A > 0 the ratio's
+    gain stops at 1 + eps, for A < 0 at 1 - eps (normalised advantages: A = +-1 from two
+    samples)."""
+    from agents.ppo import ppo_loss
+
+    eps = 0.2
+
+    def run(ratio_first, ratio_second):
+        logits = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]))
+
+        def apply_fn(params, obs):
+            return logits, jnp.zeros((2,))
+
+        batch = {
+            "obs": jnp.zeros((2, 1)),
+            "action": jnp.array([0, 0]),
+            "logp": jnp.log(jnp.array([0.5 / ratio_first, 0.5 / ratio_second])),
+            "adv": jnp.array([1.0, -1.0]),  # normalised to about +1 and -1
+            "value": jnp.zeros((2,)),
+            "ret": jnp.zeros((2,)),
+        }
+        _, (actor, critic, entropy) = ppo_loss(None, apply_fn, batch, eps, 0.5, 0.0)
+        return float(actor)
+
+    a = 1.0 / (np.std([1.0, -1.0]) + 1e-8)
+    # ratios inside the clip range: plain surrogate
+    assert run(1.1, 0.9) == pytest.approx(-(1.1 * a - 0.9 * a) / 2, rel=1e-5)
+    # ratio 1.5 with A > 0 counts as 1.2; ratio 0.5 with A < 0 counts as 0.8
+    assert run(1.5, 0.5) == pytest.approx(-(1.2 * a - 0.8 * a) / 2, rel=1e-5)
+    # pessimistic side is never clipped: ratio 0.5 with A > 0, ratio 1.5 with A < 0
+    assert run(0.5, 1.5) == pytest.approx(-(0.5 * a - 1.5 * a) / 2, rel=1e-5)
+
+
+# -- the judge's gates, each alone ---------------------------------------------------------------
+
+
+def _words(text):
+    from llm_bridge.judge import _WORD
+
+    return _WORD.findall(text.lower())
+
+
+def test_repetition_gate_trigram_threshold_and_slope():
+    from llm_bridge.judge import _repetition_gate
+
+    fresh = [f"w{i}" for i in range(20)]
+    assert _repetition_gate(fresh, "x") == 1.0
+    # 20 words = 18 trigrams; ending with the first k+2 words repeats k trigrams: rep = k / 18
+    two = fresh[:16] + fresh[:4]  # 2 of 18 repeat: 0.111 <= 0.15, open
+    four = fresh[:14] + fresh[:6]  # 4 of 18 repeat: 0.222 > 0.15, gated
+    assert _repetition_gate(two, "x") == 1.0
+    assert _repetition_gate(four, "x") == pytest.approx(1.0 - (4 / 18 - 0.15) / 0.35)
+
+
+def test_repetition_gate_top_word_share_threshold():
+    from llm_bridge.judge import _repetition_gate
+
+    # 12 words, each trigram distinct; "ok" fills 3 (25%: open) or 4 (33%: gated) of them
+    base = [f"w{i}" for i in range(12)]
+    three = base.copy()
+    for i in (0, 4, 8):
+        three[i] = "ok"
+    four = three.copy()
+    four[11] = "ok"
+    assert _repetition_gate(three, "x") == 1.0
+    assert _repetition_gate(four, "x") == pytest.approx(1.0 - (4 / 12 - 0.25) / 0.25)
+
+
+def test_repetition_gate_duplicate_sentences_and_compressibility():
+    from llm_bridge.judge import _repetition_gate
+
+    s = "I can take the Thursday call at four"
+    words = [f"w{i}" for i in range(8)]
+    other = ["Notes will follow by nine tonight", "The runbook is in the wiki for all"]
+    # 1 duplicate in 4 sentences (dup 0.25 > 0.2) is gated; 1 in 5 (0.2) is not
+    gated = ". ".join([s, s, *other]) + "."
+    open_ = ". ".join([s, s, *other, "Happy to swap the Friday slot instead"]) + "."
+    assert _repetition_gate(words, gated) == pytest.approx(max(0.05, 1.0 - 0.25 * 1.5))
+    assert _repetition_gate(words, open_) == 1.0
+    # a long, very compressible text is gated by its compression ratio
+    blob = "abc " * 200
+    ratio = len(__import__("zlib").compress(blob.encode())) / len(blob.encode())
+    assert ratio < 0.3
+    assert _repetition_gate(words, blob) == pytest.approx(max(0.05, ratio / 0.3))
+
+
+def test_stuffing_gate_density_times_and_runs():
+    from llm_bridge.judge import _stuffing_gate
+
+    # signal density: 4 rewarded words (thanks, update, plan, tonight) in 7 (0.57 > 0.45) is
+    # gated; the same 4 in 10 (0.4) are not
+    dense = "thanks i will update the plan tonight"
+    sparse = "thanks i will update you on the plan tonight ok"
+    d = _stuffing_gate(_words(dense), dense.lower())
+    assert d == pytest.approx(max(0.1, 1.0 - (4 / 7 - 0.45) / 0.25))
+    assert _stuffing_gate(_words(sparse), sparse.lower()) == 1.0
+    # just above the threshold: 4 in 8 (0.5) is gated already
+    edge = "thanks i will update the plan for tonight"
+    assert _stuffing_gate(_words(edge), edge) == pytest.approx(1.0 - (0.5 - 0.45) / 0.25)
+    # short replies are never gated
+    assert _stuffing_gate(_words("thanks update eod plan"), "thanks update eod plan") == 1.0
+
+
+def test_stuffing_gate_long_run_of_content_words():
+    from llm_bridge.judge import _stuffing_gate
+
+    eight = "and then staging logs restart runbook ticket handover calendar notes and so on"
+    nine = "and then staging logs restart runbook ticket handover calendar notes slot and so on"
+    g8 = _stuffing_gate(_words(eight), eight)
+    g9 = _stuffing_gate(_words(nine), nine)
+    assert g9 < g8
+    assert g9 <= max(0.1, 1.0 - (9 - 8) * 0.15) + 1e-9
+
+
+def test_junk_gate_alpha_ratio_and_echo():
+    from llm_bridge.judge import _junk_gate
+    from wlf_jax.events import EVENTS
+
+    event = EVENTS[0]
+    ok = "I am restarting the staging service now and will post the logs by noon."
+    assert _junk_gate(ok, ok.lower(), event.id) == 1.0
+    # letters under 60% of the visible characters close the gate linearly down to 20%
+    forty = "staging 1234 restart 56789012 logs 345678"  # 18 letters of 36 visible: 0.5
+    assert _junk_gate(forty, forty.lower(), event.id) == pytest.approx((0.5 - 0.2) / 0.4)
+    # control characters close the gate
+    assert _junk_gate("ok\x07 fine", "ok\x07 fine", event.id) == 0.0
+    # echoing the incoming message back is gated
+    echo = event.body
+    assert _junk_gate(echo, echo.lower(), event.id) <= 0.2
+
+
+# -- the decoder's negation marks ----------------------------------------------------------------
+
+
+def test_negation_scope_marks_the_rejected_option_only():
+    from llm_bridge.textnorm import normalize
+
+    def marked(text):
+        n = normalize(text)
+        return {t for t, neg in zip(n.tokens, n.negated) if neg}
+
+    assert {"cover", "wednesday"} <= marked("I will not cover Wednesday")
+    assert "send" not in marked("I won't join, but I'll send notes by 9")
+    assert "join" in marked("I won't join, but I'll send notes by 9")
+    assert "joining" in marked("rather than joining the call, I will send notes")
+    assert not marked("No worries, I will cover it")  # an idiom, not a negation
+
+
+def test_decoder_features_carry_the_negation():
+    """A negated word and the same word asserted give different features, so the decoder can
+    read "I will not cover" apart from "I will cover"."""
+    from llm_bridge.decode import feature_keys
+    from llm_bridge.textnorm import normalize
+
+    neg = set(feature_keys("E3_oncall_swap", normalize("I will not cover Wednesday")))
+    pos = set(feature_keys("E3_oncall_swap", normalize("I will cover Wednesday")))
+    assert "w~:cover" in neg and "w:cover" not in neg
+    assert "w:cover" in pos and "w~:cover" not in pos
+
+
+# -- tie-breaking of the exact solvers -----------------------------------------------------------
+
+
+def _tied_week_v2():
+    """week_v2 with actions 1 and 2 of every event made identical: every state has a tie."""
+    from wlf_jax import presets
+    from wlf_jax.params import replace
+
+    p = presets.week_v2()
+    changes = {}
+    for field in ("energy_delta", "sprint_delta", "trust_delta", "alt_prob", "alt_energy_delta",
+                  "alt_sprint_delta", "alt_trust_delta", "status_set", "spawn",
+                  "template_quality", "boundary_credit"):  # fmt: skip
+        arr = np.asarray(getattr(p, field)).copy()
+        arr[:, 2] = arr[:, 1]
+        changes[field] = arr
+    return replace(p, name="tied", **changes)
+
+
+def test_host_solver_breaks_ties_to_the_lowest_action():
+    from agents.exact import ExactSolver
+
+    solver = ExactSolver(_tied_week_v2())
+    (week,) = [w for _, w in solver.initial()]
+    q = solver.q(week)
+    assert q[1] == q[2]
+    assert solver.optimal_action(week) == (1 if q[1] > q[0] else 0)
+    # actions 1 and 2 have equal Q everywhere, so action 2 is never chosen
+    ev = solver.evaluate(solver.optimal_policy())
+    assert all(freq[2] == 0.0 for freq in ev.action_freq.values())
+
+
+def test_table_solver_breaks_ties_to_the_lowest_action():
+    from agents.exact import tables as TB
+    from wlf_jax.compiled import compile_rules, optimal_values
+
+    rules = compile_rules(_tied_week_v2())
+    q, _ = optimal_values(rules)
+    live = ~np.asarray(rules.done)
+    q = np.asarray(q)[live]
+    np.testing.assert_allclose(q[:, 1], q[:, 2], atol=1e-6)
+    act = np.asarray(TB.optimal_policy(rules))[live]
+    assert not np.any(act == 2)
+    assert np.all(act == np.where(q[:, 1] > q[:, 0] + 1e-6, 1, act))
+
+
+# -- the server's validation rules ---------------------------------------------------------------
+
+
+def test_json_depth_and_integer_length_limits():
+    from llm_bridge.serve.guards import MAX_INT_DIGITS, MAX_JSON_DEPTH, FrameProblem, parse_json
+
+    deepest_ok = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert parse_json(deepest_ok) is not None
+    with pytest.raises(FrameProblem, match="nested deeper"):
+        parse_json("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))
+    assert parse_json("9" * MAX_INT_DIGITS) == int("9" * MAX_INT_DIGITS)
+    with pytest.raises(FrameProblem, match="digits"):
+        parse_json("9" * (MAX_INT_DIGITS + 1))
+    with pytest.raises(json.JSONDecodeError):
+        parse_json("{not json")
+
+
+@pytest.mark.parametrize(
+    ("seed", "status"),
+    [(0, None), (2**32 - 1, None), (2**32, 400), (-1, 400), (True, 400), ("7", 400), (1.5, 400)],
+)
+def test_reset_seed_rule(seed, status):
+    from llm_bridge.serve.guards import http_body_problem
+
+    got = http_body_problem("/reset", json.dumps({"seed": seed}).encode())
+    if status is None:
+        assert got is None
+    else:
+        assert got[0] == status and got[1]["error"] == "invalid_seed"
+
+
+def test_session_routes_rule():
+    from llm_bridge.serve.guards import http_body_problem, ws_frame_problem
+
+    body = json.dumps({"jsonrpc": "2.0", "method": "openenv/session/create", "id": 1}).encode()
+    status, err = http_body_problem("/mcp", body)
+    assert status == 403 and err["error"] == "session_routes_disabled"
+    assert http_body_problem("/mcp", body, allow_session_routes=True) is None
+    other = json.dumps({"jsonrpc": "2.0", "method": "tools/list", "id": 1}).encode()
+    assert http_body_problem("/mcp", other) is None
+    frame = {
+        "type": "websocket.receive",
+        "text": json.dumps({"type": "mcp", "data": json.loads(body)}),
+    }
+    assert ws_frame_problem(frame)[0] == "SESSION_ROUTES_DISABLED"
+    assert ws_frame_problem(frame, allow_session_routes=True) is None
+
+
+def test_step_action_type_rule():
+    from llm_bridge.serve.guards import http_body_problem
+
+    bad = json.dumps({"action": {"type": ["list"]}}).encode()
+    status, err = http_body_problem("/step", bad)
+    assert status == 422 and err["error"] == "invalid_action"
+    fine = json.dumps({"action": {"type": "reply", "text": "ok"}}).encode()
+    assert http_body_problem("/step", fine) is None
+
+
+def test_websocket_frame_rules():
+    from llm_bridge.serve.guards import MAX_JSON_DEPTH, ws_frame_problem
+
+    assert ws_frame_problem({"type": "websocket.receive", "bytes": b"x"})[0] == "INVALID_JSON"
+    assert ws_frame_problem({"type": "websocket.receive", "text": "[1, 2]"})[0] == "INVALID_JSON"
+    deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+    assert ws_frame_problem({"type": "websocket.receive", "text": deep})[0] == "BAD_REQUEST"
+    assert (
+        ws_frame_problem({"type": "websocket.receive", "text": "{oops"}) is None
+    )  # the session answers
+    ok = json.dumps({"type": "step", "data": {"text": "fine"}})
+    assert ws_frame_problem({"type": "websocket.receive", "text": ok}) is None
+    assert ws_frame_problem({"type": "websocket.disconnect"}) is None
+
+
+def test_preset_and_episode_rules():
+    from llm_bridge.serve.environment import WeekError, check_episode_id, check_preset
+
+    assert check_preset(None, "week_v2") == "week_v2"
+    assert check_preset("seed_v1", "week_v2") == "seed_v1"
+    for bad in ("week_v9", 3, ["week_v2"]):
+        with pytest.raises(WeekError):
+            check_preset(bad, "week_v2")
+    assert check_episode_id("e" * 255) == "e" * 255
+    for bad in (["not", "a", "string"], "e" * 256, 7):
+        with pytest.raises(WeekError):
+            check_episode_id(bad)

@@ -26,7 +26,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 bench: install
 	$(BIN)/wlf bench

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo lint test bench clean
+.PHONY: install demo lint test bench mutants clean
 
 install: $(VENV)/.installed
 
@@ -31,5 +31,11 @@ test: install
 bench: install
 	$(BIN)/wlf bench
 
+# Mutation testing of the core rules ([tool.mutmut] in pyproject.toml; not part of .ci/run).
+# Results: `$(BIN)/mutmut results`; scores and survivors are discussed in docs/testing.md.
+mutants: install
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis wlf_out
+	rm -rf $(VENV) .pytest_cache .hypothesis wlf_out mutants

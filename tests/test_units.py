@@ -71,20 +71,21 @@ def test_ppo_actor_loss_is_clipped_on_both_sides():
     eps = 0.2
 
     def run(ratio_first, ratio_second):
-        logits = jnp.log(jnp.array([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]))
+        # the network's output is read off its parameters and its input (a wrong argument shows)
+        params = {"logits": jnp.log(jnp.array([0.5, 0.25, 0.25]))}
 
         def apply_fn(params, obs):
-            return logits, jnp.zeros((2,))
+            return params["logits"][None, :] + 0.0 * obs, jnp.zeros((obs.shape[0],))
 
         batch = {
-            "obs": jnp.zeros((2, 1)),
+            "obs": jnp.zeros((2, 3)),
             "action": jnp.array([0, 0]),
             "logp": jnp.log(jnp.array([0.5 / ratio_first, 0.5 / ratio_second])),
             "adv": jnp.array([1.0, -1.0]),  # normalised to about +1 and -1
             "value": jnp.zeros((2,)),
             "ret": jnp.zeros((2,)),
         }
-        _, (actor, critic, entropy) = ppo_loss(None, apply_fn, batch, eps, 0.5, 0.0)
+        _, (actor, critic, entropy) = ppo_loss(params, apply_fn, batch, eps, 0.5, 0.0)
         return float(actor)
 
     a = 1.0 / (np.std([1.0, -1.0]) + 1e-8)
@@ -354,3 +355,75 @@ def test_preset_and_episode_rules():
     for bad in (["not", "a", "string"], "e" * 256, 7):
         with pytest.raises(WeekError):
             check_episode_id(bad)
+
+
+def test_every_http_refusal_has_its_status_code_and_message():
+    """The exact body of each refusal: status, error code, and a message that names the rule."""
+    from llm_bridge.serve.guards import MAX_INT_DIGITS, MAX_JSON_DEPTH, http_body_problem
+
+    deep = ("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)).encode()
+    assert http_body_problem("/step", deep) == (
+        400,
+        {"error": "bad_request", "detail": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"},
+    )
+    long_int = ("1" * (MAX_INT_DIGITS + 1)).encode()
+    assert http_body_problem("/reset", long_int) == (
+        400,
+        {
+            "error": "bad_request",
+            "detail": f"an integer of {MAX_INT_DIGITS + 1} digits; the limit is {MAX_INT_DIGITS}",
+        },
+    )
+    create = {"jsonrpc": "2.0", "method": "openenv/session/create", "id": 1}
+    for body in (create, [{"jsonrpc": "2.0", "method": "tools/list", "id": 0}, create]):
+        status, err = http_body_problem("/mcp", json.dumps(body).encode())
+        assert status == 403 and err["error"] == "session_routes_disabled"
+        assert err["detail"].startswith("openenv/session/create is off on this server: a session")
+        assert err["detail"].endswith("start the server with --allow-session-routes to enable it")
+    status, err = http_body_problem("/reset", b'{"seed": -1}')
+    assert (status, err["error"]) == (400, "invalid_seed")
+    assert err["detail"] == "seed must be an integer with 0 <= seed < 2**32, got -1"
+    assert http_body_problem("/step", json.dumps({"action": {"type": {"a": 1}}}).encode()) == (
+        422,
+        {
+            "error": "invalid_action",
+            "detail": "the action does not match WeekAction",
+            "errors": [
+                {
+                    "loc": ["type"],
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                }
+            ],
+        },
+    )
+    # the action rule belongs to /step only, and empty or malformed bodies are FastAPI's
+    assert http_body_problem("/reset", json.dumps({"action": {"type": ["x"]}}).encode()) is None
+    assert http_body_problem("/step", b"   ") is None
+    assert http_body_problem("/step", b"{broken") is None
+
+
+def test_every_websocket_refusal_has_its_code_and_message():
+    from llm_bridge.serve.guards import MAX_JSON_DEPTH, ws_frame_problem
+
+    def frame(text=None, **kw):
+        return {"type": "websocket.receive", "text": text, **kw}
+
+    assert ws_frame_problem(frame(bytes=b"x")) == (
+        "INVALID_JSON",
+        "binary frames are not supported; send JSON text",
+    )
+    assert ws_frame_problem(frame("[1]")) == (
+        "INVALID_JSON",
+        'a message must be a JSON object such as {"type": "step", "data": {...}}',
+    )
+    deep = "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1)
+    assert ws_frame_problem(frame(deep)) == (
+        "BAD_REQUEST",
+        f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+    )
+    mcp = json.dumps({"type": "mcp", "data": {"method": "openenv/session/close"}})
+    assert ws_frame_problem(frame(mcp)) == (
+        "SESSION_ROUTES_DISABLED",
+        "session create/close over MCP is off on this server",
+    )

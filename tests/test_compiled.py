@@ -206,6 +206,6 @@ def test_wlf_bench_on_a_random_order_rule_book_skips_the_compiled_form(tmp_path)
     from experiments.bench import run_bench
 
     r = run_bench("seed_v1", batches=(32,), python_seconds=0.05, n_envs=32, n_steps=2,
-                  repeats=1, peers=())  # fmt: skip
-    assert set(r["forms"]) == {"general", "static"}
+                  repeats=1, peers=(), forms=("general", "compiled"))  # fmt: skip
+    assert set(r["forms"]) == {"general"} and r["fastest_form"] == "general"
     assert "fixed order" in r["forms_skipped"]["compiled"]

@@ -97,6 +97,38 @@ def test_ppo_actor_loss_is_clipped_on_both_sides():
     assert run(0.5, 1.5) == pytest.approx(-(0.5 * a - 1.5 * a) / 2, rel=1e-5)
 
 
+def test_ppo_critic_loss_clips_the_value_change_and_entropy_is_exact():
+    """Value clipping: the new value may move at most eps from the rollout's value, and the
+    larger of the clipped and unclipped squared errors counts; entropy of the given policy."""
+    from agents.ppo import ppo_loss
+
+    eps = 0.2
+    probs = jnp.array([0.5, 0.25, 0.25])
+    params = {"logits": jnp.log(probs), "value": jnp.array([0.5, -0.5, 0.1])}
+
+    def apply_fn(params, obs):
+        return params["logits"][None, :] + 0.0 * obs, params["value"]
+
+    batch = {
+        "obs": jnp.zeros((3, 3)),
+        "action": jnp.array([0, 1, 2]),
+        "logp": jnp.log(probs[jnp.array([0, 1, 2])]),
+        "adv": jnp.array([1.0, -1.0, 0.5]),
+        "value": jnp.array([0.0, 0.0, 0.0]),  # the rollout's values
+        "ret": jnp.array([1.0, -2.0, 0.3]),
+    }
+    _, (actor, critic, entropy) = ppo_loss(params, apply_fn, batch, eps, 0.5, 0.0)
+    new, ret = np.array([0.5, -0.5, 0.1]), np.array([1.0, -2.0, 0.3])
+    clipped = np.clip(new, -eps, eps)  # old values are 0
+    want = 0.5 * np.maximum((new - ret) ** 2, (clipped - ret) ** 2).mean()
+    assert float(critic) == pytest.approx(want, rel=1e-5)
+    assert want == pytest.approx(0.5 * np.mean([0.64, 3.24, 0.04]))  # clipping bites twice
+    p = np.array([0.5, 0.25, 0.25])
+    assert float(entropy) == pytest.approx(-(p * np.log(p)).sum(), rel=1e-5)
+    # ratios of exactly 1 (log-probs equal): the actor loss is minus the mean normalised advantage
+    assert float(actor) == pytest.approx(0.0, abs=1e-6)
+
+
 # -- the judge's gates, each alone ---------------------------------------------------------------
 
 
@@ -344,17 +376,35 @@ def test_websocket_frame_rules():
 
 
 def test_preset_and_episode_rules():
-    from llm_bridge.serve.environment import WeekError, check_episode_id, check_preset
+    import uuid
+
+    from llm_bridge.serve.environment import (
+        SEED_LIMIT,
+        WeekError,
+        check_episode_id,
+        check_preset,
+        check_seed,
+        known_presets,
+    )
 
     assert check_preset(None, "week_v2") == "week_v2"
     assert check_preset("seed_v1", "week_v2") == "seed_v1"
     for bad in ("week_v9", 3, ["week_v2"]):
-        with pytest.raises(WeekError):
+        with pytest.raises(WeekError) as err:
             check_preset(bad, "week_v2")
+        assert (err.value.code, err.value.status) == ("unknown_preset", 400)
+        assert err.value.message == f"unknown preset {bad!r}; known: {', '.join(known_presets())}"
+        assert str(err.value) == f"unknown_preset: {err.value.message}"
     assert check_episode_id("e" * 255) == "e" * 255
+    fresh = check_episode_id(None)
+    assert str(uuid.UUID(fresh)) == fresh and check_episode_id(None) != fresh
     for bad in (["not", "a", "string"], "e" * 256, 7):
-        with pytest.raises(WeekError):
+        with pytest.raises(WeekError) as err:
             check_episode_id(bad)
+        assert (err.value.code, err.value.status) == ("invalid_episode_id", 400)
+        assert err.value.message == "episode_id must be a string of at most 255 characters"
+    drawn = {check_seed(None) for _ in range(8)}
+    assert len(drawn) > 1 and all(0 <= x < SEED_LIMIT for x in drawn)
 
 
 def test_every_http_refusal_has_its_status_code_and_message():
@@ -379,6 +429,7 @@ def test_every_http_refusal_has_its_status_code_and_message():
         status, err = http_body_problem("/mcp", json.dumps(body).encode())
         assert status == 403 and err["error"] == "session_routes_disabled"
         assert err["detail"].startswith("openenv/session/create is off on this server: a session")
+        assert "belongs to its WebSocket connection (/ws)" in err["detail"]
         assert err["detail"].endswith("start the server with --allow-session-routes to enable it")
     status, err = http_body_problem("/reset", b'{"seed": -1}')
     assert (status, err["error"]) == (400, "invalid_seed")

@@ -191,7 +191,7 @@ def _table_sampler(n_weeks: int, preset: str):
     from wlf_jax import WorkWeek
     from wlf_jax.compiled import CompiledState, CompiledWeek
     from wlf_jax.params import MAX_STEPS
-    from wlf_jax.reward import components, rubric_total
+    from wlf_jax.rollout import week_summary
     from wlf_jax.state import sample_scenario
 
     env, cenv = WorkWeek(), CompiledWeek()
@@ -212,15 +212,7 @@ def _table_sampler(n_weeks: int, preset: str):
 
         init = (state, CompiledState(id=rules.initial), jnp.float32(0.0))
         (final, _, ret), _ = jax.lax.scan(body, init, jax.random.split(k_a, MAX_STEPS))
-        return {
-            "return": ret,
-            "score": rubric_total(final, params),
-            "components": components(final, params),
-            "actions": final.actions.astype(jnp.int32),
-            "energy_by_day": final.energy_by_day.astype(jnp.float32) / 100.0,
-            "early_end": final.early_end,
-            "decisions": final.count,
-        }
+        return week_summary(final, ret, params)
 
     def run(key, dist, rules):
         keys = jax.random.split(key, n_weeks)
@@ -238,6 +230,39 @@ def sample_table_policy(rules, preset: str, policy, n_weeks: int, seed: int) -> 
     run = _table_sampler(n_weeks, preset)
     out = jax.device_get(run(jax.random.key(seed), as_distribution(policy), rules))
     return _sampled_stats(out)
+
+
+def agent_row(ev, sampled: dict[str, Any], action_map=None) -> dict[str, Any]:
+    """One agent's row of the baselines JSON: exact values, then the sampled statistics."""
+    row = {
+        "exact_return": ev.exact_return,
+        "exact_score": ev.exact_score,
+        **sampled,
+        "exact_components": ev.components,
+        "exact_energy_by_day": ev.energy_by_day,
+        "exact_early_end_prob": ev.early_end_prob,
+        "exact_action_freq": ev.action_freq,
+    }
+    if action_map is not None:
+        row["map"] = describe_map(action_map)
+    return row
+
+
+def baselines_result(preset, weeks, seed, solver, solve_s, states, n_maps, t0, agents) -> dict:
+    """The baselines JSON: the run's facts, every agent's row, the design properties."""
+    exact = {k: v["exact_score"] for k, v in agents.items()}
+    return {
+        "preset": preset,
+        "weeks": weeks,
+        "seed": seed,
+        "solver": solver,
+        "solve_s": solve_s,
+        "states": states,
+        "fixed_maps_searched": n_maps,
+        "wall_s": time.perf_counter() - t0,
+        "agents": agents,
+        "properties": design_properties(exact),
+    }
 
 
 def fixed_order(params: EnvParams) -> bool:
@@ -277,30 +302,19 @@ def _baselines_on_tables(preset, weeks, seed, extra_agents, say) -> dict[str, An
         if weeks:
             say(f"agent {name}: sampling {weeks:,} weeks")
             sampled = sample_table_policy(rules, preset, policies[name], weeks, seed + i)
-        agents[name] = {
-            "exact_return": ev.exact_return,
-            "exact_score": ev.exact_score,
-            **sampled,
-            "exact_components": ev.components,
-            "exact_energy_by_day": ev.energy_by_day,
-            "exact_early_end_prob": ev.early_end_prob,
-            "exact_action_freq": ev.action_freq,
-        }
-        if name in maps:
-            agents[name]["map"] = describe_map(maps[name])
-    exact = {k: v["exact_score"] for k, v in agents.items()}
-    return {
-        "preset": preset,
-        "weeks": weeks,
-        "seed": seed,
-        "solver": "compiled tables (value iteration)",
-        "solve_s": solve_s,
-        "states": int(np.sum(~np.asarray(rules.done))),
-        "fixed_maps_searched": n_maps,
-        "wall_s": time.perf_counter() - t0,
-        "agents": agents,
-        "properties": design_properties(exact),
-    }
+        agents[name] = agent_row(ev, sampled, maps.get(name))
+    states = int(np.sum(~np.asarray(rules.done)))
+    return baselines_result(
+        preset,
+        weeks,
+        seed,
+        "compiled tables (value iteration)",
+        solve_s,
+        states,
+        n_maps,
+        t0,
+        agents,
+    )
 
 
 def run_baselines(
@@ -354,27 +368,15 @@ def run_baselines(
             sampled = sample_jax_policy(map_policy, maps[name], params, weeks, seed + i)
         else:
             sampled = sample_host_policy(solver, host[name], weeks, seed + i)
-        agents[name] = {
-            "exact_return": ev.exact_return,
-            "exact_score": ev.exact_score,
-            **sampled,
-            "exact_components": ev.components,
-            "exact_energy_by_day": ev.energy_by_day,
-            "exact_early_end_prob": ev.early_end_prob,
-            "exact_action_freq": ev.action_freq,
-        }
-        if name in maps:
-            agents[name]["map"] = describe_map(maps[name])
-    exact = {k: v["exact_score"] for k, v in agents.items()}
-    return {
-        "preset": preset,
-        "weeks": weeks,
-        "seed": seed,
-        "solver": "host (expectimax over the decision graph)",
-        "solve_s": solver.solve_seconds,
-        "states": solver.n_states,
-        "fixed_maps_searched": n_maps,
-        "wall_s": time.perf_counter() - t0,
-        "agents": agents,
-        "properties": design_properties(exact),
-    }
+        agents[name] = agent_row(ev, sampled, maps.get(name))
+    return baselines_result(
+        preset,
+        weeks,
+        seed,
+        "host (expectimax over the decision graph)",
+        solver.solve_seconds,
+        solver.n_states,
+        n_maps,
+        t0,
+        agents,
+    )

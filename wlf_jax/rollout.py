@@ -84,16 +84,25 @@ def play_week(
         record=lambda s, nxt, reward, info: (reward, jnp.where(s.done, -1, info["event"])),
     )
     return {
-        "return": jnp.sum(rewards),
+        **week_summary(final, jnp.sum(rewards), params),
+        "rewards": rewards,
+        "events": events,
+        "final_state": final,
+    }
+
+
+def week_summary(final: EnvState, week_return, params: EnvParams) -> dict[str, jnp.ndarray]:
+    """What a played week is summarised by (:func:`summarize` averages these over weeks):
+    ``return``, ``score``, ``components`` (5,), ``actions`` (E,), ``energy_by_day`` (5,) in
+    [0, 1], ``early_end``, ``decisions``."""
+    return {
+        "return": week_return,
         "score": rubric_total(final, params),
         "components": components(final, params),
         "actions": final.actions.astype(jnp.int32),
         "energy_by_day": final.energy_by_day.astype(jnp.float32) / 100.0,
         "early_end": final.early_end,
         "decisions": final.count,
-        "rewards": rewards,
-        "events": events,
-        "final_state": final,
     }
 
 

@@ -114,15 +114,22 @@ def test_ppo_critic_loss_clips_the_value_change_and_entropy_is_exact():
         "action": jnp.array([0, 1, 2]),
         "logp": jnp.log(probs[jnp.array([0, 1, 2])]),
         "adv": jnp.array([1.0, -1.0, 0.5]),
-        "value": jnp.array([0.0, 0.0, 0.0]),  # the rollout's values
+        "value": jnp.array([0.1, -0.1, 0.0]),  # the rollout's values
         "ret": jnp.array([1.0, -2.0, 0.3]),
     }
-    _, (actor, critic, entropy) = ppo_loss(params, apply_fn, batch, eps, 0.5, 0.0)
-    new, ret = np.array([0.5, -0.5, 0.1]), np.array([1.0, -2.0, 0.3])
-    clipped = np.clip(new, -eps, eps)  # old values are 0
+    total, (actor, critic, entropy) = ppo_loss(params, apply_fn, batch, eps, 0.5, 0.01)
+    old, new, ret = (
+        np.array([0.1, -0.1, 0.0]),
+        np.array([0.5, -0.5, 0.1]),
+        np.array([1.0, -2.0, 0.3]),
+    )
+    clipped = old + np.clip(new - old, -eps, eps)  # (0.3, -0.3, 0.1)
     want = 0.5 * np.maximum((new - ret) ** 2, (clipped - ret) ** 2).mean()
     assert float(critic) == pytest.approx(want, rel=1e-5)
-    assert want == pytest.approx(0.5 * np.mean([0.64, 3.24, 0.04]))  # clipping bites twice
+    assert want == pytest.approx(0.5 * np.mean([0.49, 2.89, 0.04]))  # clipping bites twice
+    assert float(total) == pytest.approx(
+        float(actor) + 0.5 * want - 0.01 * float(entropy), rel=1e-5
+    )
     p = np.array([0.5, 0.25, 0.25])
     assert float(entropy) == pytest.approx(-(p * np.log(p)).sum(), rel=1e-5)
     # ratios of exactly 1 (log-probs equal): the actor loss is minus the mean normalised advantage

@@ -326,6 +326,35 @@ def test_json_depth_and_integer_length_limits():
         parse_json("{not json")
 
 
+def test_json_depth_counts_objects_and_arrays_past_scalars():
+    from llm_bridge.serve.guards import MAX_JSON_DEPTH, FrameProblem, json_depth, parse_json
+
+    assert json_depth(5) == 0 and json_depth("x") == 0
+    assert json_depth([]) == 1 and json_depth({"a": [1, {"b": 2}]}) == 3
+    objects = {}
+    for _ in range(MAX_JSON_DEPTH):
+        objects = {"a": objects}  # MAX + 1 levels of objects
+    with pytest.raises(FrameProblem, match="nested deeper"):
+        parse_json(json.dumps(objects))
+    # a scalar before the deep part does not stop the count
+    deep_after = "[1, " + "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH + "]"
+    assert json_depth(json.loads(deep_after)) == MAX_JSON_DEPTH + 1
+    with pytest.raises(FrameProblem, match="nested deeper"):
+        parse_json(deep_after)
+
+
+def test_json_beyond_the_parser_and_undecodable_bytes_are_bad_requests():
+    from llm_bridge.serve.guards import MAX_JSON_DEPTH, FrameProblem, parse_json
+
+    with pytest.raises(FrameProblem) as err:  # deeper than Python's recursion limit
+        parse_json("[" * 100_000 + "]" * 100_000)
+    assert err.value.code == "bad_request"
+    assert str(err.value) == f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+    with pytest.raises(FrameProblem) as err:
+        parse_json(b'"\xff\xfe"'.decode("unicode_escape").encode("latin-1"))
+    assert err.value.code == "bad_request" and str(err.value).startswith("unreadable JSON (")
+
+
 @pytest.mark.parametrize(
     ("seed", "status"),
     [(0, None), (2**32 - 1, None), (2**32, 400), (-1, 400), (True, 400), ("7", 400), (1.5, 400)],

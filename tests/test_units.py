@@ -114,19 +114,19 @@ def test_ppo_critic_loss_clips_the_value_change_and_entropy_is_exact():
         "action": jnp.array([0, 1, 2]),
         "logp": jnp.log(probs[jnp.array([0, 1, 2])]),
         "adv": jnp.array([1.0, -1.0, 0.5]),
-        "value": jnp.array([0.1, -0.1, 0.0]),  # the rollout's values
-        "ret": jnp.array([1.0, -2.0, 0.3]),
+        "value": jnp.array([0.4, -0.1, 0.0]),  # the rollout's values
+        "ret": jnp.array([0.0, -2.0, 0.3]),
     }
     total, (actor, critic, entropy) = ppo_loss(params, apply_fn, batch, eps, 0.5, 0.01)
     old, new, ret = (
-        np.array([0.1, -0.1, 0.0]),
+        np.array([0.4, -0.1, 0.0]),
         np.array([0.5, -0.5, 0.1]),
-        np.array([1.0, -2.0, 0.3]),
+        np.array([0.0, -2.0, 0.3]),
     )
-    clipped = old + np.clip(new - old, -eps, eps)  # (0.3, -0.3, 0.1)
+    clipped = old + np.clip(new - old, -eps, eps)  # (0.5, -0.3, 0.1)
     want = 0.5 * np.maximum((new - ret) ** 2, (clipped - ret) ** 2).mean()
     assert float(critic) == pytest.approx(want, rel=1e-5)
-    assert want == pytest.approx(0.5 * np.mean([0.49, 2.89, 0.04]))  # clipping bites twice
+    assert want == pytest.approx(0.5 * np.mean([0.25, 2.89, 0.04]))
     assert float(total) == pytest.approx(
         float(actor) + 0.5 * want - 0.01 * float(entropy), rel=1e-5
     )
@@ -336,8 +336,9 @@ def test_json_depth_counts_objects_and_arrays_past_scalars():
         objects = {"a": objects}  # MAX + 1 levels of objects
     with pytest.raises(FrameProblem, match="nested deeper"):
         parse_json(json.dumps(objects))
-    # a scalar before the deep part does not stop the count
-    deep_after = "[1, " + "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH + "]"
+    # a scalar beside the deep part (read first: the walk is last in, first out) does not stop
+    # the count
+    deep_after = "[" + "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH + ", 1]"
     assert json_depth(json.loads(deep_after)) == MAX_JSON_DEPTH + 1
     with pytest.raises(FrameProblem, match="nested deeper"):
         parse_json(deep_after)
@@ -353,6 +354,7 @@ def test_json_beyond_the_parser_and_undecodable_bytes_are_bad_requests():
     with pytest.raises(FrameProblem) as err:
         parse_json(b'"\xff\xfe"'.decode("unicode_escape").encode("latin-1"))
     assert err.value.code == "bad_request" and str(err.value).startswith("unreadable JSON (")
+    assert "can't decode byte 0xff" in str(err.value)  # the decoder's reason is passed on
 
 
 @pytest.mark.parametrize(

@@ -36,10 +36,13 @@ def compiled():
     return compile_rules(presets.week_v2(), return_states=True)
 
 
-def test_decision_state_count_matches_the_host_solver(compiled, solver_week_v2):
+def test_decision_state_count_matches_the_host_solver(compiled):
+    """151,807 is the host solver's count of week_v2's decision states when it solves the week
+    alone (``wlf baselines --host-solver``; the session's shared solver memoises more states
+    once other tests ask it about off-grid weeks, so its count depends on test order)."""
     rules, _ = compiled
     decisions = int(np.sum(~np.asarray(rules.done)))
-    assert decisions == solver_week_v2.n_states == 151_807
+    assert decisions == 151_807
     assert rules.layers[0] == 0 and rules.layers[-1] == rules.n_states
     assert np.all(np.diff(rules.layers) > 0)
 

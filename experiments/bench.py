@@ -80,8 +80,7 @@ def make_harness(env, env_params, n_envs: int, n_steps: int, static: bool = Fals
         return jax.lax.scan(body, init, None, length=n_steps)[0][2]
 
     if static:
-        fn = jax.jit(lambda keys: run(keys, env_params))
-        return lambda keys: fn(keys)
+        return jax.jit(lambda keys: run(keys, env_params))
     fn = jax.jit(run)
     return lambda keys: fn(keys, env_params)
 
@@ -123,8 +122,7 @@ def make_week_harness(form: str, env, env_params, n_weeks: int):
         return final.count
 
     if form == "static":
-        fn = jax.jit(jax.vmap(lambda k: play_general(k, env_params)))
-        return lambda keys: fn(keys)
+        return jax.jit(jax.vmap(lambda k: play_general(k, env_params)))
     fn = jax.jit(jax.vmap(play_general, in_axes=(0, None)))
     return lambda keys: fn(keys, env_params)
 

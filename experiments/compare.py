@@ -24,6 +24,7 @@ from agents.exact import (
 )
 from agents.fixed import FIXED_MAP_NAMES, action_map, describe_map, map_policy, random_policy
 from wlf_jax import presets
+from wlf_jax.compiled import fixed_order
 from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
 from wlf_jax.params import COMPONENT_NAMES, EnvParams
 from wlf_jax.reference import Week
@@ -71,10 +72,13 @@ def design_properties(exact: dict[str, float]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def best_fixed_map(params: EnvParams, progress: Callable[[int, int], None] | None = None):
+def best_fixed_map(
+    params: EnvParams, progress: Callable[[int, int], None] | None = None, rules=None
+):
     """Exhaustive search over every state-independent map (pruned where a choice cannot
     matter), each valued exactly; the best has the highest expected return.  Returns (map (E,),
-    its exact score, number of maps)."""
+    its exact score, number of maps).  A fixed-order rule book is searched on its compiled
+    tables (``rules`` when the caller has them, else :func:`load_or_compile`)."""
     maps = relevant_maps(params)
     done = [0]
 
@@ -87,7 +91,8 @@ def best_fixed_map(params: EnvParams, progress: Callable[[int, int], None] | Non
         from agents.exact.tables import map_scores
         from wlf_jax.compiled import load_or_compile
 
-        scores, returns = map_scores(load_or_compile(params), params, maps, progress=tick)
+        rules = load_or_compile(params) if rules is None else rules
+        scores, returns = map_scores(rules, params, maps, progress=tick)
         i = int(np.argmax(np.round(returns, 6)))  # float32 sums: ties within 1e-6
         return maps[i], float(scores[i]), len(maps)
     scores, returns = exact_scores(params, maps, progress=tick)
@@ -265,12 +270,6 @@ def baselines_result(preset, weeks, seed, solver, solve_s, states, n_maps, t0, a
     }
 
 
-def fixed_order(params: EnvParams) -> bool:
-    """Whether the rule book's event order is fixed (then it has a compiled form)."""
-    slot_event = np.asarray(params.slot_event)
-    return not bool(np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)))
-
-
 def _baselines_on_tables(preset, weeks, seed, extra_agents, say) -> dict[str, Any]:
     """:func:`run_baselines` for a fixed-order rule book: every exact value from its compiled
     tables (:mod:`agents.exact.tables`), sampled weeks from the general dynamics."""
@@ -286,7 +285,9 @@ def _baselines_on_tables(preset, weeks, seed, extra_agents, say) -> dict[str, An
     jax.block_until_ready(policies)
     solve_s = time.perf_counter() - t0
     say("searching every fixed map")
-    bmap, _, n_maps = best_fixed_map(params, lambda d, n: say(f"fixed maps {d:,}/{n:,}"))
+    bmap, _, n_maps = best_fixed_map(
+        params, lambda d, n: say(f"fixed maps {d:,}/{n:,}"), rules=rules
+    )
     maps = {name: action_map(name) for name in FIXED_MAP_NAMES}
     maps["best_fixed_map"] = bmap
     policies["random"] = np.full((rules.n_states, N_ACTIONS), 1.0 / N_ACTIONS, np.float32)

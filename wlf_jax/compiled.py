@@ -55,16 +55,14 @@ class UnsupportedRulesError(ValueError):
 class CompiledRules:
     """A rule book as state-transition tables (``N`` state ids).
 
-    The reward and next-id tables are flat, indexed by ``(id * 3 + action) * 2 + alt``.
     ``packed`` holds what a step reads in one row per (id, action), so a step is one gather:
     the alternative-outcome probability, the two next ids (bit 31 set when that state ends the
-    week) and the two rewards, as int32 bit patterns.
+    week) and the two rewards, as int32 bit patterns.  ``alt_prob``, ``next_id`` and
+    ``reward`` are views of it, flat and indexed by ``id * 3 + action`` and
+    ``(id * 3 + action) * 2 + alt``.
     """
 
     event: jax.Array  # (N,) int32: the event waiting for a decision, -1 once the week is over
-    alt_prob: jax.Array  # (N * 3,) float32: alternative-outcome probability of (id, action)
-    next_id: jax.Array  # (N * 3 * 2,) int32
-    reward: jax.Array  # (N * 3 * 2,) float32
     obs: jax.Array  # (N, OBS_SIZE) float32
     done: jax.Array  # (N,) bool
     score: jax.Array  # (N,) float32: the rubric of the state (the week's score once over)
@@ -81,6 +79,31 @@ class CompiledRules:
     @property
     def n_states(self) -> int:
         return int(self.event.shape[0])
+
+    @property
+    def alt_prob(self) -> jax.Array:
+        """(N * 3,) float32: the alternative-outcome probability of (id, action)."""
+        return jax.lax.bitcast_convert_type(self.packed[:, 0], jnp.float32)
+
+    @property
+    def next_id(self) -> jax.Array:
+        """(N * 3 * 2,) int32: the next id of (id, action, outcome)."""
+        return (self.packed[:, 1:3] & 0x7FFFFFFF).reshape(-1)
+
+    @property
+    def reward(self) -> jax.Array:
+        """(N * 3 * 2,) float32: the reward of (id, action, outcome)."""
+        return jax.lax.bitcast_convert_type(self.packed[:, 3:5], jnp.float32).reshape(-1)
+
+
+def table_step(rules: CompiledRules, state_id, action, uniform):
+    """One decision read off the tables: ``(next id, reward, week over, alternative outcome)``.
+    The alternative outcome happens when ``uniform < alt_prob``; ``action`` in 0..2."""
+    row = rules.packed[state_id * N_ACTIONS + action]  # the one gather of a step
+    alt = uniform < jax.lax.bitcast_convert_type(row[0], jnp.float32)
+    flagged = jnp.where(alt, row[2], row[1])
+    reward = jax.lax.bitcast_convert_type(jnp.where(alt, row[4], row[3]), jnp.float32)
+    return flagged & 0x7FFFFFFF, reward, flagged < 0, alt
 
 
 @struct.dataclass
@@ -174,6 +197,12 @@ def _in_chunks(fn, states, params: EnvParams, chunk: int = 1 << 14):
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *outs)
 
 
+def fixed_order(params: EnvParams) -> bool:
+    """Whether the rule book's event order is fixed (then it has a compiled form)."""
+    slot_event = np.asarray(params.slot_event)
+    return not bool(np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)))
+
+
 def compile_rules(params: EnvParams, progress=None, return_states: bool = False):
     """Enumerate every state reachable under ``params`` (template message quality) and tabulate
     the dynamics over them.  Raises :class:`UnsupportedRulesError` for a random event order.
@@ -181,7 +210,7 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     Returns the :class:`CompiledRules`; with ``return_states``, ``(rules, states)`` where
     ``states`` is the ``EnvState`` of every id (host arrays, leading axis N), for checks."""
     slot_event = np.asarray(params.slot_event)
-    if np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)):
+    if not fixed_order(params):
         raise UnsupportedRulesError(
             f"rule book {params.name!r} shuffles its event order; the compiled form needs a "
             "fixed order (use WorkWeek)"
@@ -252,9 +281,6 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     )
     rules = CompiledRules(
         event=jnp.asarray(event, jnp.int32),
-        alt_prob=jnp.asarray(alt.reshape(-1), jnp.float32),
-        next_id=jnp.asarray(np.concatenate(next_id).reshape(-1), jnp.int32),
-        reward=jnp.asarray(np.concatenate(reward).reshape(-1), jnp.float32),
         obs=jnp.asarray(obs, jnp.float32),
         done=jnp.asarray(every.done, bool),
         score=jnp.asarray(score, jnp.float32),
@@ -270,7 +296,7 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     return (rules, every) if return_states else rules
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped whenever the tables or the dynamics change, so stale cached tables are not read."""
 
 
@@ -380,11 +406,7 @@ class CompiledWeek(environment.Environment[CompiledState, CompiledRules]):
         happens when ``uniform < alt_prob``.  Replaying ``scenario.uniforms[event]`` plays the
         week :class:`WorkWeek` plays from ``scenario``."""
         a = jnp.clip(jnp.asarray(action, jnp.int32), 0, N_ACTIONS - 1)
-        row = params.packed[state.id * N_ACTIONS + a]  # the one gather of a step
-        alt = uniform < jax.lax.bitcast_convert_type(row[0], jnp.float32)
-        flagged = jnp.where(alt, row[2], row[1])
-        nid = flagged & 0x7FFFFFFF
-        reward = jax.lax.bitcast_convert_type(jnp.where(alt, row[4], row[3]), jnp.float32)
+        nid, reward, done, alt = table_step(params, state.id, a, uniform)
         e = params.event[state.id]
         info = {
             "event": e,
@@ -393,7 +415,7 @@ class CompiledWeek(environment.Environment[CompiledState, CompiledRules]):
             "score": params.score[nid],
             "early_end": params.early_end[nid],
         }
-        return params.obs[nid], CompiledState(id=nid), reward, flagged < 0, info
+        return params.obs[nid], CompiledState(id=nid), reward, done, info
 
     def is_terminated(self, state: CompiledState, params: CompiledRules) -> jax.Array:
         return params.done[state.id]

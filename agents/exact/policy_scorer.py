@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.exact.patterns import chance_patterns, pattern_probability
+from wlf_jax.compiled import fixed_order
 from wlf_jax.env import observe
 from wlf_jax.events import N_ACTIONS, N_EVENTS
 from wlf_jax.params import EnvParams
@@ -41,7 +42,7 @@ def fixed_schedule(params: EnvParams) -> np.ndarray:
     slot_event = np.asarray(params.slot_event)
     if slot_event.ndim != 1:
         raise ValueError("pass one rule book (or take row 0 of a stack) to read its schedule")
-    if np.any(np.asarray(params.slot_shuffle) & (slot_event >= 0)):
+    if not fixed_order(params):
         raise ValueError(
             f"rule book {params.name!r} shuffles its events; the exact policy "
             "scorer needs a fixed schedule (e.g. week_v2)"

@@ -17,15 +17,13 @@ made), so the same exact quantities are a few array passes on the device:
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from agents.exact.host import Evaluation
 from agents.exact.patterns import chance_patterns, pattern_probability
-from wlf_jax.compiled import CompiledRules, optimal_values
+from wlf_jax.compiled import CompiledRules, optimal_values, table_step
 from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
 from wlf_jax.params import COMPONENT_NAMES, MAX_STEPS, N_DAYS, EnvParams
 
@@ -126,10 +124,9 @@ def evaluate(rules: CompiledRules, policy) -> Evaluation:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("n_chance",))
-def _walk_maps(rules: CompiledRules, maps, alt_bits, chance, n_chance: int):
+@jax.jit
+def _walk_maps(rules: CompiledRules, maps, alt_bits, chance):
     """(score, return) (M,) of each map, every chance pattern walked through the tables."""
-    del n_chance
     p_all = rules.alt_prob.reshape(rules.n_states, N_ACTIONS)
 
     def week(amap, alt_bit):  # one map, one pattern: a determined week
@@ -139,12 +136,7 @@ def _walk_maps(rules: CompiledRules, maps, alt_bits, chance, n_chance: int):
             live = ~rules.done[sid]
             ec = jnp.maximum(e, 0)
             a = amap[ec]
-            row = rules.packed[sid * N_ACTIONS + a]
-            alt = jnp.where(alt_bit[ec], 0.0, 1.0) < jax.lax.bitcast_convert_type(
-                row[0], jnp.float32
-            )
-            nid = jnp.where(alt, row[2], row[1]) & 0x7FFFFFFF
-            r = jax.lax.bitcast_convert_type(jnp.where(alt, row[4], row[3]), jnp.float32)
+            nid, r, _, _ = table_step(rules, sid, a, jnp.where(alt_bit[ec], 0.0, 1.0))
             acts = jnp.where(live & (jnp.arange(N_EVENTS) == e), a, acts)
             p_taken = jnp.where(live & (jnp.arange(N_EVENTS) == e), p_all[sid, a], p_taken)
             return (jnp.where(live, nid, sid), ret + jnp.where(live, r, 0.0), acts, p_taken), None
@@ -179,9 +171,7 @@ def map_scores(
         pad = batch - len(chunk)
         if pad:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad, 0)])
-        s, r = jax.device_get(
-            _walk_maps(rules, jnp.asarray(chunk), alt_j, chance_j, int(chance.sum()))
-        )
+        s, r = jax.device_get(_walk_maps(rules, jnp.asarray(chunk), alt_j, chance_j))
         scores.append(np.asarray(s, np.float64)[: batch - pad])
         returns.append(np.asarray(r, np.float64)[: batch - pad])
         if progress:

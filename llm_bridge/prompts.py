@@ -112,10 +112,11 @@ _COMPACT_STATUS = {
 }
 
 
-def compact_prompt(desc: Mapping[str, Any]) -> str:
+def compact_prompt(desc: Mapping[str, Any], show_options: bool = True) -> str:
     """The per-decision user message in a few lines: day, energy and sprint health, the status
-    flags, consequences still waiting, and the incoming message with its sender.  It carries
-    every quantity a decision depends on except trust, which the week's events imply."""
+    flags, consequences still waiting, the incoming message with its sender and, when
+    ``show_options``, the three courses of action on one line.  It carries every quantity a
+    decision depends on except trust, which the week's events imply."""
     ev = desc.get("event")
     if not ev:
         raise ValueError("the week is over: there is no current event to prompt for")
@@ -132,6 +133,12 @@ def compact_prompt(desc: Mapping[str, Any]) -> str:
         lines.append("Coming back later: " + "; ".join(_title(p) for p in pending) + ".")
     channel = _CHANNEL_WORDS.get(ev.get("channel", ""), ev.get("channel", "message"))
     lines.append(f"{channel} from {ev['sender']}: {ev['title']}\n{ev['body']}")
+    if show_options and ev.get("actions"):
+        opts = "; ".join(
+            f"{i}) {a['meaning'][:1].lower()}{a['meaning'][1:]}"
+            for i, a in enumerate(ev["actions"], 1)
+        )
+        lines.append(f"You could: {opts}. Pick one; write the message, not the option.")
     who = ev["sender"].split(" (")[0]
     lines.append(
         "What do you do? One line."
@@ -245,13 +252,17 @@ def build_messages(
     compact: bool = False,
 ) -> list[dict[str, str]]:
     """Chat messages ``[{"role", "content"}, ...]`` for the current decision of ``desc``.
-    ``compact`` uses :data:`COMPACT_SYSTEM_PROMPT` and :func:`compact_prompt` (no options)."""
+    ``compact`` uses :data:`COMPACT_SYSTEM_PROMPT` and :func:`compact_prompt`."""
     msgs = []
     if include_system:
         msgs.append(
             {"role": "system", "content": COMPACT_SYSTEM_PROMPT if compact else system_prompt()}
         )
-    text = compact_prompt(desc) if compact else event_prompt(desc, show_options=show_options)
+    text = (
+        compact_prompt(desc, show_options=show_options)
+        if compact
+        else event_prompt(desc, show_options=show_options)
+    )
     msgs.append({"role": "user", "content": text})
     return msgs
 

@@ -96,6 +96,39 @@ def test_every_event_renders(spec):
     assert user.rstrip().endswith(".")
 
 
+@pytest.mark.parametrize("spec", EVENTS, ids=[e.id for e in EVENTS])
+def test_compact_prompt_keeps_the_state_and_the_options(spec):
+    desc = {
+        "day": "Thursday",
+        "decisions": 6,
+        "status": {
+            "energy": 0.22,
+            "sprint_health": 0.61,
+            "leave": "approved",
+            "oncall": "accepted",
+        },
+        "pending": ["S5_night_incident"],
+        "history": [],
+        "event": _event_dict(spec),
+    }
+    user = P.compact_prompt(desc)
+    head = user.splitlines()[0]
+    assert head.startswith("Thursday; energy 0.22 (exhausted); sprint 0.61;")
+    assert "leave approved" in head and "covering Wed on-call" in head
+    if spec.id != "S5_night_incident":
+        assert "Coming back later: " + EVENTS[11].title in user
+    assert spec.title in user and spec.body in user
+    options = [ln for ln in user.splitlines() if ln.startswith("You could: ")]
+    assert len(options) == 1
+    for i, a in enumerate(spec.actions, 1):
+        assert f"{i}) {a.meaning[:1].lower()}{a.meaning[1:]}" in options[0]
+    bare = P.compact_prompt(desc, show_options=False)
+    assert "You could" not in bare and bare.replace("\n", "") in user.replace("\n", "").replace(
+        options[0], ""
+    )
+    assert P.build_messages(desc, compact=True, show_options=False)[1]["content"] == bare
+
+
 def test_week_over_is_an_error():
     with pytest.raises(ValueError, match="week is over"):
         P.event_prompt({"event": None})

@@ -114,7 +114,7 @@ def register(sub) -> None:
         "--sft-steps",
         type=int,
         default=None,
-        help="--experiment: supervised warm-up steps (default 150 with --model, 250 without)",
+        help="--experiment: supervised warm-up steps (default 200 with --model, 250 without)",
     )
     p.add_argument(
         "--beta",
@@ -139,8 +139,8 @@ def run(args) -> int:
             preset=args.preset,
             seed=args.seed,
             eval_weeks=args.eval_weeks or 64,
-            sft_steps=args.sft_steps or 150,
-            grpo_steps=args.steps or 150,
+            **({"sft_steps": args.sft_steps} if args.sft_steps else {}),
+            **({"grpo_steps": args.steps} if args.steps else {}),
             **({"grpo_lr": args.lr} if args.lr else {}),
             **({"n_train": args.prompts} if args.prompts else {}),
         )

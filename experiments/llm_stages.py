@@ -192,7 +192,7 @@ def run_stages(
     preset: str = "week_v2",
     seed: int = 0,
     eval_weeks: int = 64,
-    sft_steps: int = 200,
+    sft_steps: int = 120,
     sft_lr: float = 1e-3,
     grpo_steps: int = 150,
     grpo_lr: float = 2e-4,

@@ -213,6 +213,24 @@ def test_real_smollm2_replies_held_out_from_the_fit():
     assert res["per_class"]["legible"] >= 0.78
 
 
+def test_real_smollm2_replies_to_the_prompts_with_options():
+    """Replies of the warm-up of the current stages run (prompts that list the options; 40
+    states x temperatures 0.3/0.7/1.0), labelled by a reader who never saw the decoder's
+    output; no part of this set fits anything.  Measured: legible 0.918 (n=98), unreadable
+    0.409 (n=22): the gate misses most short replies that are fluent but say nothing usable
+    ("Sure, go ahead and cover my shift.").  Both are under the 0.95 target; the bounds sit
+    two replies below the measured numbers, so a decoder that gets worse fails here."""
+    from pathlib import Path
+
+    from llm_bridge.decode_eval import evaluate_decoder
+
+    rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v3_test.jsonl")
+    assert len(rows) == 120 and all(r.prompt for r in rows)
+    res = evaluate_decoder(rows)
+    assert res["per_class"]["legible"] >= 0.89
+    assert res["per_class"]["unreadable"] >= 0.31
+
+
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])
 def test_the_gate_flags_few_human_replies(name):
     from pathlib import Path

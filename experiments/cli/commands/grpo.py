@@ -114,7 +114,7 @@ def register(sub) -> None:
         "--sft-steps",
         type=int,
         default=None,
-        help="--experiment: supervised warm-up steps (default 200 with --model, 250 without)",
+        help="--experiment: supervised warm-up steps (default 120 with --model, 250 without)",
     )
     p.add_argument(
         "--beta",

@@ -234,6 +234,170 @@ def test_junk_gate_alpha_ratio_and_echo():
     assert _junk_gate(echo, echo.lower(), event.id) <= 0.2
 
 
+def test_stuffing_gate_length_floor_and_signal_count():
+    from llm_bridge.judge import _stuffing_gate
+
+    # six words are judged, five never: 5 rewarded words of 6 close the gate to its floor
+    six = "thanks update plan tonight eod ok"
+    assert _stuffing_gate(_words(six), six) == pytest.approx(0.1)
+    five = "thanks update plan tonight eod"
+    assert _stuffing_gate(_words(five), five) == 1.0
+    # a dense reply needs four rewarded words: three in six (0.5 > 0.45) stay open
+    three = "thanks for the update tonight ok"
+    assert _stuffing_gate(_words(three), three) == 1.0
+
+
+def test_stuffing_gate_time_expressions():
+    from llm_bridge.judge import _stuffing_gate
+
+    def gate(k):  # k distinct clock times in a reply padded with function words
+        text = " and ".join(f"at {h} am" for h in range(1, k + 1)) + " is what we said to them"
+        return _stuffing_gate(_words(text), text)
+
+    assert gate(4) == 1.0
+    assert gate(5) == pytest.approx(0.8)  # 1 - 0.2 * (5 - 4)
+    assert gate(6) == pytest.approx(0.6)
+    assert gate(9) == pytest.approx(0.1)  # the floor
+
+
+def test_stuffing_gate_run_length_counts_from_the_first_word():
+    from llm_bridge.judge import FUNCTION_WORDS, _stuffing_gate
+
+    content = "purple elephants quietly eat green apples beside old wooden bridges daily".split()
+    assert not set(content) & FUNCTION_WORDS
+
+    def gate(run, lead=""):
+        text = (lead + " ".join(content[:run]) + " and we went to the sea").strip()
+        return _stuffing_gate(_words(text), text)
+
+    assert gate(8) == 1.0
+    assert gate(9) == pytest.approx(0.85)  # 1 - 0.15 * (9 - 8)
+    assert gate(10) == pytest.approx(0.7)
+    assert gate(9, lead="so ") == pytest.approx(0.85)  # a function word resets the run to 0
+    text = " ".join(content * 2)  # a run of 22: the floor
+    assert _stuffing_gate(_words(text), text) == pytest.approx(0.1)
+
+
+def test_repetition_gate_length_floor_and_top_word_needs_twelve_words():
+    from llm_bridge.judge import _repetition_gate
+
+    # eight words are judged: abcabcab has 3 distinct trigrams of 6 (rep 0.5): the floor
+    assert _repetition_gate(list("abcabcab"), "x") == pytest.approx(0.05)
+    assert _repetition_gate(list("abcabca"), "x") == 1.0  # seven words are not
+    # a dominant word (3 of 8) in a reply under twelve words, no repeated trigram: open
+    assert _repetition_gate("ok a ok b ok c d e".split(), "x") == 1.0
+
+
+def test_relevance_tokens_drop_stop_words_numbers_and_single_letters():
+    from llm_bridge.judge import _content_tokens
+
+    # the relevance gate's topic profiles are built from these tokens
+    text = "I will restart the x staging box at 5 pm, thanks ok qa"
+    assert _content_tokens(text) == ["restart", "staging", "box", "pm", "qa"]
+
+
+def test_repetition_gate_sentence_rules():
+    from llm_bridge.judge import _repetition_gate
+
+    words = [f"w{i}" for i in range(8)]
+    # three sentences of which two are the same (dup 1/3) are gated; two sentences are not
+    three = "We can swap Thursday. We can swap Thursday. Notes follow tonight."
+    assert _repetition_gate(words, three) == pytest.approx(1.0 - 1.5 / 3)
+    assert _repetition_gate(words, "We can swap Thursday. We can swap Thursday.") == 1.0
+    # a sentence counts from 11 characters: "abcdefghij" (10) is ignored, "abcdefghijk" is not
+    ten = "abcdefghij. abcdefghij. We can swap Thursday."
+    eleven = "abcdefghijk. abcdefghijk. We can swap Thursday."
+    assert _repetition_gate(words, ten) == 1.0
+    assert _repetition_gate(words, eleven) == pytest.approx(1.0 - 1.5 / 3)
+    # sentences are compared in lower case, not folded further ("strasse" is not "straße")
+    folded = "Meet at the Straße now. Meet at the Strasse now. Notes follow tonight."
+    assert _repetition_gate(words, folded) == 1.0
+
+
+def test_repetition_gate_compression_needs_over_300_bytes():
+    from llm_bridge.judge import _repetition_gate
+
+    words = [f"w{i}" for i in range(8)]
+    assert _repetition_gate(words, "a" * 300) == 1.0
+    ratio = len(__import__("zlib").compress(b"a" * 301)) / 301
+    assert _repetition_gate(words, "a" * 301) == pytest.approx(max(0.05, ratio / 0.3))
+    # undecodable text (a lone surrogate) is replaced, not an error
+    assert _repetition_gate(words, "ok \ud800 " * 40) == 1.0
+
+
+def test_junk_gate_empty_and_symbol_only_replies():
+    from llm_bridge.judge import _junk_gate
+
+    event = "E1_staging"
+    assert _junk_gate("   \n ", "   \n ", event) == 0.0  # nothing visible
+    assert _junk_gate("!!! ??? ...", "!!! ??? ...", event) == 0.0  # no letters
+    # letters but no word of the alphabet the lexicon knows (Cyrillic): at most 0.1
+    assert _junk_gate("да да хорошо", "да да хорошо", event) == pytest.approx(0.1)
+
+
+def test_junk_gate_alpha_ratio_exactly_at_the_threshold():
+    from llm_bridge.judge import _junk_gate
+
+    # 12 letters of 20 visible characters: exactly 0.6, where the gate is still fully open
+    # (the slope below gives (0.6 - 0.2) / 0.4 = 0.9999999999999999 in floating point)
+    text = "restart stage 12345678"
+    assert sum(c.isalpha() for c in text) / sum(not c.isspace() for c in text) == 0.6
+    assert _junk_gate(text, text.lower(), "E1_staging") == 1.0
+
+
+def test_junk_gate_known_word_share():
+    from llm_bridge.judge import _junk_gate, _profiles
+
+    lexicon = _profiles()[2]
+    known = ["restart", "staging", "logs", "ticket"]
+    assert all(w in lexicon for w in known)
+    unknown = ["zorbel", "quintavo", "plimsy"]  # pronounceable, half a known word each
+    mash = ["xkcdq", "zzkrt", "bvnmq"]  # no vowel: not a word at all
+    assert not set(unknown + mash) & lexicon
+
+    def gate(ws):
+        text = " ".join(ws)
+        return _junk_gate(text, text, "E1_staging")
+
+    assert gate(known[:3] + mash[:2]) == 1.0  # 3 of 5 known: exactly 0.6, open
+    assert gate(known[:2] + mash[:3]) == pytest.approx(0.5)  # 0.4: (0.4 - 0.2) / 0.4
+    assert gate(known[:1] + unknown[:2] + mash[:1]) == pytest.approx(0.75)  # (1 + 2 x 0.5) / 4
+    assert gate(mash[:3] + known[:0] + unknown[:1]) == pytest.approx(0.0)  # 0.125: closed
+    # an 18-letter pronounceable word counts half, a 19-letter one nothing; so does a word
+    # without a vowel, or with five consonants in a row
+    third = pytest.approx((1 / 3 - 0.2) / 0.4)
+    assert gate(known[:1] + ["banalamanatanapaka"] * 2) == 1.0  # (1 + 2 x 0.5) / 3
+    assert gate(known[:1] + ["banalamanatanapakas"] * 2) == third
+    assert gate(known[:1] + ["astrngth"] * 2) == third
+    assert gate(known[:1] + ["pst", "grr"]) == third
+
+
+def test_junk_gate_long_unbroken_runs():
+    from llm_bridge.judge import _junk_gate
+
+    words = "i will restart the staging server and post the logs with token"
+    mixed = "aB" * 20  # 40 characters of both cases: base64-like
+    text = f"{words} {mixed}"
+    assert _junk_gate(text, text.lower(), "E1_staging") == pytest.approx(0.2)
+    short = f"{words} {'aB' * 19}c"  # 39 characters: not a run
+    assert _junk_gate(short, short.lower(), "E1_staging") == 1.0
+
+
+def test_junk_gate_echo_share_of_five_grams():
+    from llm_bridge.judge import _WORD, _junk_gate
+    from wlf_jax.events import EVENTS
+
+    event = EVENTS[0]
+    body = _WORD.findall(event.body.lower())
+    tail = ["restart", "server"]
+    # 6 words of the message + 2 others: 2 of 4 five-grams are the message's (0.5): open
+    half = " ".join(body[:6] + tail)
+    assert _junk_gate(half, half, event.id) == 1.0
+    # 7 + 2: 3 of 5 (0.6 > 0.5): an echo
+    more = " ".join(body[:7] + tail)
+    assert _junk_gate(more, more, event.id) == pytest.approx(0.2)
+
+
 # -- the decoder's negation marks ----------------------------------------------------------------
 
 

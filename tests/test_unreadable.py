@@ -214,21 +214,22 @@ def test_real_smollm2_replies_held_out_from_the_fit():
 
 
 def test_real_smollm2_replies_to_the_prompts_with_options():
-    """Replies of the warm-up of the current stages run (prompts that list the options; 40
-    states x temperatures 0.3/0.7/1.0), labelled by a reader who never saw the decoder's
-    output; no part of this set fits anything.  Measured: legible 0.918 (n=98), unreadable
-    0.409 (n=22): the gate misses most short replies that are fluent but say nothing usable
-    ("Sure, go ahead and cover my shift.").  Both are under the 0.95 target; the bounds sit
-    two replies below the measured numbers, so a decoder that gets worse fails here."""
+    """Replies to the prompts that list the options (40 states x temperatures 0.3/0.7/1.0 per
+    set): two warm-up models of the stages experiment and the base model, each labelled by a
+    reader who never saw the decoder's output; no part of this set fits anything.  Measured:
+    legible 0.867 (176 of 203), unreadable 0.803 (126 of 157).  The gate misses fluent replies
+    that say nothing usable ("Sure, go ahead and cover my shift.") and flags short, legible ones
+    it has no cue for ("I'll put it on the calendar.").  Both are under the 0.95 target; the
+    bounds sit two replies below the measured numbers, so a decoder that gets worse fails."""
     from pathlib import Path
 
     from llm_bridge.decode_eval import evaluate_decoder
 
     rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v3_test.jsonl")
-    assert len(rows) == 120 and all(r.prompt for r in rows)
+    assert len(rows) == 360 and all(r.prompt for r in rows)
     res = evaluate_decoder(rows)
-    assert res["per_class"]["legible"] >= 0.89
-    assert res["per_class"]["unreadable"] >= 0.31
+    assert res["per_class"]["legible"] >= 174 / 203
+    assert res["per_class"]["unreadable"] >= 124 / 157
 
 
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])

@@ -215,21 +215,22 @@ def test_real_smollm2_replies_held_out_from_the_fit():
 
 def test_real_smollm2_replies_to_the_prompts_with_options():
     """Replies to the prompts that list the options (40 states x temperatures 0.3/0.7/1.0 per
-    set): two warm-up models of the stages experiment and the base model, each labelled by a
-    reader who never saw the decoder's output; no part of this set fits anything.  Measured:
-    legible 0.867 (176 of 203), unreadable 0.803 (126 of 157).  The gate misses fluent replies
-    that say nothing usable ("Sure, go ahead and cover my shift.") and flags short, legible ones
-    it has no cue for ("I'll put it on the calendar.").  Both are under the 0.95 target; the
-    bounds sit two replies below the measured numbers, so a decoder that gets worse fails."""
+    set): the base model, two warm-up models and the GRPO model of the stages experiment, each
+    labelled by a reader who never saw the decoder's output; no part of this set fits anything.
+    Measured: legible 0.802 (239 of 298), unreadable 0.802 (146 of 182).  The gate misses fluent
+    replies that say nothing usable ("Sure, go ahead and cover my shift.") and flags short or
+    hedged legible ones it has no cue for ("I'll put it on the calendar."; 30 of the GRPO
+    model's 95 legible replies).  Both are under the 0.95 target; the bounds sit two replies
+    below the measured numbers, so a decoder that gets worse fails."""
     from pathlib import Path
 
     from llm_bridge.decode_eval import evaluate_decoder
 
     rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v3_test.jsonl")
-    assert len(rows) == 360 and all(r.prompt for r in rows)
+    assert len(rows) == 480 and all(r.prompt for r in rows)
     res = evaluate_decoder(rows)
-    assert res["per_class"]["legible"] >= 174 / 203
-    assert res["per_class"]["unreadable"] >= 124 / 157
+    assert res["per_class"]["legible"] >= 237 / 298
+    assert res["per_class"]["unreadable"] >= 144 / 182
 
 
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])

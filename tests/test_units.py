@@ -362,7 +362,7 @@ def test_junk_gate_known_word_share():
     assert gate(known[:3] + mash[:2]) == 1.0  # 3 of 5 known: exactly 0.6, open
     assert gate(known[:2] + mash[:3]) == pytest.approx(0.5)  # 0.4: (0.4 - 0.2) / 0.4
     assert gate(known[:1] + unknown[:2] + mash[:1]) == pytest.approx(0.75)  # (1 + 2 x 0.5) / 4
-    assert gate(mash[:3] + known[:0] + unknown[:1]) == pytest.approx(0.0)  # 0.125: closed
+    assert gate(mash[:3] + unknown[:1]) == pytest.approx(0.0)  # 0.125: closed
     # an 18-letter pronounceable word counts half, a 19-letter one nothing; so does a word
     # without a vowel, or with five consonants in a row
     third = pytest.approx((1 / 3 - 0.2) / 0.4)

@@ -221,7 +221,8 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     replies that say nothing usable ("Sure, go ahead and cover my shift.") and flags short or
     hedged legible ones it has no cue for ("I'll put it on the calendar."; 30 of the GRPO
     model's 95 legible replies).  Both are under the 0.95 target; the bounds sit two replies
-    below the measured numbers, so a decoder that gets worse fails."""
+    below the measured numbers, so a decoder that gets worse fails.  The first 120 rows (the
+    first warm-up: legible 0.918, unreadable 0.409) keep their own bounds."""
     from pathlib import Path
 
     from llm_bridge.decode_eval import evaluate_decoder
@@ -231,6 +232,9 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     res = evaluate_decoder(rows)
     assert res["per_class"]["legible"] >= 237 / 298
     assert res["per_class"]["unreadable"] >= 144 / 182
+    first = evaluate_decoder(rows[:120])
+    assert first["per_class"]["legible"] >= 0.89
+    assert first["per_class"]["unreadable"] >= 0.31
 
 
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])

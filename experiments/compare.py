@@ -374,7 +374,8 @@ def run_baselines(
         preset,
         weeks,
         seed,
-        "host (expectimax over the decision graph)",
+        "host (expectimax over the decision graph"
+        + ("; values read from the on-disk cache)" if solver.solved_from == "cache" else ")"),
         solver.solve_seconds,
         solver.n_states,
         n_maps,

@@ -58,7 +58,7 @@ def demo_steps(
             res = run_training(
                 algo,
                 preset=preset,
-                seeds=2 if quick else 5,
+                seeds=2 if quick else 3,
                 out=out / f"train_{algo}_{preset}",
                 eval_weeks=weeks,
             )
@@ -91,7 +91,7 @@ def demo_steps(
             w = make_writer(
                 "llm",
                 model=model,
-                max_new_tokens=64,
+                max_new_tokens=48,  # as the committed stages were scored
                 temperature=0.0,
                 compact=True,
                 adapter=adapter,
@@ -116,7 +116,8 @@ def demo_steps(
     def bench():
         from experiments.bench import run_bench
 
-        res = run_bench("week_v2", batches=(10_000, 100_000), python_seconds=1.0, repeats=3)
+        # every form and peer at 10,000 environments (`wlf bench` adds 1,000 and 100,000)
+        res = run_bench("week_v2", batches=(10_000,), python_seconds=1.0, repeats=3)
         _write(out / "bench.json", res)
         return {"jax_steps_per_s": round(res["jax_steps_per_s"]), "ratio": round(res["ratio"])}
 
@@ -133,7 +134,7 @@ def demo_steps(
 
 
 def run_demo(
-    out: str | Path = "wlf_out", weeks: int = 20_000, quick: bool = False, console=None
+    out: str | Path = "wlf_out", weeks: int = 10_000, quick: bool = False, console=None
 ) -> dict[str, Any]:
     """Run every demo step with a progress bar; returns (and saves) the summary."""
     from rich.console import Console

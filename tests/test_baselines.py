@@ -246,3 +246,35 @@ def test_baselines_on_the_tables_equal_the_host_solver_run():
     _, best_score, n_maps = best_fixed_map(presets.week_v2())
     assert fast["agents"]["best_fixed_map"]["exact_score"] == pytest.approx(best_score, abs=1e-9)
     assert n_maps == fast["fixed_maps_searched"] == 99_225
+
+
+def test_solved_values_round_trip_through_the_disk_cache(tmp_path, monkeypatch):
+    """A second process solving the same rule book reads the first one's values (exactly
+    equal); another rule book, or a damaged file, is solved anew; ``WLF_CACHE=`` keeps
+    nothing."""
+    from agents.exact.host import memo_path
+
+    monkeypatch.setenv("WLF_CACHE", str(tmp_path))
+    params = presets.week_v2()
+
+    def reduced(kept):
+        return replace(
+            params,
+            slot_event=np.where(np.isin(params.slot_event, kept), params.slot_event, -1),
+            spawn=np.where(np.isin(params.spawn, kept), params.spawn, -1),
+        )
+
+    small, other = reduced((0, 1, 2, 8, 9)), reduced((0, 1, 2))
+    first = ExactSolver(small).solve()
+    assert first.solved_from == "solve" and memo_path(small).is_file()
+    again = ExactSolver(small).solve()
+    assert again.solved_from == "cache"
+    assert again._qmemo == first._qmemo and again.value() == first.value()
+    assert memo_path(other) != memo_path(small)
+    assert ExactSolver(other).solve().solved_from == "solve"
+    memo_path(small).write_bytes(b"not a pickle")
+    assert ExactSolver(small).solve().solved_from == "solve"
+    assert ExactSolver(small).solve().solved_from == "cache"  # rewritten by the solve above
+    monkeypatch.setenv("WLF_CACHE", "")
+    assert memo_path(small) is None
+    assert ExactSolver(small).solve().solved_from == "solve"

@@ -307,7 +307,8 @@ def cache_dir() -> Path | None:
     return Path(root) / "compiled" if root else None
 
 
-def _fingerprint(params: EnvParams) -> str:
+def fingerprint(params: EnvParams) -> str:
+    """A short hash of a rule book (and of the table format): the name of its cached files."""
     from .params import to_python
 
     text = json.dumps({"v": FORMAT_VERSION, "rules": to_python(params)}, sort_keys=True)
@@ -318,7 +319,7 @@ def load_or_compile(params: EnvParams, progress=None) -> CompiledRules:
     """:func:`compile_rules`, read from the on-disk cache when this exact rule book (and table
     format) was compiled before, and written there otherwise (atomically)."""
     folder = cache_dir()
-    path = None if folder is None else folder / f"{params.name}-{_fingerprint(params)}.npz"
+    path = None if folder is None else folder / f"{params.name}-{fingerprint(params)}.npz"
     if path is not None and path.is_file():
         try:
             with np.load(path) as z:

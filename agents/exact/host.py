@@ -15,9 +15,13 @@ everything the future depends on, and memoises Q*(state, action).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -93,6 +97,8 @@ class ExactSolver:
         self._trans: dict[tuple, list] = {}
         self._myopic: dict[tuple, int] = {}
         self.solve_seconds: float | None = None
+        self.solved_from: str | None = None
+        """``"solve"`` or ``"cache"`` once :meth:`solve` ran."""
 
     # -- the decision graph -----------------------------------------------------------------
     def initial(self) -> list[tuple[float, Week]]:
@@ -183,15 +189,47 @@ class ExactSolver:
         """V* of the week: the optimal expected return from Monday morning."""
         return sum(p * max(self._q(w)) for p, w in self.initial())
 
-    def solve(self) -> ExactSolver:
+    def solve(self, cache: bool = True) -> ExactSolver:
         """Compute Q* for every reachable state; records ``solve_seconds`` (the first time; a
-        solved solver returns at once)."""
+        solved solver returns at once).
+
+        With ``cache`` the solved values are kept on disk (:func:`memo_path`) and read back by
+        the next process that solves the same rule book with the same dynamics code: 0.2 s
+        instead of about 16 s for week_v2.  ``solved_from`` says which happened."""
         if self.solve_seconds is not None:
             return self
         t0 = time.perf_counter()
-        self.value()
+        path = memo_path(self.params) if cache else None
+        if path is not None and self._read_memo(path):
+            self.solved_from = "cache"
+        else:
+            self.value()
+            self.solved_from = "solve"
+            if path is not None:
+                self._write_memo(path)
         self.solve_seconds = time.perf_counter() - t0
         return self
+
+    def _read_memo(self, path: Path) -> bool:
+        try:
+            with open(path, "rb") as f:
+                memo = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
+            return False  # missing, truncated or foreign: solve again (and overwrite)
+        if not isinstance(memo, dict) or not memo:
+            return False
+        self._qmemo.update(memo)
+        return True
+
+    def _write_memo(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                pickle.dump(self._qmemo, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only or full disk only costs the next process a solve
 
     @property
     def n_states(self) -> int:
@@ -275,6 +313,23 @@ class ExactSolver:
 
 
 _SOLVERS: dict[str, ExactSolver] = {}
+
+
+def memo_path(params: EnvParams) -> Path | None:
+    """Where the solved Q* of a rule book is kept between processes: beside the compiled
+    tables (``$WLF_CACHE/compiled``; ``WLF_CACHE=`` keeps nothing), named by the rule book and
+    a hash of it and of the code that defines the values (this module and the reference
+    dynamics), so an edit to either never reads stale values."""
+    from wlf_jax import reference
+    from wlf_jax.compiled import cache_dir, fingerprint
+
+    folder = cache_dir()
+    if folder is None:
+        return None
+    code = hashlib.sha256()
+    for mod in (reference.__file__, __file__):
+        code.update(Path(mod).read_bytes())
+    return folder / f"{params.name}-{fingerprint(params)}-{code.hexdigest()[:16]}.qmemo.pkl"
 
 
 def solver_for(preset: str) -> ExactSolver:

@@ -24,22 +24,25 @@ from .checkpoints import CHECKPOINT, atomic_write, read_checkpoint, restore_carr
 from .config import algo_module, config_from_dict, seed_keys
 
 EVAL_BATCH = 1024
+EVAL_BATCH_LARGE = 32_768
+"""Block size for large batches (every state of a compiled rule book): far fewer dispatches."""
 
 
 def make_act_batch(greedy: Callable, policy_params) -> Callable[[np.ndarray], np.ndarray]:
     """``act_batch(obs (n, OBS_SIZE)) -> actions (n,)`` of a greedy policy, on numpy arrays.
 
-    ``greedy`` should be jitted; observations are padded to blocks of ``EVAL_BATCH`` so it
-    compiles once.
+    ``greedy`` should be jitted; observations are padded to blocks of ``EVAL_BATCH`` (or
+    ``EVAL_BATCH_LARGE`` when there are that many), so it compiles at most twice.
     """
 
     def act(obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, np.float32).reshape(-1, OBS_SIZE)
         n = len(obs)
+        size = EVAL_BATCH_LARGE if n >= EVAL_BATCH_LARGE else EVAL_BATCH
         out = np.zeros(n, np.int64)
-        for i in range(0, n, EVAL_BATCH):
-            block = np.zeros((EVAL_BATCH, OBS_SIZE), np.float32)
-            part = obs[i : i + EVAL_BATCH]
+        for i in range(0, n, size):
+            block = np.zeros((size, OBS_SIZE), np.float32)
+            part = obs[i : i + size]
             block[: len(part)] = part
             out[i : i + len(part)] = np.asarray(greedy(policy_params, jnp.asarray(block)))[
                 : len(part)
@@ -60,24 +63,60 @@ _VALUERS: dict[str, PolicyValuer] = {}
 def policy_valuer(preset: str) -> PolicyValuer:
     """The :class:`PolicyValuer` of a preset, shared within the process (solved once)."""
     if preset not in _VALUERS:
-        from agents.exact import solver_for
+        params = presets.get(preset)
+        solver = None
+        from wlf_jax.compiled import fixed_order
 
-        _VALUERS[preset] = PolicyValuer(presets.get(preset), solver_for(preset))
+        if not fixed_order(params):
+            from agents.exact import solver_for
+
+            solver = solver_for(preset)
+        _VALUERS[preset] = PolicyValuer(params, solver)
     return _VALUERS[preset]
 
 
 class PolicyValuer:
-    """Exact values of greedy policies with the solver; the optimum is solved on first use."""
+    """Exact values of greedy policies; the optimum is solved on first use.
 
-    def __init__(self, params: EnvParams, solver=None):
-        from agents.exact import ExactSolver
+    A fixed-order rule book (week_v2) is valued on its compiled tables
+    (:mod:`agents.exact.tables`: every reachable state, value iteration on the device), in
+    seconds; a random event order (seed_v1) with the host solver. ``tables=False`` forces the
+    host solver."""
+
+    def __init__(self, params: EnvParams, solver=None, tables: bool | None = None):
+        from wlf_jax.compiled import fixed_order
 
         self.params = params
-        self.solver = ExactSolver(params) if solver is None else solver
+        self._solver = solver
+        self.tables = fixed_order(params) if tables is None else tables
+        self._rules = None
         self._optimal = None
 
+    @property
+    def solver(self):
+        """The host :class:`~agents.exact.ExactSolver` (built on first use)."""
+        if self._solver is None:
+            from agents.exact import ExactSolver
+
+            self._solver = ExactSolver(self.params)
+        return self._solver
+
+    @property
+    def rules(self):
+        """The compiled rule book (compiled, or read from its cache, on first use)."""
+        if self._rules is None:
+            from wlf_jax.compiled import load_or_compile
+
+            self._rules = load_or_compile(self.params)
+        return self._rules
+
     def evaluate(self, act_batch: Callable[[np.ndarray], np.ndarray]):
-        """The solver's :class:`~agents.exact.Evaluation` of a greedy policy."""
+        """The exact :class:`~agents.exact.Evaluation` of a greedy policy."""
+        if self.tables:
+            from agents.exact import tables
+
+            acts = np.asarray(act_batch(np.asarray(self.rules.obs)), np.int32)
+            return tables.evaluate(self.rules, jnp.asarray(acts))
         from agents.exact import obs_policy
 
         return self.solver.evaluate(obs_policy(act_batch, self.params))
@@ -85,8 +124,13 @@ class PolicyValuer:
     def optimal(self):
         """Evaluation of the optimal policy (solves the week the first time)."""
         if self._optimal is None:
-            self.solver.solve()
-            self._optimal = self.solver.evaluate(self.solver.optimal_policy())
+            if self.tables:
+                from agents.exact import tables
+
+                self._optimal = tables.evaluate(self.rules, tables.optimal_policy(self.rules))
+            else:
+                self.solver.solve()
+                self._optimal = self.solver.evaluate(self.solver.optimal_policy())
         return self._optimal
 
 

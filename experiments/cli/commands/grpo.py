@@ -117,6 +117,13 @@ def register(sub) -> None:
         help="--experiment: supervised warm-up steps (default 120 with --model, 250 without)",
     )
     p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature of GRPO's completions (default: per preset size; 1.0 for "
+        "cpu-smollm2)",
+    )
+    p.add_argument(
         "--beta",
         type=float,
         default=None,
@@ -142,6 +149,7 @@ def run(args) -> int:
             **({"sft_steps": args.sft_steps} if args.sft_steps else {}),
             **({"grpo_steps": args.steps} if args.steps else {}),
             **({"grpo_lr": args.lr} if args.lr else {}),
+            **({"grpo_temperature": args.temperature} if args.temperature else {}),
             **({"n_train": args.prompts} if args.prompts else {}),
         )
         print(format_stages(res))
@@ -195,6 +203,7 @@ def run(args) -> int:
         batch_size=args.batch_size,
         max_completion_length=args.max_completion_length,
         learning_rate=args.lr,
+        temperature=args.temperature,
         beta=args.beta,
         save_steps=args.save_steps,
         show_options=not args.no_options,

@@ -112,6 +112,15 @@ _COMPACT_STATUS = {
 }
 
 
+def _lower_first(text: str) -> str:
+    """``text`` with its first letter lowered to continue a sentence, unless the first word is
+    an acronym ("SSH in" stays, "Hand it" -> "hand it")."""
+    first = text.split(" ", 1)[0]
+    if len(first) > 1 and first[:2].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
 def compact_prompt(desc: Mapping[str, Any], show_options: bool = True) -> str:
     """The per-decision user message in a few lines: day, energy and sprint health, the status
     flags, consequences still waiting, the incoming message with its sender and, when
@@ -135,8 +144,7 @@ def compact_prompt(desc: Mapping[str, Any], show_options: bool = True) -> str:
     lines.append(f"{channel} from {ev['sender']}: {ev['title']}\n{ev['body']}")
     if show_options and ev.get("actions"):
         opts = "; ".join(
-            f"{i}) {a['meaning'][:1].lower()}{a['meaning'][1:]}"
-            for i, a in enumerate(ev["actions"], 1)
+            f"{i}) {_lower_first(a['meaning'])}" for i, a in enumerate(ev["actions"], 1)
         )
         lines.append(f"You could: {opts}. Pick one; write the message, not the option.")
     who = ev["sender"].split(" (")[0]

@@ -121,7 +121,11 @@ def test_compact_prompt_keeps_the_state_and_the_options(spec):
     options = [ln for ln in user.splitlines() if ln.startswith("You could: ")]
     assert len(options) == 1
     for i, a in enumerate(spec.actions, 1):
-        assert f"{i}) {a.meaning[:1].lower()}{a.meaning[1:]}" in options[0]
+        acronym = a.meaning.split()[0].isupper() and len(a.meaning.split()[0]) > 1
+        first = a.meaning[:1] if acronym else a.meaning[:1].lower()
+        assert f"{i}) {first}{a.meaning[1:]}" in options[0]
+    if spec.id == "E1_staging":  # an acronym keeps its capitals
+        assert "1) SSH in" in options[0] and "sSH" not in user
     bare = P.compact_prompt(desc, show_options=False)
     assert "You could" not in bare and bare.replace("\n", "") in user.replace("\n", "").replace(
         options[0], ""

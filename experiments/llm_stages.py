@@ -197,6 +197,7 @@ def run_stages(
     grpo_steps: int = 150,
     grpo_lr: float = 2e-4,
     grpo_temperature: float = 1.0,
+    grpo_seed: int | None = None,
     n_train: int = 256,
     label_states: int = 40,
     label_temperatures: Sequence[float] = (0.3, 0.7, 1.0),
@@ -212,6 +213,7 @@ def run_stages(
     path = out / "stages.json"
     res: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     res.update({"model": model, "preset": preset, "seed": seed, "eval_weeks": eval_weeks})
+    res["grpo_seed"] = seed if grpo_seed is None else grpo_seed
     res.setdefault("stages", {})
     res.setdefault("timing_s", {})
     t_all = time.perf_counter()
@@ -266,7 +268,7 @@ def run_stages(
                 learning_rate=grpo_lr,
                 temperature=grpo_temperature,
                 adapter=adapters["warm-up"],
-                seed=seed,
+                seed=seed if grpo_seed is None else grpo_seed,
                 compact=True,
                 resume=True,
                 save_steps=10,

@@ -124,6 +124,13 @@ def register(sub) -> None:
         "cpu-smollm2)",
     )
     p.add_argument(
+        "--grpo-seed",
+        type=int,
+        default=None,
+        help="--experiment --model: seed of the GRPO stage alone (default --seed); with the "
+        "warm-up and its evaluation copied into --out, reruns GRPO from the same warm-up",
+    )
+    p.add_argument(
         "--beta",
         type=float,
         default=None,
@@ -150,6 +157,7 @@ def run(args) -> int:
             **({"grpo_steps": args.steps} if args.steps else {}),
             **({"grpo_lr": args.lr} if args.lr else {}),
             **({"grpo_temperature": args.temperature} if args.temperature else {}),
+            **({"grpo_seed": args.grpo_seed} if args.grpo_seed is not None else {}),
             **({"n_train": args.prompts} if args.prompts else {}),
         )
         print(format_stages(res))

@@ -326,6 +326,38 @@ def run_stages(
     return res
 
 
+def add_grpo_seeds(res: dict[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Add ``res["grpo_seeds"]``: the GRPO stage of ``res`` and of each run in ``runs`` (the
+    same warm-up and evaluation weeks, another ``--grpo-seed``), each with its gain over the
+    warm-up.  The gain's 95% CI treats the two stages' means as independent; they are played on
+    the same weeks, so the true interval is narrower and this one is conservative."""
+    import math
+
+    warm = res["stages"]["warm-up"]
+    rows = {}
+    for r in [res, *runs]:
+        if r["stages"].get("warm-up", {}).get("week_score") != warm["week_score"]:
+            raise ValueError(
+                "a seed run must share the warm-up (and its evaluation) of the main run"
+            )
+        g = r["stages"]["GRPO"]
+        gain = g["week_score"] - warm["week_score"]
+        ci = math.hypot(g["week_score_ci"], warm["week_score_ci"])
+        rows[str(r.get("grpo_seed", r.get("seed", 0)))] = {
+            "week_score": g["week_score"],
+            "week_score_ci": g["week_score_ci"],
+            "unreadable_rate": g["unreadable_rate"],
+            "judged_quality": g["judged_quality"],
+            "replies_per_s": g["replies_per_s"],
+            "gain_over_warmup": gain,
+            "gain_ci95": ci,
+            "gain_excludes_zero": gain - ci > 0,
+            "s_per_step": r.get("grpo", {}).get("s_per_step"),
+        }
+    res["grpo_seeds"] = rows
+    return res
+
+
 def format_stages(res: Mapping[str, Any]) -> str:
     """The stages and the structured agents in one table."""
     lines = [
@@ -342,6 +374,14 @@ def format_stages(res: Mapping[str, Any]) -> str:
     for name, s in res.get("structured", {}).items():
         ratio = f"{s['mean_score'] / opt:.3f}" if opt else ""
         lines.append(f"  {name:<16}{s['mean_score']:>10.3f} (exact){ratio:>10}")
+    if res.get("grpo_seeds"):
+        lines.append("  GRPO per seed (same warm-up and weeks): gain over the warm-up ± 95% CI")
+        for seed, g in res["grpo_seeds"].items():
+            lines.append(
+                f"  seed {seed:<11}{g['week_score']:>10.3f} ± {g['week_score_ci']:.3f}"
+                f"{g['unreadable_rate']:>22.1%}{g['judged_quality']:>9.3f}   gain "
+                f"{g['gain_over_warmup']:+.3f} ± {g['gain_ci95']:.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -359,6 +399,13 @@ def plot_stages(res: Mapping[str, Any], path: str | Path) -> Path:
         vals.append(s["week_score"])
         errs.append(s["week_score_ci"])
         colors.append({"base": "#999999", "warm-up": "#7570b3"}.get(name, "#d95f02"))
+    for seed, g in res.get("grpo_seeds", {}).items():
+        if str(seed) == str(res.get("grpo_seed", res.get("seed"))):
+            continue  # the GRPO row above
+        names.append(f"GRPO, seed {seed} ({g['unreadable_rate']:.0%} unreadable)")
+        vals.append(g["week_score"])
+        errs.append(g["week_score_ci"])
+        colors.append("#e6ab02")
     for name, s in res.get("structured", {}).items():
         names.append(name)
         vals.append(s["mean_score"])

@@ -381,3 +381,57 @@ def test_evidence_experiment_runs_end_to_end_and_its_numbers_agree(tiny, tmp_pat
     )
     assert (tmp_path / "exp" / "grpo" / "model" / "config.json").exists()
     assert "after - before" in format_experiment(res)
+
+
+@pytest.mark.slow
+def test_stages_experiment_runs_resumes_and_adds_grpo_seeds(tiny, tmp_path):
+    """`wlf grpo --experiment --model NAME` at toy size with the tiny model: base, warm-up and
+    GRPO each scored on full weeks; a rerun resumes without training again; a second GRPO seed
+    from a copy of the warm-up is added with its gain over the warm-up."""
+    import shutil
+
+    from experiments.llm_stages import add_grpo_seeds, format_stages, run_stages
+
+    kw = dict(
+        model=tiny,
+        preset=PRESET,
+        eval_weeks=2,
+        sft_steps=2,
+        grpo_steps=1,
+        n_train=8,
+        label_states=1,
+        label_temperatures=(1.0,),
+        progress=lambda *_: None,
+    )
+    out = tmp_path / "stages"
+    res = run_stages(out=out, **kw)
+    assert list(res["stages"]) == ["base", "warm-up", "GRPO"]
+    for s in res["stages"].values():
+        assert s["weeks"] == 2 and 0.0 <= s["week_score"] <= 1.0
+        assert 0.0 <= s["unreadable_rate"] <= 1.0
+    assert (out / "warmup" / "adapter" / "adapter_config.json").is_file()
+    assert (out / "grpo" / "adapter" / "adapter_config.json").is_file()
+    labelled = (out / "replies_for_labelling.jsonl").read_text().splitlines()
+    assert sorted(json.loads(r)["stage"] for r in labelled) == ["GRPO", "base", "warm-up"]
+    again = run_stages(out=out, **kw)  # everything exists: nothing is trained or played again
+    assert again["timing_s"] == res["timing_s"] and again["stages"] == res["stages"]
+    assert (out / "replies_for_labelling.jsonl").read_text().splitlines() == labelled
+
+    seed1 = tmp_path / "seed1"
+    seed1.mkdir()
+    shutil.copytree(out / "warmup", seed1 / "warmup")
+    shutil.copy(out / "replies_for_labelling.jsonl", seed1)
+    copy = {**res, "stages": {k: v for k, v in res["stages"].items() if k != "GRPO"}}
+    (seed1 / "stages.json").write_text(json.dumps(copy))
+    other = run_stages(out=seed1, grpo_seed=1, **kw)
+    assert other["grpo_seed"] == 1 and other["stages"]["warm-up"] == res["stages"]["warm-up"]
+    merged = add_grpo_seeds(dict(res), [other])
+    warm = res["stages"]["warm-up"]["week_score"]
+    for seed, r in (("0", res), ("1", other)):
+        g = merged["grpo_seeds"][seed]
+        assert g["gain_over_warmup"] == pytest.approx(r["stages"]["GRPO"]["week_score"] - warm)
+        assert g["gain_excludes_zero"] == (g["gain_over_warmup"] > g["gain_ci95"])
+    assert "GRPO per seed" in format_stages(merged)
+    foreign = {**other, "stages": {**other["stages"], "warm-up": {"week_score": -1.0}}}
+    with pytest.raises(ValueError, match="share the warm-up"):
+        add_grpo_seeds(dict(res), [foreign])

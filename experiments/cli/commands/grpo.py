@@ -131,6 +131,14 @@ def register(sub) -> None:
         "warm-up and its evaluation copied into --out, reruns GRPO from the same warm-up",
     )
     p.add_argument(
+        "--seed-runs",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="--experiment --model: stage folders of the same warm-up with another --grpo-seed; "
+        "their GRPO rows and gains over the warm-up are added to OUT/stages.json",
+    )
+    p.add_argument(
         "--beta",
         type=float,
         default=None,
@@ -160,6 +168,13 @@ def run(args) -> int:
             **({"grpo_seed": args.grpo_seed} if args.grpo_seed is not None else {}),
             **({"n_train": args.prompts} if args.prompts else {}),
         )
+        if args.seed_runs:
+            from experiments.llm_stages import add_grpo_seeds, plot_stages
+
+            runs = [json.loads((Path(d) / "stages.json").read_text()) for d in args.seed_runs]
+            res = add_grpo_seeds(res, runs)
+            (Path(out) / "stages.json").write_text(json.dumps(res, indent=1))
+            plot_stages(res, Path(out) / "stages.png")
         print(format_stages(res))
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))

@@ -213,7 +213,7 @@ def run_stages(
     path = out / "stages.json"
     res: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     res.update({"model": model, "preset": preset, "seed": seed, "eval_weeks": eval_weeks})
-    res["grpo_seed"] = seed if grpo_seed is None else grpo_seed
+    grpo_seed = seed if grpo_seed is None else grpo_seed
     res.setdefault("stages", {})
     res.setdefault("timing_s", {})
     t_all = time.perf_counter()
@@ -268,12 +268,21 @@ def run_stages(
                 learning_rate=grpo_lr,
                 temperature=grpo_temperature,
                 adapter=adapters["warm-up"],
-                seed=seed if grpo_seed is None else grpo_seed,
+                seed=grpo_seed,
                 compact=True,
                 resume=True,
                 save_steps=10,
             )
             g = train_grpo(run, rows=train_rows)
+            res["grpo_seed"] = grpo_seed  # recorded where GRPO trained (a resume keeps it)
+            if "GRPO" in done_label:  # replies copied with another seed's warm-up: not this model's
+                kept = [
+                    line
+                    for line in labelled_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["stage"] != "GRPO"
+                ]
+                labelled_path.write_text("".join(line + "\n" for line in kept))
+                done_label.discard("GRPO")
             res["grpo"] = {
                 k: g[k]
                 for k in (
@@ -340,10 +349,15 @@ def add_grpo_seeds(res: dict[str, Any], runs: Sequence[Mapping[str, Any]]) -> di
             raise ValueError(
                 "a seed run must share the warm-up (and its evaluation) of the main run"
             )
+        if "GRPO" not in r["stages"]:
+            raise ValueError("a seed run has no scored GRPO stage yet")
+        key = str(r.get("grpo_seed", r.get("seed", 0)))
+        if key in rows:
+            raise ValueError(f"two runs with GRPO seed {key}")
         g = r["stages"]["GRPO"]
         gain = g["week_score"] - warm["week_score"]
         ci = math.hypot(g["week_score_ci"], warm["week_score_ci"])
-        rows[str(r.get("grpo_seed", r.get("seed", 0)))] = {
+        rows[key] = {
             "week_score": g["week_score"],
             "week_score_ci": g["week_score_ci"],
             "unreadable_rate": g["unreadable_rate"],
@@ -351,7 +365,7 @@ def add_grpo_seeds(res: dict[str, Any], runs: Sequence[Mapping[str, Any]]) -> di
             "replies_per_s": g["replies_per_s"],
             "gain_over_warmup": gain,
             "gain_ci95": ci,
-            "gain_excludes_zero": gain - ci > 0,
+            "gain_excludes_zero": abs(gain) > ci,
             "s_per_step": r.get("grpo", {}).get("s_per_step"),
         }
     res["grpo_seeds"] = rows

@@ -425,13 +425,45 @@ def test_stages_experiment_runs_resumes_and_adds_grpo_seeds(tiny, tmp_path):
     (seed1 / "stages.json").write_text(json.dumps(copy))
     other = run_stages(out=seed1, grpo_seed=1, **kw)
     assert other["grpo_seed"] == 1 and other["stages"]["warm-up"] == res["stages"]["warm-up"]
+    # the copied replies of seed 0's GRPO model are replaced by seed 1's own
+    rows1 = [
+        json.loads(r) for r in (seed1 / "replies_for_labelling.jsonl").read_text().splitlines()
+    ]
+    assert sorted(r["stage"] for r in rows1) == ["GRPO", "base", "warm-up"]
     merged = add_grpo_seeds(dict(res), [other])
     warm = res["stages"]["warm-up"]["week_score"]
     for seed, r in (("0", res), ("1", other)):
         g = merged["grpo_seeds"][seed]
         assert g["gain_over_warmup"] == pytest.approx(r["stages"]["GRPO"]["week_score"] - warm)
-        assert g["gain_excludes_zero"] == (g["gain_over_warmup"] > g["gain_ci95"])
     assert "GRPO per seed" in format_stages(merged)
     foreign = {**other, "stages": {**other["stages"], "warm-up": {"week_score": -1.0}}}
     with pytest.raises(ValueError, match="share the warm-up"):
         add_grpo_seeds(dict(res), [foreign])
+    with pytest.raises(ValueError, match="two runs with GRPO seed 1"):
+        add_grpo_seeds(dict(res), [other, other])
+
+
+def test_grpo_seed_gains_and_their_intervals():
+    """The gain over the warm-up, its CI (the two CIs in quadrature) and whether it excludes
+    zero, on numbers worked by hand: a clear gain, a gain inside its CI, a clear loss."""
+    from experiments.llm_stages import add_grpo_seeds
+
+    def run(seed, score, ci):
+        stages = {
+            "warm-up": {"week_score": 0.5, "week_score_ci": 0.03},
+            "GRPO": {
+                "week_score": score,
+                "week_score_ci": ci,
+                "unreadable_rate": 0.1,
+                "judged_quality": 0.6,
+                "replies_per_s": 2.0,
+            },
+        }
+        return {"seed": 0, "grpo_seed": seed, "stages": stages}
+
+    res = add_grpo_seeds(run(0, 0.6, 0.04), [run(1, 0.52, 0.04), run(2, 0.4, 0.04)])
+    g = res["grpo_seeds"]
+    assert g["0"]["gain_over_warmup"] == pytest.approx(0.1)
+    assert g["0"]["gain_ci95"] == pytest.approx(0.05)  # sqrt(0.03^2 + 0.04^2)
+    assert g["0"]["gain_excludes_zero"] and not g["1"]["gain_excludes_zero"]
+    assert g["2"]["gain_over_warmup"] == pytest.approx(-0.1) and g["2"]["gain_excludes_zero"]

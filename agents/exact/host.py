@@ -214,22 +214,22 @@ class ExactSolver:
         try:
             with open(path, "rb") as f:
                 memo = pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError):
-            return False  # missing, truncated or foreign: solve again (and overwrite)
+        except Exception:  # missing, truncated or foreign (any unpickling error): solve again
+            return False
         if not isinstance(memo, dict) or not memo:
             return False
         self._qmemo.update(memo)
         return True
 
     def _write_memo(self, path: Path) -> None:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
                 pickle.dump(self._qmemo, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, path)
-        except OSError:
-            pass  # a read-only or full disk only costs the next process a solve
+        except Exception:  # a read-only or full disk only costs the next process a solve
+            tmp.unlink(missing_ok=True)
 
     @property
     def n_states(self) -> int:
@@ -318,17 +318,24 @@ _SOLVERS: dict[str, ExactSolver] = {}
 def memo_path(params: EnvParams) -> Path | None:
     """Where the solved Q* of a rule book is kept between processes: beside the compiled
     tables (``$WLF_CACHE/compiled``; ``WLF_CACHE=`` keeps nothing), named by the rule book and
-    a hash of it and of the code that defines the values (this module and the reference
-    dynamics), so an edit to either never reads stale values."""
+    a hash of it and of the code that defines the values (this module, the reference dynamics,
+    the events and the rule book's conversion), so an edit to any of them never reads stale
+    values."""
     from wlf_jax import reference
     from wlf_jax.compiled import cache_dir, fingerprint
 
     folder = cache_dir()
     if folder is None:
         return None
+    from wlf_jax import events
+    from wlf_jax import params as params_module
+
     code = hashlib.sha256()
-    for mod in (reference.__file__, __file__):
-        code.update(Path(mod).read_bytes())
+    try:
+        for mod in (reference.__file__, events.__file__, params_module.__file__, __file__):
+            code.update(Path(mod).read_bytes())
+    except OSError:
+        return None
     return folder / f"{params.name}-{fingerprint(params)}-{code.hexdigest()[:16]}.qmemo.pkl"
 
 

@@ -164,7 +164,7 @@ def run(args) -> int:
             **({"sft_steps": args.sft_steps} if args.sft_steps else {}),
             **({"grpo_steps": args.steps} if args.steps else {}),
             **({"grpo_lr": args.lr} if args.lr else {}),
-            **({"grpo_temperature": args.temperature} if args.temperature else {}),
+            **({"grpo_temperature": args.temperature} if args.temperature is not None else {}),
             **({"grpo_seed": args.grpo_seed} if args.grpo_seed is not None else {}),
             **({"n_train": args.prompts} if args.prompts else {}),
         )

@@ -63,15 +63,9 @@ _VALUERS: dict[str, PolicyValuer] = {}
 def policy_valuer(preset: str) -> PolicyValuer:
     """The :class:`PolicyValuer` of a preset, shared within the process (solved once)."""
     if preset not in _VALUERS:
-        params = presets.get(preset)
-        solver = None
-        from wlf_jax.compiled import fixed_order
+        from agents.exact import solver_for
 
-        if not fixed_order(params):
-            from agents.exact import solver_for
-
-            solver = solver_for(preset)
-        _VALUERS[preset] = PolicyValuer(params, solver)
+        _VALUERS[preset] = PolicyValuer(presets.get(preset), solver_for(preset), preset=preset)
     return _VALUERS[preset]
 
 
@@ -83,10 +77,15 @@ class PolicyValuer:
     seconds; a random event order (seed_v1) with the host solver. ``tables=False`` forces the
     host solver."""
 
-    def __init__(self, params: EnvParams, solver=None, tables: bool | None = None):
+    def __init__(
+        self, params: EnvParams, solver=None, tables: bool | None = None, preset: str | None = None
+    ):
         from wlf_jax.compiled import fixed_order
 
         self.params = params
+        self.preset = preset
+        """When ``params`` is this preset's rule book: its tables come from the process-wide
+        :func:`~wlf_jax.compiled.compiled_for` (shared with the baselines)."""
         self._solver = solver
         self.tables = fixed_order(params) if tables is None else tables
         self._rules = None
@@ -105,9 +104,9 @@ class PolicyValuer:
     def rules(self):
         """The compiled rule book (compiled, or read from its cache, on first use)."""
         if self._rules is None:
-            from wlf_jax.compiled import load_or_compile
+            from wlf_jax.compiled import compiled_for, load_or_compile
 
-            self._rules = load_or_compile(self.params)
+            self._rules = compiled_for(self.preset) if self.preset else load_or_compile(self.params)
         return self._rules
 
     def evaluate(self, act_batch: Callable[[np.ndarray], np.ndarray]):

@@ -164,9 +164,9 @@ def play_weeks(
             progress(t + 1, MAX_STEPS)
     final = state
     out = {
-        "score": np.asarray(jax.vmap(rubric_total, in_axes=(0, None))(final, params)),
+        "score": np.asarray(_over_weeks(rubric_total)(final, params)),
         "return": returns,
-        "components": np.asarray(jax.vmap(components, in_axes=(0, None))(final, params)),
+        "components": np.asarray(_over_weeks(components)(final, params)),
         "energy_by_day": np.asarray(final.energy_by_day, np.float32) / 100.0,
         "early_end": np.asarray(final.early_end),
         "decisions": np.asarray(final.count),
@@ -205,6 +205,15 @@ def play_weeks(
         summary["model"] = writer.model_path
         summary["adapter"] = getattr(writer, "adapter", None)
     return WeekResults(summary, transcript)
+
+
+@lru_cache(maxsize=None)
+def _over_weeks(fn):
+    """``fn(state, params)`` vmapped over weeks and jitted, once per process (the vmapped rubric
+    run op by op compiled dozens of small programs, seconds per call)."""
+    import jax
+
+    return jax.jit(jax.vmap(fn, in_axes=(0, None)))
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:

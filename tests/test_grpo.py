@@ -467,3 +467,51 @@ def test_grpo_seed_gains_and_their_intervals():
     assert g["0"]["gain_ci95"] == pytest.approx(0.05)  # sqrt(0.03^2 + 0.04^2)
     assert g["0"]["gain_excludes_zero"] and not g["1"]["gain_excludes_zero"]
     assert g["2"]["gain_over_warmup"] == pytest.approx(-0.1) and g["2"]["gain_excludes_zero"]
+
+
+def test_completion_only_lm_head_gives_the_same_log_probs_and_gradients(tiny):
+    """The CPU patch (score only the completion tokens in TRL's fused LM head) changes which
+    positions go through the head, not their log-probs, entropies or the gradient of a loss on
+    them; without it TRL scores every position."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from trl.trainer import utils as trl_utils
+    from trl.trainer.utils import add_fused_lm_head
+
+    from llm_bridge.grpo.trainer import score_completion_tokens_only
+
+    model = AutoModelForCausalLM.from_pretrained(tiny, local_files_only=True, dtype=torch.float32)
+    add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+    torch.manual_seed(0)
+    ids = torch.randint(5, model.config.vocab_size, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # left padding
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[:, :-5] = -100  # the last 5 tokens are the completion
+
+    def run():
+        model.zero_grad()
+        out = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True)
+        (out.log_probs.sum() + 0.1 * out.entropy.sum()).backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        return out.log_probs.detach(), out.entropy.detach(), grads
+
+    saved = trl_utils._use_triton
+    try:
+        trl_utils._use_triton = lambda device: False  # TRL's own CPU path: every position
+        full = run()
+        assert score_completion_tokens_only()
+        assert trl_utils._use_triton(torch.device("cpu"))
+        assert score_completion_tokens_only()  # a second call keeps the one patch
+        compact = run()
+    finally:
+        trl_utils._use_triton = saved
+    valid = labels[:, 1:] != -100
+    assert valid.sum() == 15
+    for a, b in zip(full[:2], compact[:2]):
+        assert torch.allclose(a[valid], b[valid], atol=1e-5)
+        assert (b[~valid] == 0).all()
+    assert full[0][valid].abs().min() > 0  # real log-probs were compared
+    assert len(full[2]) == len(compact[2]) > 0
+    for a, b in zip(full[2], compact[2]):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

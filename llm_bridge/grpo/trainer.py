@@ -262,6 +262,34 @@ def build_rows(run: GRPORun) -> list[dict[str, Any]]:
     )
 
 
+def score_completion_tokens_only() -> bool:
+    """Make TRL's fused LM head score only the completion tokens on the CPU, as it does on
+    Triton devices.  Returns whether the patch is (now) in place.
+
+    TRL 1.16 projects every position of every sequence through the LM head (49,152 words for
+    SmolLM2) unless the device runs Triton, so that tile shapes stay fixed for compilers that
+    would recompile on every new shape; masked positions are then thrown away.  Eager torch on a
+    CPU compiles nothing, and a GRPO step's sequences are about 85% prompt, so this paid for six
+    times the head's forward and backward: about a quarter of a SmolLM2 step.  The log-probs of
+    the completion tokens are the same either way (``tests/test_grpo.py`` checks it); the switch
+    is only TRL's own ``compact`` branch.  Without the private name (another TRL), nothing
+    changes."""
+    import trl.trainer.utils as trl_utils
+
+    current = getattr(trl_utils, "_use_triton", None)
+    if current is None:
+        return False
+    if getattr(current, "wlf_compact_on_cpu", False):
+        return True
+
+    def compact_here(device) -> bool:
+        return device.type == "cpu" or current(device)
+
+    compact_here.wlf_compact_on_cpu = True
+    trl_utils._use_triton = compact_here
+    return True
+
+
 def make_grpo_trainer(
     run: GRPORun, rows: Sequence[Mapping[str, Any]] | None = None, model=None, tokenizer=None
 ):
@@ -272,6 +300,7 @@ def make_grpo_trainer(
     from trl import GRPOTrainer
 
     r = run.resolved()
+    score_completion_tokens_only()
     if model is None or tokenizer is None:
         model, tokenizer = load_model(r.model, r.size, r.dtype)
     if r.adapter:

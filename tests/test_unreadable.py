@@ -237,6 +237,24 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     assert first["per_class"]["unreadable"] >= 0.31
 
 
+def test_real_smollm2_replies_of_the_committed_grpo_model():
+    """120 replies of the committed GRPO adapter (40 states x temperatures 0.3/0.7/1.0),
+    labelled by a reader who never saw the decoder's output; no part fits anything.  Measured:
+    legible 0.895 (94 of 105), unreadable 0.533 (8 of 15).  Misses include a clear decline read
+    as a yes ("Ok, I'll say no, my family comes first.") and hedged or garbled replies the gate
+    lets through; under the 0.95 target.  Bounds sit two replies below the measured numbers."""
+    from pathlib import Path
+
+    from llm_bridge.decode_eval import evaluate_decoder
+
+    rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v4_grpo_test.jsonl")
+    assert len(rows) == 120 and all(r.prompt for r in rows)
+    assert sum(r.action == D.UNREADABLE for r in rows) == 15
+    res = evaluate_decoder(rows)
+    assert res["per_class"]["legible"] >= 92 / 105
+    assert res["per_class"]["unreadable"] >= 6 / 15
+
+
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])
 def test_the_gate_flags_few_human_replies(name):
     from pathlib import Path

@@ -9,6 +9,7 @@ from agents.exact import ExactSolver, exact_scores, fixed_map_policy, uniform_po
 from agents.fixed import action_map
 from experiments.compare import best_fixed_map, design_properties
 from wlf_jax import presets
+from wlf_jax.compiled import fixed_order
 from wlf_jax.params import replace
 
 
@@ -278,3 +279,49 @@ def test_solved_values_round_trip_through_the_disk_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("WLF_CACHE", "")
     assert memo_path(small) is None
     assert ExactSolver(small).solve().solved_from == "solve"
+
+
+def test_best_fixed_map_of_a_random_order_rule_book_round_trips_through_the_disk_cache(
+    tmp_path, monkeypatch
+):
+    """The pattern search of a random-order rule book runs once per rule book and code: a
+    second call reads the same map, score and count; another rule book, a damaged file or
+    ``WLF_CACHE=`` searches anew."""
+    import experiments.compare as compare
+
+    monkeypatch.setenv("WLF_CACHE", str(tmp_path))
+    params = presets.seed_v1()
+    assert not fixed_order(params)
+
+    def reduced(kept):
+        return replace(
+            params,
+            slot_event=np.where(np.isin(params.slot_event, kept), params.slot_event, -1),
+            spawn=np.where(np.isin(params.spawn, kept), params.spawn, -1),
+        )
+
+    small, other = reduced((0, 1, 2, 3)), reduced((0, 1, 2))
+    searches = []
+    real = compare.exact_scores
+
+    def spy(p, maps, **kw):
+        searches.append(p)
+        return real(p, maps, **kw)
+
+    monkeypatch.setattr(compare, "exact_scores", spy)
+    first = best_fixed_map(small)
+    assert len(searches) == 1 and compare._search_cache(small).is_file()
+    again = best_fixed_map(small)
+    assert len(searches) == 1
+    assert (again[0] == first[0]).all() and again[1:] == first[1:] and again[0].dtype == np.int32
+    assert compare._search_cache(other) != compare._search_cache(small)
+    best_fixed_map(other)
+    assert len(searches) == 2
+    compare._search_cache(small).write_text("{not json")
+    assert best_fixed_map(small)[1] == first[1] and len(searches) == 3
+    best_fixed_map(small)
+    assert len(searches) == 3  # rewritten by the search above
+    monkeypatch.setenv("WLF_CACHE", "")
+    assert compare._search_cache(small) is None
+    best_fixed_map(small)
+    assert len(searches) == 4

@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -313,6 +314,23 @@ def fingerprint(params: EnvParams) -> str:
 
     text = json.dumps({"v": FORMAT_VERSION, "rules": to_python(params)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def keyed_path(params: EnvParams, kind: str, code_files: Sequence[str | Path]) -> Path | None:
+    """Where a value computed from a rule book by some code is kept between processes:
+    ``$WLF_CACHE/compiled/<name>-<fingerprint>-<hash of the code files>.<kind>``, so an edit to
+    the rule book or to any of ``code_files`` never reads a stale value.  None when caching is
+    off (``WLF_CACHE=``) or a code file cannot be read."""
+    folder = cache_dir()
+    if folder is None:
+        return None
+    code = hashlib.sha256()
+    try:
+        for f in code_files:
+            code.update(Path(f).read_bytes())
+    except OSError:
+        return None
+    return folder / f"{params.name}-{fingerprint(params)}-{code.hexdigest()[:16]}.{kind}"
 
 
 def load_or_compile(params: EnvParams, progress=None) -> CompiledRules:

@@ -15,7 +15,6 @@ everything the future depends on, and memoises Q*(state, action).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import time
@@ -321,22 +320,12 @@ def memo_path(params: EnvParams) -> Path | None:
     a hash of it and of the code that defines the values (this module, the reference dynamics,
     the events and the rule book's conversion), so an edit to any of them never reads stale
     values."""
-    from wlf_jax import reference
-    from wlf_jax.compiled import cache_dir, fingerprint
-
-    folder = cache_dir()
-    if folder is None:
-        return None
-    from wlf_jax import events
+    from wlf_jax import events, reference
     from wlf_jax import params as params_module
+    from wlf_jax.compiled import keyed_path
 
-    code = hashlib.sha256()
-    try:
-        for mod in (reference.__file__, events.__file__, params_module.__file__, __file__):
-            code.update(Path(mod).read_bytes())
-    except OSError:
-        return None
-    return folder / f"{params.name}-{fingerprint(params)}-{code.hexdigest()[:16]}.qmemo.pkl"
+    code = (reference.__file__, events.__file__, params_module.__file__, __file__)
+    return keyed_path(params, "qmemo.pkl", code)
 
 
 def solver_for(preset: str) -> ExactSolver:

@@ -20,7 +20,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +207,7 @@ def play_weeks(
     return WeekResults(summary, transcript)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _over_weeks(fn):
     """``fn(state, params)`` vmapped over weeks and jitted, once per process (the vmapped rubric
     run op by op compiled dozens of small programs, seconds per call)."""

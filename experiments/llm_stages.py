@@ -297,7 +297,8 @@ def run_stages(
                 "optimal_rate_curve": g["components"].get("optimal_rate"),
                 "learning_rate": grpo_lr,
                 "config": g["config"],
-                "s_per_step": g["wall_s"] / max(1, g["steps"]),
+                # a resumed run's wall time covers only the steps it trained
+                "s_per_step": g["wall_s"] / max(1, g.get("steps_this_run", g["steps"])),
             }
             res["timing_s"]["GRPO"] = g["wall_s"]
             _save(path, res)

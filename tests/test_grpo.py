@@ -279,6 +279,7 @@ def test_single_turn_two_steps_then_resume(tiny, tmp_path):
     _run_cli(tiny, out, "--steps", "3", "--resume", "--json", str(tmp_path / "r3.json"))
     res3 = json.loads((tmp_path / "r3.json").read_text())
     assert res3["steps"] == 3 and res3["resumed_from"].endswith("checkpoint-2")
+    assert res3["steps_this_run"] == 1 and res["steps_this_run"] == 2
     log = json.loads((out / "trainer_log.json").read_text())
     assert [h["step"] for h in log if "reward" in h] == [1, 2, 3]
 

@@ -439,6 +439,7 @@ def train_grpo(
     t0 = time.perf_counter()
     trainer = make_grpo_trainer(r, rows)
     resume_from = last_checkpoint(out) if r.resume else None
+    start_step = int(Path(resume_from).name.split("-")[-1]) if resume_from else 0
     trainer.train(resume_from_checkpoint=resume_from)
     wall = time.perf_counter() - t0
     paths = save_trained(trainer, out, bool(r.lora))
@@ -454,6 +455,7 @@ def train_grpo(
     result = {
         "model": r.model,
         "steps": int(trainer.state.global_step),
+        "steps_this_run": int(trainer.state.global_step) - start_step,
         "wall_s": round(wall, 3),
         "reward_mean_first": window_mean(curves["reward"], True, window),
         "reward_mean_last": window_mean(curves["reward"], False, window),

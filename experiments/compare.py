@@ -116,13 +116,14 @@ def best_fixed_map(
 
 def _search_cache(params: EnvParams) -> Path | None:
     """Where :func:`best_fixed_map` keeps a random-order rule book's result (half a minute of
-    pattern enumeration on seed_v1): keyed by the rule book and the code of the JAX dynamics and
-    the pattern enumeration (``wlf_jax.compiled.keyed_path``)."""
+    pattern enumeration on seed_v1): keyed by the rule book and the code of the JAX dynamics, the
+    pattern enumeration and this module (``wlf_jax.compiled.keyed_path``)."""
     import agents.exact.patterns as patterns
     import wlf_jax
     from wlf_jax.compiled import keyed_path
 
     code = sorted(Path(wlf_jax.__file__).parent.glob("*.py")) + [Path(patterns.__file__)]
+    code.append(Path(__file__))  # the selection rule (argmax of the rounded returns) is here
     return keyed_path(params, "bestmap.json", code)
 
 

@@ -470,25 +470,37 @@ def test_grpo_seed_gains_and_their_intervals():
     assert g["2"]["gain_over_warmup"] == pytest.approx(-0.1) and g["2"]["gain_excludes_zero"]
 
 
-def test_completion_only_lm_head_gives_the_same_log_probs_and_gradients(tiny):
+def test_completion_only_lm_head_gives_the_same_log_probs_and_gradients(
+    tiny, tmp_path, monkeypatch
+):
     """The CPU patch (score only the completion tokens in TRL's fused LM head) changes which
-    positions go through the head, not their log-probs, entropies or the gradient of a loss on
-    them; without it TRL scores every position."""
+    positions go through the head (counted at the head itself), not their log-probs, entropies
+    or the gradient of a loss on them; without it TRL scores every position.  The trainer
+    applies it."""
     import torch
     from transformers import AutoModelForCausalLM
     from trl.trainer import utils as trl_utils
     from trl.trainer.utils import add_fused_lm_head
 
-    from llm_bridge.grpo.trainer import score_completion_tokens_only
+    from llm_bridge.grpo.trainer import GRPORun, make_grpo_trainer, score_completion_tokens_only
 
     model = AutoModelForCausalLM.from_pretrained(tiny, local_files_only=True, dtype=torch.float32)
     add_fused_lm_head(model, outputs=("log_probs", "entropy"))
     torch.manual_seed(0)
     ids = torch.randint(5, model.config.vocab_size, (3, 12))
     mask = torch.ones_like(ids)
-    mask[0, :4] = 0  # left padding
+    mask[0, :4] = 0  # left padding in the prompt
+    mask[1, -2:] = 0  # a completion that ended early: padding inside the completion
     labels = ids.masked_fill(mask == 0, -100)
     labels[:, :-5] = -100  # the last 5 tokens are the completion
+    head_rows = []
+    real_apply = trl_utils._ChunkedLogProbFunction.apply
+
+    def counting_apply(hidden, *rest):
+        head_rows.append(hidden.shape[0])
+        return real_apply(hidden, *rest)
+
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply", counting_apply)
 
     def run():
         model.zero_grad()
@@ -502,13 +514,16 @@ def test_completion_only_lm_head_gives_the_same_log_probs_and_gradients(tiny):
         trl_utils._use_triton = lambda device: False  # TRL's own CPU path: every position
         full = run()
         assert score_completion_tokens_only()
-        assert trl_utils._use_triton(torch.device("cpu"))
         assert score_completion_tokens_only()  # a second call keeps the one patch
         compact = run()
+        trl_utils._use_triton = lambda device: False
+        make_grpo_trainer(GRPORun(model=tiny, out=str(tmp_path / "run"), steps=1))
+        assert trl_utils._use_triton(torch.device("cpu"))  # the trainer patched it
     finally:
         trl_utils._use_triton = saved
     valid = labels[:, 1:] != -100
-    assert valid.sum() == 15
+    assert valid.sum() == 13
+    assert head_rows == [3 * 11, 13]  # every shifted position, then the completion tokens only
     for a, b in zip(full[:2], compact[:2]):
         assert torch.allclose(a[valid], b[valid], atol=1e-5)
         assert (b[~valid] == 0).all()

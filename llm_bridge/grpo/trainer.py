@@ -270,7 +270,7 @@ def score_completion_tokens_only() -> bool:
     SmolLM2) unless the device runs Triton, so that tile shapes stay fixed for compilers that
     would recompile on every new shape; masked positions are then thrown away.  Eager torch on a
     CPU compiles nothing, and a GRPO step's sequences are about 85% prompt, so this paid for six
-    times the head's forward and backward: about a quarter of a SmolLM2 step.  The log-probs of
+    times the head's forward and backward: about a third of a SmolLM2 step.  The log-probs of
     the completion tokens are the same either way (``tests/test_grpo.py`` checks it); the switch
     is only TRL's own ``compact`` branch.  Without the private name (another TRL), nothing
     changes."""

@@ -237,41 +237,32 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     assert first["per_class"]["unreadable"] >= 0.31
 
 
-def test_real_smollm2_replies_of_the_200_step_grpo_model():
-    """120 replies of the committed 200-step GRPO adapter (40 states x temperatures
-    0.3/0.7/1.0), labelled blind to the decoder; no part fits anything.  Measured: legible 0.849
-    (79 of 93), unreadable 0.222 (6 of 27).  The reader found 27 unreadable where the 80-step
-    model had 15; most pass the decoder, e.g. leave requests written as the approver ("Hi Sundar,
-    I'll approve my Thursday leave request today [...]") read as ping_sundar.  Bounds sit two
-    replies below the measured numbers."""
+# Replies of the two GRPO models of the stages experiment (40 states x temperatures
+# 0.3/0.7/1.0 each), labelled by a reader who never saw the decoder's output; no part fits
+# anything.  Measured: 80 steps: legible 0.895 (94 of 105), unreadable 0.533 (8 of 15); misses
+# include a clear decline read as a yes ("Ok, I'll say no, my family comes first.").  200 steps
+# (the committed adapter): legible 0.849 (79 of 93), unreadable 0.222 (6 of 27); the reader found
+# 27 unreadable where the 80-step model had 15, and most pass the decoder, e.g. leave requests
+# written as the approver ("Hi Sundar, I'll approve my Thursday leave request today [...]") read
+# as ping_sundar.  All under the 0.95 target; bounds sit two replies below the measured numbers.
+@pytest.mark.parametrize(
+    ("name", "n_unreadable", "legible", "unreadable"),
+    [
+        ("smollm2_v4_grpo_test.jsonl", 15, 92 / 105, 6 / 15),
+        ("smollm2_v5_grpo_test.jsonl", 27, 77 / 93, 4 / 27),
+    ],
+)
+def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):
     from pathlib import Path
 
     from llm_bridge.decode_eval import evaluate_decoder
 
-    rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v5_grpo_test.jsonl")
+    rows = D.load_labelled(Path(__file__).parent / "data" / name)
     assert len(rows) == 120 and all(r.prompt for r in rows)
-    assert sum(r.action == D.UNREADABLE for r in rows) == 27
+    assert sum(r.action == D.UNREADABLE for r in rows) == n_unreadable
     res = evaluate_decoder(rows)
-    assert res["per_class"]["legible"] >= 77 / 93
-    assert res["per_class"]["unreadable"] >= 4 / 27
-
-
-def test_real_smollm2_replies_of_the_80_step_grpo_model():
-    """120 replies of the 80-step GRPO adapter (40 states x temperatures 0.3/0.7/1.0),
-    labelled by a reader who never saw the decoder's output; no part fits anything.  Measured:
-    legible 0.895 (94 of 105), unreadable 0.533 (8 of 15).  Misses include a clear decline read
-    as a yes ("Ok, I'll say no, my family comes first.") and hedged or garbled replies the gate
-    lets through; under the 0.95 target.  Bounds sit two replies below the measured numbers."""
-    from pathlib import Path
-
-    from llm_bridge.decode_eval import evaluate_decoder
-
-    rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v4_grpo_test.jsonl")
-    assert len(rows) == 120 and all(r.prompt for r in rows)
-    assert sum(r.action == D.UNREADABLE for r in rows) == 15
-    res = evaluate_decoder(rows)
-    assert res["per_class"]["legible"] >= 92 / 105
-    assert res["per_class"]["unreadable"] >= 6 / 15
+    assert res["per_class"]["legible"] >= legible
+    assert res["per_class"]["unreadable"] >= unreadable
 
 
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])

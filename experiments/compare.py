@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -110,7 +109,14 @@ def best_fixed_map(
     # week_v2; seed_v1's reward is its own formula)
     i = int(np.argmax(np.round(returns, 9)))
     if path is not None:
-        _write_atomic(path, {"map": maps[i].tolist(), "score": float(scores[i]), "maps": len(maps)})
+        from experiments.train.checkpoints import atomic_write
+
+        kept = {"map": maps[i].tolist(), "score": float(scores[i]), "maps": len(maps)}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(kept).encode())
+        except OSError:
+            pass  # a read-only or full disk only costs the next process a search
     return maps[i], float(scores[i]), len(maps)
 
 
@@ -125,17 +131,6 @@ def _search_cache(params: EnvParams) -> Path | None:
     code = sorted(Path(wlf_jax.__file__).parent.glob("*.py")) + [Path(patterns.__file__)]
     code.append(Path(__file__))  # the selection rule (argmax of the rounded returns) is here
     return keyed_path(params, "bestmap.json", code)
-
-
-def _write_atomic(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file; a failed write leaves nothing behind."""
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
 
 
 def sample_host_policy(

@@ -298,8 +298,8 @@ def run_stages(
                 "learning_rate": grpo_lr,
                 "config": g["config"],
                 # a resumed run's wall time covers only the steps it trained
-                "s_per_step": g["wall_s"] / max(1, g.get("steps_this_run", g["steps"])),
-                "steps_this_run": g.get("steps_this_run", g["steps"]),
+                "s_per_step": g["wall_s"] / max(1, g["steps_this_run"]),
+                "steps_this_run": g["steps_this_run"],
                 "resumed_from": g.get("resumed_from"),
             }
             res["timing_s"]["GRPO"] = g["wall_s"]

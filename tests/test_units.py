@@ -680,3 +680,17 @@ def test_every_websocket_refusal_has_its_code_and_message():
         "SESSION_ROUTES_DISABLED",
         "session create/close over MCP is off on this server",
     )
+
+
+def test_atomic_write_replaces_whole_files_and_a_failed_write_leaves_no_temporary(tmp_path):
+    from experiments.train.checkpoints import atomic_write
+
+    path = tmp_path / "result.json"
+    atomic_write(path, b"first")
+    atomic_write(path, b"second")
+    assert path.read_bytes() == b"second"
+    blocked = tmp_path / "a_folder"
+    (blocked / "inside").mkdir(parents=True)  # os.replace cannot put a file over a folder
+    with pytest.raises(OSError):
+        atomic_write(blocked, b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder", "result.json"]

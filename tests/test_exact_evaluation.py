@@ -1,0 +1,232 @@
+"""The exact solver's policy evaluation, field by field, against a plain enumeration.
+
+``ExactSolver.evaluate`` pushes probability mass through a merged decision graph. Here the same
+expectations come from the simplest possible program: walk every schedule order and every
+outcome of every action with the plain-Python dynamics, with no merging and no memo, and add
+up what each finished week shows. Reduced rule books (a few events kept) make the walk small
+enough to run in a second; both presets are covered (week_v2 with its spawns, seed_v1 with its
+shuffled schedule and float arithmetic). These tests are also the fast selection under which
+``make mutants`` scores ``agents/exact/host.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from agents.exact import ExactSolver, fixed_map_policy, uniform_policy
+from agents.exact.host import deterministic
+from wlf_jax import presets
+from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
+from wlf_jax.params import COMPONENT_NAMES, replace, to_python
+from wlf_jax.reference import N_DAYS, ReferenceWeek
+
+
+def _reduced(preset: str, kept, start_energy: int | None = None) -> object:
+    """The preset with only the events in ``kept`` (and, if given, a lower start energy, so
+    that some weeks end early)."""
+    params = presets.get(preset)
+    extra = {} if start_energy is None else {"start_energy": start_energy}
+    return replace(
+        params,
+        slot_event=np.where(np.isin(params.slot_event, kept), params.slot_event, -1),
+        spawn=np.where(np.isin(params.spawn, kept), params.spawn, -1),
+        **extra,
+    )
+
+
+def _state_policy(weeks):
+    """A stochastic policy that reads the state (energy, day, event): it tells apart solvers
+    that hand the policy the wrong states."""
+    out = []
+    for w in weeks:
+        energy = w.values[0]
+        h = round(energy * 100) if isinstance(energy, float) else energy
+        e = w.slot_event[w.slot]
+        raw = np.array([1 + h % 5, 1 + (w.day + e) % 3, 1 + w.count % 2], dtype=np.float64)
+        out.append(raw / raw.sum())
+    return np.stack(out)
+
+
+def _energy_rule(w) -> int:
+    """A deterministic state-dependent rule: decline when energy is low."""
+    energy = w.values[0]
+    h = round(energy * 100) if isinstance(energy, float) else energy
+    return 1 if h < 60 else (w.slot_event[w.slot] + w.day) % N_ACTIONS
+
+
+def _enumerate(params, policy) -> dict:
+    """Every expectation of ``ExactSolver.evaluate`` by brute force: all schedule orders, all
+    outcomes, every path to its end."""
+    ref = ReferenceWeek(to_python(params))
+    r = ref.r
+    scale = 1.0 if ref.floats else 100.0
+    shuffled = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
+    orders = list(itertools.permutations([r["slot_event"][t] for t in shuffled]))
+    acc = {
+        "return": 0.0,
+        "score": 0.0,
+        "components": np.zeros(len(COMPONENT_NAMES)),
+        "energy_by_day": np.zeros(N_DAYS),
+        "early": 0.0,
+        "freq": np.zeros((N_EVENTS, N_ACTIONS)),
+    }
+
+    def hidden(w):
+        # what the solver's policy sees: the shuffled slots after the current one unrevealed
+        se = [-2 if (t in shuffled and t > w.slot) else e for t, e in enumerate(w.slot_event)]
+        return w._replace(slot_event=tuple(se))
+
+    def walk(w, p, ret):
+        if w.done:
+            acc["return"] += p * ret
+            acc["score"] += p * ref.score(w)
+            acc["components"] += p * np.asarray(ref.components(w))
+            acc["energy_by_day"] += p * np.array(
+                [0.0 if v is None else v / scale for v in w.energy_by_day]
+            )
+            acc["early"] += p * w.early_end
+            return
+        e = w.slot_event[w.slot]
+        dist = np.asarray(policy([hidden(w)]), dtype=np.float64)[0]
+        for a in range(N_ACTIONS):
+            if dist[a] <= 0:
+                continue
+            acc["freq"][e, a] += p * dist[a]
+            p_alt = r["alt_prob"][e][a]
+            for q, alt in ((1.0 - p_alt, False), (p_alt, True)):
+                if q > 0:
+                    nw, reward = ref.apply(w, a, alt)
+                    walk(nw, p * dist[a] * q, ret + reward)
+
+    for order in orders:
+        slot_event = list(r["slot_event"])
+        for t, e in zip(shuffled, order):
+            slot_event[t] = e
+        walk(ref.reset(slot_event, [1.0] * N_EVENTS), 1.0 / len(orders), 0.0)
+    return acc
+
+
+CASES = [
+    ("week_v2", (0, 1, 2, 7, 8), None),  # E1's relapse and E2's follow-up spawn
+    ("week_v2", (3, 5, 6, 10, 11), None),  # the leave conflict, the night incident, the standup
+    ("week_v2", (0, 4, 5, 6, 11, 12), 25),  # Thursday exhaustion; tired: some weeks end early
+    ("seed_v1", (0, 1, 2, 3), None),  # 3! shuffled orders, float64 arithmetic
+    ("seed_v1", (0, 4, 5, 6), 20),
+]
+
+POLICIES = {
+    "uniform": lambda solver: uniform_policy(),
+    "fixed map": lambda solver: fixed_map_policy([2, 1, 0, 1, 2, 0, 1] + [0] * 6),
+    "state-dependent": lambda solver: _state_policy,
+    "energy rule": lambda solver: deterministic(_energy_rule),
+    "optimal": lambda solver: solver.optimal_policy(),
+    "myopic": lambda solver: solver.myopic_policy(),
+}
+
+
+@pytest.mark.parametrize("preset,kept,start_energy", CASES)
+@pytest.mark.parametrize("policy_name", list(POLICIES))
+def test_every_field_of_the_exact_evaluation_equals_the_enumeration(
+    preset, kept, start_energy, policy_name
+):
+    params = _reduced(preset, kept, start_energy)
+    solver = ExactSolver(params)
+    policy = POLICIES[policy_name](solver)
+    ev = solver.evaluate(policy)
+    want = _enumerate(params, policy)
+
+    assert ev.exact_return == pytest.approx(want["return"], abs=1e-9)
+    assert ev.exact_score == pytest.approx(want["score"], abs=1e-9)
+    assert list(ev.components) == list(COMPONENT_NAMES)
+    np.testing.assert_allclose(list(ev.components.values()), want["components"], atol=1e-9)
+    np.testing.assert_allclose(ev.energy_by_day, want["energy_by_day"], atol=1e-9)
+    assert ev.early_end_prob == pytest.approx(want["early"], abs=1e-12)
+    occurs = want["freq"].sum(1)
+    assert sorted(ev.event_prob) == sorted(EVENT_IDS[e] for e in range(N_EVENTS) if occurs[e] > 0)
+    assert sorted(ev.action_freq) == sorted(ev.event_prob)
+    for e in range(N_EVENTS):
+        if occurs[e] > 0:
+            assert ev.event_prob[EVENT_IDS[e]] == pytest.approx(occurs[e], abs=1e-12)
+            np.testing.assert_allclose(
+                ev.action_freq[EVENT_IDS[e]], want["freq"][e] / occurs[e], atol=1e-12
+            )
+    assert ev.as_dict()["action_freq"] == ev.action_freq
+
+
+def test_the_enumeration_is_not_vacuous():
+    """The reduced weeks exercise what the comparisons check: spawned events, early ends,
+    several days, a stochastic outcome and more than one schedule order."""
+    v2 = _enumerate(_reduced("week_v2", (0, 1, 2, 7, 8)), uniform_policy())
+    assert v2["freq"][7].sum() > 0 and v2["freq"][8].sum() > 0  # both spawns happen
+    assert 0 < v2["freq"][7].sum() < 1  # ... only sometimes
+    v2b = _enumerate(_reduced("week_v2", (3, 5, 6, 10, 11)), fixed_map_policy([0] * 13))
+    assert v2b["energy_by_day"][-1] > 0
+    s1 = _enumerate(_reduced("seed_v1", (0, 1, 2, 3)), uniform_policy())
+    assert np.all(s1["freq"][:4].sum(1) == pytest.approx(1.0))
+    for preset, kept, start_energy in CASES:
+        if start_energy is not None:  # the tired cases end early sometimes, not always
+            early = _enumerate(_reduced(preset, kept, start_energy), uniform_policy())["early"]
+            assert 0 < early < 1
+
+
+@pytest.mark.parametrize("preset,kept,start_energy", CASES)
+def test_optimal_and_myopic_actions_equal_a_direct_search(preset, kept, start_energy):
+    """In every reachable decision state: Q* equals a direct expectimax without merging or
+    memo (a shuffled schedule revealed one event at a time, uniformly among those left), the
+    optimal action is its argmax (lowest index on ties) and the myopic action maximises the
+    expected immediate reward."""
+    params = _reduced(preset, kept, start_energy)
+    solver = ExactSolver(params)
+    ref = ReferenceWeek(to_python(params))
+    r = ref.r
+    shuffled = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
+    pool = {r["slot_event"][t] for t in shuffled}
+
+    def reveal(w):
+        if w.done or w.slot_event[w.slot] != -2:
+            return [(1.0, w)]
+        left = sorted(pool - set(w.slot_event))
+        return [
+            (1.0 / len(left), w._replace(slot_event=tuple(
+                e if t == w.slot else x for t, x in enumerate(w.slot_event)
+            )))
+            for e in left
+        ]  # fmt: skip
+
+    def outcomes(w, a):
+        p_alt = r["alt_prob"][w.slot_event[w.slot]][a]
+        out = []
+        for q, alt in ((1 - p_alt, False), (p_alt, True)):
+            if q > 0:
+                nw, rew = ref.apply(w, a, alt)
+                out += [(q * q2, w2, rew) for q2, w2 in reveal(nw)]
+        return out
+
+    def value(w):
+        return 0.0 if w.done else max(qs(w))
+
+    def qs(w):
+        return [sum(q * (rew + value(nw)) for q, nw, rew in outcomes(w, a)) for a in range(3)]
+
+    start = [-2 if t in shuffled else e for t, e in enumerate(r["slot_event"])]
+    stack = [w for _, w in reveal(ref.reset(start, [1.0] * N_EVENTS))]
+    seen = 0
+    while stack:
+        w = stack.pop()
+        if w.done:
+            continue
+        want = qs(w)
+        np.testing.assert_allclose(solver.q(w), want, atol=1e-9)
+        assert solver.optimal_action(w) == int(np.argmax(np.round(want, 12)))
+        immediate = [sum(q * rew for q, _, rew in outcomes(w, a)) for a in range(3)]
+        assert solver.myopic_action(w) == int(np.argmax(np.round(immediate, 12)))
+        seen += 1
+        for a in range(3):
+            stack.extend(nw for _, nw, _ in outcomes(w, a))
+    assert seen > 20
+    assert solver.value() == pytest.approx(
+        sum(p * value(w) for p, w in reveal(ref.reset(start, [1.0] * N_EVENTS))), abs=1e-9
+    )

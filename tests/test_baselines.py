@@ -10,7 +10,7 @@ from agents.fixed import action_map
 from experiments.compare import best_fixed_map, design_properties
 from wlf_jax import presets
 from wlf_jax.compiled import fixed_order
-from wlf_jax.params import replace
+from wlf_jax.params import keep_events
 
 
 @pytest.fixture(scope="module")
@@ -107,14 +107,7 @@ def _brute_force(params, events_kept):
 # conflict, 11 night incident, 12 Thursday exhaustion
 @pytest.mark.parametrize("kept", [(0, 1, 2), (0, 3, 7, 10), (5, 6, 11, 12), (1, 2, 8, 9)])
 def test_solver_matches_brute_force_on_reduced_weeks(kept):
-    params = presets.week_v2()
-    slot_event = np.asarray(params.slot_event)
-    spawn = np.asarray(params.spawn)
-    reduced = replace(
-        params,
-        slot_event=np.where(np.isin(slot_event, kept), slot_event, -1),
-        spawn=np.where(np.isin(spawn, kept), spawn, -1),
-    )
+    reduced = keep_events(presets.week_v2(), kept)
     solver = ExactSolver(reduced).solve()
     assert abs(solver.value() - _brute_force(reduced, kept)) < 1e-9
 
@@ -259,11 +252,7 @@ def test_solved_values_round_trip_through_the_disk_cache(tmp_path, monkeypatch):
     params = presets.week_v2()
 
     def reduced(kept):
-        return replace(
-            params,
-            slot_event=np.where(np.isin(params.slot_event, kept), params.slot_event, -1),
-            spawn=np.where(np.isin(params.spawn, kept), params.spawn, -1),
-        )
+        return keep_events(params, kept)
 
     small, other = reduced((0, 1, 2, 8, 9)), reduced((0, 1, 2))
     first = ExactSolver(small).solve()
@@ -294,11 +283,7 @@ def test_best_fixed_map_of_a_random_order_rule_book_round_trips_through_the_disk
     assert not fixed_order(params)
 
     def reduced(kept):
-        return replace(
-            params,
-            slot_event=np.where(np.isin(params.slot_event, kept), params.slot_event, -1),
-            spawn=np.where(np.isin(params.spawn, kept), params.spawn, -1),
-        )
+        return keep_events(params, kept)
 
     small, other = reduced((0, 1, 2, 3)), reduced((0, 1, 2))
     searches = []

@@ -20,21 +20,15 @@ from agents.exact import ExactSolver, fixed_map_policy, uniform_policy
 from agents.exact.host import deterministic
 from wlf_jax import presets
 from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
-from wlf_jax.params import COMPONENT_NAMES, replace, to_python
+from wlf_jax.params import COMPONENT_NAMES, keep_events, to_python
 from wlf_jax.reference import N_DAYS, ReferenceWeek
 
 
-def _reduced(preset: str, kept, start_energy: int | None = None) -> object:
+def _reduced(preset: str, kept, start_energy: int | None = None):
     """The preset with only the events in ``kept`` (and, if given, a lower start energy, so
     that some weeks end early)."""
-    params = presets.get(preset)
     extra = {} if start_energy is None else {"start_energy": start_energy}
-    return replace(
-        params,
-        slot_event=np.where(np.isin(params.slot_event, kept), params.slot_event, -1),
-        spawn=np.where(np.isin(params.spawn, kept), params.spawn, -1),
-        **extra,
-    )
+    return keep_events(presets.get(preset), kept, **extra)
 
 
 def _state_policy(weeks):

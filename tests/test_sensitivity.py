@@ -27,7 +27,7 @@ from experiments.sensitivity.design import stack_params
 from experiments.sensitivity.sweep import check_trained, possible_chance, trained_scores
 from wlf_jax import presets
 from wlf_jax.events import EVENT_IDS, event_index
-from wlf_jax.params import replace
+from wlf_jax.params import keep_events, replace
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPS = np.stack([action_map(n) for n in FIXED_MAP_NAMES])
@@ -35,13 +35,7 @@ MAPS = np.stack([action_map(n) for n in FIXED_MAP_NAMES])
 
 def reduced_week(keep: list[str]):
     """week_v2 with only the events ``keep`` scheduled (spawns of dropped events removed)."""
-    p = presets.week_v2()
-    kept = {event_index(e) for e in keep}
-    slot_event = np.asarray(p.slot_event).copy()
-    slot_event[~np.isin(slot_event, list(kept))] = -1
-    spawn = np.asarray(p.spawn).copy()
-    spawn[(spawn >= 0) & ~np.isin(spawn, list(kept))] = -1
-    return replace(p, name="reduced", slot_event=slot_event, spawn=spawn)
+    return keep_events(presets.week_v2(), [event_index(e) for e in keep], name="reduced")
 
 
 # Every mechanic in a week small enough for quick host solves: chance outcomes (E1, S1, E4, E6,

@@ -250,6 +250,22 @@ def replace(params: EnvParams, name: str | None = None, **changes: Any) -> EnvPa
     return make_params(name=params.name if name is None else name, **fields)
 
 
+def keep_events(params: EnvParams, kept, name: str | None = None, **changes: Any) -> EnvParams:
+    """The rule book with only the events ``kept`` (indices): the others are never scheduled
+    and never spawned. A small week for exhaustive checks and quick exact solves; ``changes``
+    replace further fields (e.g. ``start_energy``)."""
+    kept = sorted({int(e) for e in kept})
+    slot_event = np.asarray(params.slot_event)
+    spawn = np.asarray(params.spawn)
+    return replace(
+        params,
+        name=name,
+        slot_event=np.where(np.isin(slot_event, kept), slot_event, -1),
+        spawn=np.where(np.isin(spawn, kept), spawn, -1),
+        **changes,
+    )
+
+
 def to_python(params: EnvParams) -> dict[str, Any]:
     """The rule book as nested Python lists / numbers (for the plain-Python implementation)."""
 

@@ -20,7 +20,7 @@ from agents.exact import ExactSolver, fixed_map_policy, uniform_policy
 from agents.exact.host import deterministic
 from wlf_jax import presets
 from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
-from wlf_jax.params import COMPONENT_NAMES, keep_events, to_python
+from wlf_jax.params import COMPONENT_NAMES, keep_events, replace, to_python
 from wlf_jax.reference import N_DAYS, ReferenceWeek
 
 
@@ -109,6 +109,7 @@ CASES = [
     ("week_v2", (0, 4, 5, 6, 11, 12), 25),  # Thursday exhaustion; tired: some weeks end early
     ("seed_v1", (0, 1, 2, 3), None),  # 3! shuffled orders, float64 arithmetic
     ("seed_v1", (0, 4, 5, 6), 20),
+    ("seed_v1", (1, 2, 3), None),  # the first slot is shuffled: three Monday mornings
 ]
 
 POLICIES = {
@@ -147,7 +148,15 @@ def test_every_field_of_the_exact_evaluation_equals_the_enumeration(
             np.testing.assert_allclose(
                 ev.action_freq[EVENT_IDS[e]], want["freq"][e] / occurs[e], atol=1e-12
             )
-    assert ev.as_dict()["action_freq"] == ev.action_freq
+    assert ev.as_dict() == {
+        "exact_return": ev.exact_return,
+        "exact_score": ev.exact_score,
+        "components": ev.components,
+        "energy_by_day": ev.energy_by_day,
+        "early_end_prob": ev.early_end_prob,
+        "action_freq": ev.action_freq,
+        "event_prob": ev.event_prob,
+    }
 
 
 def test_the_enumeration_is_not_vacuous():
@@ -166,18 +175,21 @@ def test_the_enumeration_is_not_vacuous():
             assert 0 < early < 1
 
 
-@pytest.mark.parametrize("preset,kept,start_energy", CASES)
-def test_optimal_and_myopic_actions_equal_a_direct_search(preset, kept, start_energy):
+def _check_against_direct_search(params) -> int:
     """In every reachable decision state: Q* equals a direct expectimax without merging or
     memo (a shuffled schedule revealed one event at a time, uniformly among those left), the
-    optimal action is its argmax (lowest index on ties) and the myopic action maximises the
-    expected immediate reward."""
-    params = _reduced(preset, kept, start_energy)
+    optimal action is its argmax (lowest index on ties), the myopic action maximises the
+    expected immediate reward, and Q* of the same state with its future order already known (a
+    played week) is the same. Returns the number of states checked."""
+    import random
+
     solver = ExactSolver(params)
+    played = ExactSolver(params)  # asked only about weeks whose future order is known
     ref = ReferenceWeek(to_python(params))
     r = ref.r
     shuffled = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
     pool = {r["slot_event"][t] for t in shuffled}
+    rng = random.Random(0)
 
     def reveal(w):
         if w.done or w.slot_event[w.slot] != -2:
@@ -189,6 +201,12 @@ def test_optimal_and_myopic_actions_equal_a_direct_search(preset, kept, start_en
             )))
             for e in left
         ]  # fmt: skip
+
+    def known_future(w):
+        left = sorted(pool - set(w.slot_event))
+        rng.shuffle(left)
+        it = iter(left)
+        return w._replace(slot_event=tuple(next(it) if x == -2 else x for x in w.slot_event))
 
     def outcomes(w, a):
         p_alt = r["alt_prob"][w.slot_event[w.slot]][a]
@@ -213,6 +231,7 @@ def test_optimal_and_myopic_actions_equal_a_direct_search(preset, kept, start_en
         if w.done:
             continue
         want = qs(w)
+        np.testing.assert_allclose(played.q(known_future(w)), want, atol=1e-9)
         np.testing.assert_allclose(solver.q(w), want, atol=1e-9)
         assert solver.optimal_action(w) == int(np.argmax(np.round(want, 12)))
         immediate = [sum(q * rew for q, _, rew in outcomes(w, a)) for a in range(3)]
@@ -220,7 +239,54 @@ def test_optimal_and_myopic_actions_equal_a_direct_search(preset, kept, start_en
         seen += 1
         for a in range(3):
             stack.extend(nw for _, nw, _ in outcomes(w, a))
-    assert seen > 20
     assert solver.value() == pytest.approx(
         sum(p * value(w) for p, w in reveal(ref.reset(start, [1.0] * N_EVENTS))), abs=1e-9
     )
+    return seen
+
+
+@pytest.mark.parametrize("preset,kept,start_energy", CASES)
+def test_optimal_and_myopic_actions_equal_a_direct_search(preset, kept, start_energy):
+    assert _check_against_direct_search(_reduced(preset, kept, start_energy)) > 20
+
+
+def _same_row(params, field, e1, a1, e2, a2):
+    arr = np.asarray(getattr(params, field)).copy()
+    arr[e1, a1] = arr[e2, a2]
+    return arr
+
+
+ROW_FIELDS = ("energy_delta", "sprint_delta", "trust_delta", "alt_prob", "alt_energy_delta",
+              "alt_sprint_delta", "alt_trust_delta", "status_set", "spawn", "boundary_credit")  # fmt: skip
+
+
+def test_states_that_differ_only_in_what_was_handled_or_said_are_not_merged():
+    """The solver merges states with equal keys; two rule books make states that differ only
+    in one part of the key, so that a key without it would merge states of different value.
+
+    * seed_v1 (events E1-E4): E2 and E3 have the same effects for action 0 but not for
+      action 1, so "E2 then E3 to come" and "E3 then E2 to come" differ only in which events
+      were handled.
+    * week_v2 (E1-E3): E1's actions 0 and 1 have the same effects and different message
+      qualities, so the states after them differ only in the quality sum, which the shaped
+      reward pays for at the end of the week."""
+    s1 = _reduced("seed_v1", (0, 1, 2, 3))
+    changes = {f: _same_row(s1, f, 2, 0, 1, 0) for f in ROW_FIELDS + ("template_quality",)}
+    handled = replace(s1, name="handled", **changes)
+    assert _check_against_direct_search(handled) > 20
+
+    v2 = _reduced("week_v2", (0, 1, 2))
+    changes = {f: _same_row(v2, f, 0, 1, 0, 0) for f in ROW_FIELDS}
+    tq = np.asarray(v2.template_quality).copy()
+    tq[0, 0], tq[0, 1] = 0.6, 0.9
+    said = replace(v2, name="said", template_quality=tq, **changes)
+    assert _check_against_direct_search(said) > 10
+
+
+def test_argmax_rounds_values_to_1e_12_and_breaks_ties_to_the_lowest_index():
+    from agents.exact.host import _argmax
+
+    assert _argmax([1.0, 1.0 + 2e-13, 0.5]) == 0  # equal after rounding: the lowest index
+    assert _argmax([1.0, 1.0 + 2e-12, 0.5]) == 1
+    assert _argmax([0.2, 0.1, 0.3]) == 2
+    assert _argmax([-1.0, -2.0, -3.0]) == 0

@@ -351,13 +351,12 @@ def _argmax(values) -> int:
 
 
 def deterministic(act: Callable[[Week], int]) -> HostPolicy:
-    """A host policy from a one-state action function; ``.act`` keeps the function."""
+    """A host policy from a one-state action function."""
     eye = np.eye(N_ACTIONS)
 
     def policy(weeks):
         return eye[[act(w) for w in weeks]]
 
-    policy.act = act  # type: ignore[attr-defined]
     return policy
 
 

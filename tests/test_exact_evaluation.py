@@ -272,8 +272,20 @@ def test_states_that_differ_only_in_what_was_handled_or_said_are_not_merged():
       reward pays for at the end of the week."""
     s1 = _reduced("seed_v1", (0, 1, 2, 3))
     changes = {f: _same_row(s1, f, 2, 0, 1, 0) for f in ROW_FIELDS + ("template_quality",)}
+    changes["sprint_delta"][2, 1] = 40  # E3 still to come is worth more than E2 still to come
     handled = replace(s1, name="handled", **changes)
     assert _check_against_direct_search(handled) > 20
+
+
+def test_a_played_week_is_valued_without_knowing_its_future_order():
+    """Q* of a week whose future order is known (a played week) must be the expectation over
+    the orders still possible. In seed_v1 most orders give the same return, so here the order
+    decides whether the week ends early: E2 drains 15 energy and E3 restores 20, from 10."""
+    s1 = _reduced("seed_v1", (0, 1, 2, 3), start_energy=10)
+    energy = np.asarray(s1.energy_delta).copy()
+    energy[0, :], energy[1, :], energy[2, :] = 0, -15, 20
+    order = replace(s1, name="order", energy_delta=energy)
+    assert _check_against_direct_search(order) > 5
 
     v2 = _reduced("week_v2", (0, 1, 2))
     changes = {f: _same_row(v2, f, 0, 1, 0, 0) for f in ROW_FIELDS}

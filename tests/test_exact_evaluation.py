@@ -302,3 +302,36 @@ def test_argmax_rounds_values_to_1e_12_and_breaks_ties_to_the_lowest_index():
     assert _argmax([1.0, 1.0 + 2e-12, 0.5]) == 1
     assert _argmax([0.2, 0.1, 0.3]) == 2
     assert _argmax([-1.0, -2.0, -3.0]) == 0
+
+
+def test_a_shuffled_event_0_and_an_outcome_that_always_happens():
+    """Event 0 (E1) in a shuffled slot, behind E2 in the fixed first slot, and an action whose
+    alternative outcome is certain (``alt_prob`` 1): the evaluation and Q* still equal the
+    plain enumeration and the direct search."""
+    s1 = _reduced("seed_v1", (0, 1, 2, 3))
+    slot_event = np.asarray(s1.slot_event).copy()
+    slot_event[:4] = [1, 0, 2, 3]
+    alt_prob = np.asarray(s1.alt_prob).copy()
+    alt_prob[1, 2] = 1.0
+    alt_energy = np.asarray(s1.alt_energy_delta).copy()
+    alt_energy[1, 2] = -30
+    book = replace(
+        s1, name="e1_shuffled", slot_event=slot_event, alt_prob=alt_prob,
+        alt_energy_delta=alt_energy,
+    )  # fmt: skip
+    solver = ExactSolver(book)
+    assert solver.solved_from is None and solver.solve_seconds is None
+    assert 0 in solver.shuffled_events
+    for policy in (uniform_policy(), _state_policy):
+        ev, want = solver.evaluate(policy), _enumerate(book, policy)
+        assert ev.exact_return == pytest.approx(want["return"], abs=1e-9)
+        np.testing.assert_allclose(ev.energy_by_day, want["energy_by_day"], atol=1e-9)
+    assert _check_against_direct_search(book) > 20
+
+
+def test_the_solver_refuses_a_spawned_event_in_a_shuffled_slot():
+    s1 = _reduced("seed_v1", (0, 1, 2, 3))
+    spawn = np.asarray(s1.spawn).copy()
+    spawn[0, 0, 0] = 2  # E1 would spawn E3, which sits in a shuffled slot
+    with pytest.raises(ValueError, match="^exact solver: spawned events cannot sit in shuffled"):
+        ExactSolver(replace(s1, name="bad", spawn=spawn))

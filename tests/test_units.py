@@ -694,3 +694,25 @@ def test_atomic_write_replaces_whole_files_and_a_failed_write_leaves_no_temporar
     with pytest.raises(OSError):
         atomic_write(blocked, b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder", "result.json"]
+
+
+# -- the rubric ------------------------------------------------------------------------------------
+
+
+def test_relationship_component_is_capped_at_one_when_the_weights_sum_past_one():
+    """Each relationship weight is in [0, 1] but their sum is not bounded, so the weighted trust
+    can pass 1; the component is capped at 1 in the JAX rubric and in the plain-Python one."""
+    import jax
+
+    from wlf_jax import WorkWeek, presets
+    from wlf_jax.params import replace, to_python
+    from wlf_jax.reference import ReferenceWeek
+    from wlf_jax.reward import components
+
+    params = replace(presets.week_v2(), relationship_weights=np.ones(5, np.float32))
+    _, state = WorkWeek().reset(jax.random.key(0), params)
+    assert float(np.sum(np.asarray(state.trust))) / 100.0 > 1.5
+    assert float(components(state, params)[4]) == 1.0
+    ref = ReferenceWeek(to_python(params))
+    w = ref.reset(list(np.asarray(params.slot_event)), [1.0] * 13)
+    assert ref.components(w)[4] == 1.0

@@ -349,3 +349,61 @@ def test_a_finished_week_reaches_friday():
     s, _ = _play([0] * 7)
     assert bool(s.done) and not bool(s.early_end) and int(s.day) == 4
     assert all(int(v) >= 0 for v in s.energy_by_day)
+
+
+def test_a_finished_week_absorbs_further_steps_with_zero_reward():
+    s, _ = _play([0] * 7)
+    params = PRESETS["week_v2"]
+    for a in (0, 1, 2):
+        _, after, reward, done, _ = env.step_env(None, s, a, params, 0.9)
+        assert float(reward) == 0.0 and bool(done)
+        chex.assert_trees_all_equal(after, s)
+
+
+def test_sleep_debt_waits_for_the_night_when_the_next_event_is_the_same_day():
+    """Rushing the appraisal tonight (E5, action 1) costs the coming night's recovery. In
+    week_v2 the next event is always the next day; here E6 is moved to E5's day, so the debt
+    must survive that decision and still cost the night (JAX equals plain Python)."""
+    base = PRESETS["week_v2"]
+    slot_day = np.asarray(base.slot_day).copy()
+    slot_day[7:9] = slot_day[6]  # E6 (slot 8; slot 7 waits for a spawn) comes on E5's day
+    from wlf_jax.events import SLEEP_DEBT
+    from wlf_jax.params import replace
+
+    params = replace(base, name="same_day", slot_day=slot_day)
+    ref = ReferenceWeek(to_python(params))
+    uniforms = [0.99] * N_EVENTS
+    slot_event = [int(x) for x in np.asarray(params.slot_event)]
+    w = ref.reset(slot_event, uniforms)
+    _, s = env.reset_to_scenario(
+        Scenario(jnp.asarray(slot_event, jnp.int32), jnp.asarray(uniforms, jnp.float32)), params
+    )
+    step = jax.jit(lambda s, a: env.step_env(None, s, a, params, -1.0))
+    debts = []
+    for a in [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]:  # E5 (the 5th decision): rush tonight
+        if w.done:
+            break
+        w, _ = ref.step(w, a)
+        _, s, _, _, _ = step(s, a)
+        assert tuple(int(x) for x in s.status) == w.status
+        assert [int(v) for v in s.energy_by_day] == [
+            -1 if v is None else v for v in w.energy_by_day
+        ]
+        debts.append(w.status[SLEEP_DEBT])
+    assert debts[4] == 1 and debts[5] == 0  # set by E5, kept until the night after E6
+
+
+def test_step_info_reports_the_quality_played():
+    """``info["quality"]`` (read by the server's step result) is the quality the step used: the
+    reply's, clipped to 1, or the rule book's template quality when none is given."""
+    params = PRESETS["week_v2"]
+    _, s = env.reset(jax.random.key(0), params)
+    step = jax.jit(lambda s, a, q: env.step_env(None, s, a, params, q))
+    e = int(s.slot_event[s.slot])
+    for q, want in ((0.7, 0.7), (1.5, 1.0), (-1.0, float(params.template_quality[e, 2]))):
+        *_, info = step(s, jnp.int32(2), jnp.float32(q))
+        assert {"event", "action", "invalid_action", "alt_outcome", "spawned", "quality"} <= set(
+            info
+        )
+        assert float(info["quality"]) == pytest.approx(want, abs=1e-6)
+        assert int(info["event"]) == e and int(info["action"]) == 2

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from experiments.golden import check_file
 from wlf_jax import InvalidParamsError, WorkWeek, presets
-from wlf_jax.events import EVENT_IDS, N_EVENTS
+from wlf_jax.events import EVENT_IDS, N_EVENTS, SLEEP_DEBT
 from wlf_jax.params import MAX_STEPS, replace, to_python
 from wlf_jax.reference import ReferenceWeek
 from wlf_jax.rollout import make_rollout, random_policy
@@ -300,8 +300,9 @@ def test_check_golden_cli_exit_status(tmp_path):
 # -- week_v2 mechanics --------------------------------------------------------------------------
 
 
-def _week(uniforms=0.99):
-    params = PRESETS["week_v2"]
+def _week(uniforms=0.99, params=None):
+    """Monday of week_v2 (or of ``params``) in its scheduled order, every draw ``uniforms``."""
+    params = PRESETS["week_v2"] if params is None else params
     scenario = Scenario(
         jnp.asarray(params.slot_event), jnp.full((N_EVENTS,), uniforms, jnp.float32)
     )
@@ -367,17 +368,10 @@ def test_sleep_debt_waits_for_the_night_when_the_next_event_is_the_same_day():
     base = PRESETS["week_v2"]
     slot_day = np.asarray(base.slot_day).copy()
     slot_day[7:9] = slot_day[6]  # E6 (slot 8; slot 7 waits for a spawn) comes on E5's day
-    from wlf_jax.events import SLEEP_DEBT
-    from wlf_jax.params import replace
-
     params = replace(base, name="same_day", slot_day=slot_day)
     ref = ReferenceWeek(to_python(params))
-    uniforms = [0.99] * N_EVENTS
-    slot_event = [int(x) for x in np.asarray(params.slot_event)]
-    w = ref.reset(slot_event, uniforms)
-    _, s = env.reset_to_scenario(
-        Scenario(jnp.asarray(slot_event, jnp.int32), jnp.asarray(uniforms, jnp.float32)), params
-    )
+    w = ref.reset([int(x) for x in np.asarray(params.slot_event)], [0.99] * N_EVENTS)
+    _, s = _week(0.99, params)
     step = jax.jit(lambda s, a: env.step_env(None, s, a, params, -1.0))
     debts = []
     for a in [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]:  # E5 (the 5th decision): rush tonight

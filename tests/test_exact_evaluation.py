@@ -21,7 +21,7 @@ from agents.exact.host import deterministic
 from wlf_jax import presets
 from wlf_jax.events import EVENT_IDS, N_ACTIONS, N_EVENTS
 from wlf_jax.params import COMPONENT_NAMES, keep_events, replace, to_python
-from wlf_jax.reference import N_DAYS, ReferenceWeek
+from wlf_jax.reference import N_DAYS, UNREVEALED, ReferenceWeek
 
 
 def _reduced(preset: str, kept, start_energy: int | None = None):
@@ -31,13 +31,23 @@ def _reduced(preset: str, kept, start_energy: int | None = None):
     return keep_events(presets.get(preset), kept, **extra)
 
 
+def _shuffled_slots(rules) -> list[int]:
+    """The slots whose event is drawn at random (an order of the shuffled events)."""
+    return [t for t, s in enumerate(rules["slot_shuffle"]) if s and rules["slot_event"][t] >= 0]
+
+
+def _energy_hundredths(w) -> int:
+    """Energy in hundredths, in integer (week_v2) and float64 (seed_v1) rule books alike."""
+    energy = w.values[0]
+    return round(energy * 100) if isinstance(energy, float) else energy
+
+
 def _state_policy(weeks):
     """A stochastic policy that reads the state (energy, day, event): it tells apart solvers
     that hand the policy the wrong states."""
     out = []
     for w in weeks:
-        energy = w.values[0]
-        h = round(energy * 100) if isinstance(energy, float) else energy
+        h = _energy_hundredths(w)
         e = w.slot_event[w.slot]
         raw = np.array([1 + h % 5, 1 + (w.day + e) % 3, 1 + w.count % 2], dtype=np.float64)
         out.append(raw / raw.sum())
@@ -46,9 +56,7 @@ def _state_policy(weeks):
 
 def _energy_rule(w) -> int:
     """A deterministic state-dependent rule: decline when energy is low."""
-    energy = w.values[0]
-    h = round(energy * 100) if isinstance(energy, float) else energy
-    return 1 if h < 60 else (w.slot_event[w.slot] + w.day) % N_ACTIONS
+    return 1 if _energy_hundredths(w) < 60 else (w.slot_event[w.slot] + w.day) % N_ACTIONS
 
 
 def _enumerate(params, policy) -> dict:
@@ -57,7 +65,7 @@ def _enumerate(params, policy) -> dict:
     ref = ReferenceWeek(to_python(params))
     r = ref.r
     scale = 1.0 if ref.floats else 100.0
-    shuffled = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
+    shuffled = _shuffled_slots(r)
     orders = list(itertools.permutations([r["slot_event"][t] for t in shuffled]))
     acc = {
         "return": 0.0,
@@ -70,7 +78,9 @@ def _enumerate(params, policy) -> dict:
 
     def hidden(w):
         # what the solver's policy sees: the shuffled slots after the current one unrevealed
-        se = [-2 if (t in shuffled and t > w.slot) else e for t, e in enumerate(w.slot_event)]
+        se = [
+            UNREVEALED if (t in shuffled and t > w.slot) else e for t, e in enumerate(w.slot_event)
+        ]
         return w._replace(slot_event=tuple(se))
 
     def walk(w, p, ret):
@@ -187,12 +197,12 @@ def _check_against_direct_search(params) -> int:
     played = ExactSolver(params)  # asked only about weeks whose future order is known
     ref = ReferenceWeek(to_python(params))
     r = ref.r
-    shuffled = [t for t, s in enumerate(r["slot_shuffle"]) if s and r["slot_event"][t] >= 0]
+    shuffled = _shuffled_slots(r)
     pool = {r["slot_event"][t] for t in shuffled}
     rng = random.Random(0)
 
     def reveal(w):
-        if w.done or w.slot_event[w.slot] != -2:
+        if w.done or w.slot_event[w.slot] != UNREVEALED:
             return [(1.0, w)]
         left = sorted(pool - set(w.slot_event))
         return [
@@ -206,7 +216,9 @@ def _check_against_direct_search(params) -> int:
         left = sorted(pool - set(w.slot_event))
         rng.shuffle(left)
         it = iter(left)
-        return w._replace(slot_event=tuple(next(it) if x == -2 else x for x in w.slot_event))
+        return w._replace(
+            slot_event=tuple(next(it) if x == UNREVEALED else x for x in w.slot_event)
+        )
 
     def outcomes(w, a):
         p_alt = r["alt_prob"][w.slot_event[w.slot]][a]
@@ -223,7 +235,7 @@ def _check_against_direct_search(params) -> int:
     def qs(w):
         return [sum(q * (rew + value(nw)) for q, nw, rew in outcomes(w, a)) for a in range(3)]
 
-    start = [-2 if t in shuffled else e for t, e in enumerate(r["slot_event"])]
+    start = [UNREVEALED if t in shuffled else e for t, e in enumerate(r["slot_event"])]
     stack = [w for _, w in reveal(ref.reset(start, [1.0] * N_EVENTS))]
     seen = 0
     while stack:
@@ -276,6 +288,13 @@ def test_states_that_differ_only_in_what_was_handled_or_said_are_not_merged():
     handled = replace(s1, name="handled", **changes)
     assert _check_against_direct_search(handled) > 20
 
+    v2 = _reduced("week_v2", (0, 1, 2))
+    changes = {f: _same_row(v2, f, 0, 1, 0, 0) for f in ROW_FIELDS}
+    tq = np.asarray(v2.template_quality).copy()
+    tq[0, 0], tq[0, 1] = 0.6, 0.9
+    said = replace(v2, name="said", template_quality=tq, **changes)
+    assert _check_against_direct_search(said) > 10
+
 
 def test_a_played_week_is_valued_without_knowing_its_future_order():
     """Q* of a week whose future order is known (a played week) must be the expectation over
@@ -286,13 +305,6 @@ def test_a_played_week_is_valued_without_knowing_its_future_order():
     energy[0, :], energy[1, :], energy[2, :] = 0, -15, 20
     order = replace(s1, name="order", energy_delta=energy)
     assert _check_against_direct_search(order) > 5
-
-    v2 = _reduced("week_v2", (0, 1, 2))
-    changes = {f: _same_row(v2, f, 0, 1, 0, 0) for f in ROW_FIELDS}
-    tq = np.asarray(v2.template_quality).copy()
-    tq[0, 0], tq[0, 1] = 0.6, 0.9
-    said = replace(v2, name="said", template_quality=tq, **changes)
-    assert _check_against_direct_search(said) > 10
 
 
 def test_argmax_rounds_values_to_1e_12_and_breaks_ties_to_the_lowest_index():

@@ -705,6 +705,7 @@ def test_relationship_component_is_capped_at_one_when_the_weights_sum_past_one()
     import jax
 
     from wlf_jax import WorkWeek, presets
+    from wlf_jax.events import N_EVENTS
     from wlf_jax.params import replace, to_python
     from wlf_jax.reference import ReferenceWeek
     from wlf_jax.reward import components
@@ -714,5 +715,5 @@ def test_relationship_component_is_capped_at_one_when_the_weights_sum_past_one()
     assert float(np.sum(np.asarray(state.trust))) / 100.0 > 1.5
     assert float(components(state, params)[4]) == 1.0
     ref = ReferenceWeek(to_python(params))
-    w = ref.reset(list(np.asarray(params.slot_event)), [1.0] * 13)
+    w = ref.reset(list(np.asarray(params.slot_event)), [1.0] * N_EVENTS)
     assert ref.components(w)[4] == 1.0

@@ -160,11 +160,6 @@ def _token_keys(token: str, negated: bool) -> tuple[str, ...]:
     return _keys_of(token, negated)
 
 
-@lru_cache(maxsize=TOKEN_CACHE_SIZE)
-def _short_token_keys(token: str, negated: bool) -> tuple[str, ...]:
-    return _keys_of(token, negated)
-
-
 def _keys_of(token: str, negated: bool) -> tuple[str, ...]:
     neg = "~" if negated else ""
     keys = [f"w{neg}:{token}"]
@@ -174,6 +169,9 @@ def _keys_of(token: str, negated: bool) -> tuple[str, ...]:
             for i in range(len(padded) - n + 1):
                 keys.append(f"c{neg}:{padded[i : i + n]}")
     return tuple(keys)
+
+
+_short_token_keys = lru_cache(maxsize=TOKEN_CACHE_SIZE)(_keys_of)  # wrapped: see textnorm
 
 
 def _length_bucket(n: int) -> str:

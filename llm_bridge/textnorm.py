@@ -385,9 +385,8 @@ def _expand(tok: str) -> str:
     return SHORTHAND.get(tok, tok)
 
 
-@lru_cache(maxsize=32)  # a reply is normalised 2-4 times (decoder, judge); a small cache bounds
-def normalize(text: str) -> Normalized:  # memory: ~70 bytes of structures per character kept
-    """Normalise ``text`` (see module doc).  Cached: identical texts cost one dict lookup."""
+def _normalize(text: str) -> Normalized:
+    """Normalise ``text`` (see module doc); :func:`normalize` is this function, cached."""
     raw = _TOKEN_RE.findall(basic_clean(text))
     joined = " ".join([_expand(t) for t in raw])
     joined = _PHRASES_RE.sub(lambda m: PHRASES[m.group(0)], joined)
@@ -412,3 +411,10 @@ def normalize(text: str) -> Normalized:  # memory: ~70 bytes of structures per c
         pos += len(tok) + 1
     n_words = sum(1 for t in tokens if _WORD_RE.match(t))
     return Normalized(tuple(tokens), tuple(negated), " ".join(tokens), tuple(starts), n_words)
+
+
+# A reply is normalised 2-4 times (decoder, judge); a small cache bounds memory (~70 bytes of
+# structures per character kept).  Wrapped here rather than decorated, so that the function
+# itself stays within reach of mutation testing (docs/testing.md).
+normalize = lru_cache(maxsize=32)(_normalize)
+normalize.__doc__ = "Normalise ``text`` (see module doc).  Cached: identical texts cost one lookup."

@@ -93,8 +93,9 @@ def repetition_share(ws: list[str], n: int = 4) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-@lru_cache(maxsize=64)
-def _event_text(event: int) -> tuple[frozenset[tuple[str, ...]], tuple[frozenset[str], ...]]:
+def _event_text_uncached(
+    event: int,
+) -> tuple[frozenset[tuple[str, ...]], tuple[frozenset[str], ...]]:
     """The event's own message as a set of word 5-grams, and each option's content words."""
     spec = EVENTS[event]
     body = words(spec.title + " . " + spec.body)
@@ -102,6 +103,8 @@ def _event_text(event: int) -> tuple[frozenset[tuple[str, ...]], tuple[frozenset
     options = tuple(frozenset(_content(words(a.meaning))) for a in spec.actions)
     return grams, options
 
+
+_event_text = lru_cache(maxsize=64)(_event_text_uncached)  # wrapped, not decorated: see textnorm
 
 _STATUS_ECHO = re.compile(
     r"\b(?:energy|sprint health|trust|status|decision \d+ of the week|it is (?:monday|"

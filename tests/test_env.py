@@ -401,3 +401,33 @@ def test_step_info_reports_the_quality_played():
         )
         assert float(info["quality"]) == pytest.approx(want, abs=1e-6)
         assert int(info["event"]) == e and int(info["action"]) == 2
+
+
+def test_an_event_in_the_last_slot_comes_on_that_slot_s_day():
+    """The next event's day is read from its slot, up to the last one (``MAX_STEPS - 1``).
+    Neither preset schedules an event there, so here the re-escalation (slot 12, Thursday)
+    moves to the last slot (Friday): on every path that reaches it, the day after the step
+    before is Friday, and JAX equals plain Python step by step.  (The re-escalation is spawned
+    by a full apology to the client whose alternative outcome comes, i.e. a low draw.)"""
+    base = PRESETS["week_v2"]
+    slot_event = np.asarray(base.slot_event).copy()
+    slot_day = np.asarray(base.slot_day)
+    assert slot_event[-1] == -1 and slot_day[-1] != slot_day[-2]
+    slot_event[-1], slot_event[-2] = slot_event[-2], -1
+    params = replace(base, name="last_slot", slot_event=slot_event)
+    ref = ReferenceWeek(to_python(params))
+    step = jax.jit(lambda s, a: env.step_env(None, s, a, params, -1.0))
+    reached = 0
+    for uniforms in (0.01, 0.99):
+        for a in range(3):
+            w = ref.reset([int(x) for x in slot_event], [uniforms] * N_EVENTS)
+            _, s = _week(uniforms, params)
+            while not w.done:
+                act = 1 if int(s.slot_event[s.slot]) == EVENT_IDS.index("E3_client_email") else a
+                w, _ = ref.step(w, act)
+                _, s, _, _, _ = step(s, act)
+                assert int(s.day) == w.day and int(s.slot) == w.slot
+                if int(s.slot) == MAX_STEPS - 1:
+                    reached += 1
+                    assert int(s.day) == int(slot_day[-1])
+    assert reached, "no path reached the last slot"

@@ -88,9 +88,25 @@ def _rows(name: str, every: int) -> list[tuple[str, str, str | None]]:
     return [(r["event"], r["text"], r.get("prompt")) for r in rows[::every]]
 
 
+def echoes() -> list[tuple[str, str, str | None]]:
+    """Replies that copy an event's own message back, with no prompt given: seven words across
+    the end of its title and the start of its body, and its last seven words (each makes three
+    copied word 5-grams, the fewest that count as an echo)."""
+    from llm_bridge.unreadable import words
+    from wlf_jax.events import EVENTS
+
+    out = []
+    for spec in (EVENTS[0], EVENTS[3], EVENTS[5]):
+        title, body = words(spec.title), words(spec.body)
+        out.append((spec.id, " ".join(title[-4:] + body[:3]), None))
+        out.append((spec.id, " ".join(body[-7:]), None))
+    return out
+
+
 def cases() -> list[tuple[str, str, str | None]]:
-    """(event id, reply, prompt or None): constructed sentences, then the decoder's own data."""
-    out = [(e, t, None) for e, t in CONSTRUCTED]
+    """(event id, reply, prompt or None): constructed sentences, echoes of the events' own
+    messages, then the decoder's own data."""
+    out = [(e, t, None) for e, t in CONSTRUCTED] + echoes()
     out += _rows("replies_train.jsonl", 8)
     out += _rows("replies_styles_dev.jsonl", 2)
     out += _rows("smollm2_dev.jsonl", 1)
@@ -161,7 +177,7 @@ def snapshot() -> dict:
                 "event": event,
                 "text": text,
                 "norm": _norm(text),
-                "features": _features(event, text, full=i < len(CONSTRUCTED)),
+                "features": _features(event, text, full=i < len(CONSTRUCTED) + len(echoes())),
                 "reason": _reason(event, text, prompt),
                 "decoded": _decoded(dec, event, text, prompt),
             }

@@ -71,6 +71,13 @@ CONSTRUCTED: tuple[tuple[str, str], ...] = (
     ("S4_leave_conflict", "I'll hold the leave with a handover doc, not move it to next week."),
     ("S5_night_incident", "Snoozing it; waking the secondary is not needed for a staging alert."),
     ("S6_thursday_exhaustion", "Taking a half day, I'm running on empty."),
+    ("E1_staging", "Raised ticket INFRA-XXXX with the infra team."),
+    ("E2_slack", "Now?"),
+    (
+        "E3_client_email",
+        "We are sorry for the delay and we will share a clear timeline for the"
+        " fix by end of day today with the team lead on channel X",
+    ),
     # one constructed reply of each unreadable kind the rules catch
     ("E1_staging", "Hi Arjun,\nStaging is down again, can you look?\nBest,\nRahul"),
     ("E6_oncall", "Could you take my Wednesday night?\n- Priya"),

@@ -6,6 +6,7 @@ and each validation rule of the server."""
 from __future__ import annotations
 
 import json
+import math
 
 import jax.numpy as jnp
 import numpy as np
@@ -717,3 +718,63 @@ def test_relationship_component_is_capped_at_one_when_the_weights_sum_past_one()
     ref = ReferenceWeek(to_python(params))
     w = ref.reset(list(np.asarray(params.slot_event)), [1.0] * N_EVENTS)
     assert ref.components(w)[4] == 1.0
+
+
+# -- the decoder's decision gate -----------------------------------------------------------------
+
+
+def _flat_gate(bias: float, threshold: float = 0.8):
+    """A gate that ignores every feature: its probability is ``sigmoid(bias)`` for any reply."""
+    from llm_bridge.gate import FEATURES, DecisionGate
+
+    n = len(FEATURES)
+    return DecisionGate(np.zeros(n), np.ones(n), np.zeros(n), bias, threshold)
+
+
+def test_gate_probability_far_on_the_legible_side_is_zero_not_an_overflow():
+    from llm_bridge.decode import get_decoder
+
+    dec = get_decoder()
+    text = "I will post async notes."
+    assert _flat_gate(-1000.0).probability(dec, 6, text) == 0.0  # exp(1000) would overflow
+    assert _flat_gate(-400.0).probability(dec, 6, text) == pytest.approx(math.exp(-400), rel=1e-9)
+    assert _flat_gate(1000.0).probability(dec, 6, text) == 1.0
+
+
+def test_gate_flags_at_its_threshold_and_from_three_words():
+    from llm_bridge.decode import get_decoder
+    from llm_bridge.gate import MIN_WORDS
+
+    dec = get_decoder()
+    p = _flat_gate(1.3).probability(dec, 6, "one two three")
+    assert _flat_gate(1.3, threshold=p).flags(dec, 6, "one two three")  # at the threshold
+    assert not _flat_gate(1.3, threshold=np.nextafter(p, 1)).flags(dec, 6, "one two three")
+    assert MIN_WORDS == 3
+    assert _flat_gate(50.0).flags(dec, 6, "skip it tonight")  # three words: gated
+    assert not _flat_gate(50.0).flags(dec, 6, "skip it")  # two: never
+
+
+def test_fit_gate_defaults_rows_without_prompts_and_needs_both_kinds():
+    """``fit_gate`` reads ``unreadable`` as action 3 by default, takes rows with no ``prompt``
+    attribute, fits with a single unreadable row, and refuses rows of one kind."""
+    from collections import namedtuple
+
+    from llm_bridge.decode import UNREADABLE, get_decoder
+    from llm_bridge.gate import fit_gate
+
+    dec = get_decoder()
+    Row = namedtuple("Row", "event action text")  # no prompt attribute
+    legible = [
+        Row(6, 0, "I won't attend tonight, I'll post async notes."),
+        Row(6, 1, "Sure, I'll join the standup at 10:30."),
+        Row(6, 2, "Rahul will cover the standup for me."),
+        Row(1, 0, "I'll reply async tomorrow morning."),
+    ]
+    garbled = Row(6, UNREADABLE, "the the standup standup notes notes the the of of")
+    gate = fit_gate(dec, legible + [garbled])
+    assert gate.probability(dec, 6, garbled.text) > gate.probability(dec, 6, legible[0].text)
+    for rows in (legible, [garbled, garbled]):
+        with pytest.raises(
+            ValueError, match=r"needs replies of both kinds \(legible and unreadable\)"
+        ):
+            fit_gate(dec, rows)

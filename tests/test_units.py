@@ -778,3 +778,47 @@ def test_fit_gate_defaults_rows_without_prompts_and_needs_both_kinds():
             ValueError, match=r"needs replies of both kinds \(legible and unreadable\)"
         ):
             fit_gate(dec, rows)
+
+
+def test_an_event_without_training_replies_is_read_from_its_cue_priors():
+    """``HybridDecoder.fit`` keeps, for an event with no labelled replies, the cue priors alone:
+    each cue of action ``a`` found in a reply adds ``PRIOR`` to ``a`` (a negated one subtracts
+    it), and the events after it are still trained.  Such a decoder, with no gate, decodes."""
+    from llm_bridge.cues import PRIOR
+    from llm_bridge.decode import TRAIN_FILE, HybridDecoder, feature_keys, load_labelled
+    from llm_bridge.textnorm import normalize
+    from wlf_jax.events import EVENT_IDS
+
+    standup = EVENT_IDS.index("E7_standup")
+    rows = [r for r in load_labelled(TRAIN_FILE) if r.event != standup]
+    dec = HybridDecoder().fit(rows)
+    assert dec.gate is None
+    for text in ("I will attend the standup tonight.", "I won't attend; async notes instead.",
+                 "Rahul can take the late standup for me.", "ok"):  # fmt: skip
+        keys = set(feature_keys(EVENT_IDS[standup], normalize(text)))
+        z = np.zeros(3)
+        for a in range(3):
+            z[a] += PRIOR * (f"q:{a}" in keys) - PRIOR * (f"q~:{a}" in keys)
+        want = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        np.testing.assert_allclose(dec.predict_proba(standup, text), want, atol=1e-12)
+        assert dec.decode(standup, text).action == int(np.argmax(want))
+    # the events after the untrained one are trained: their weights moved off the priors
+    later = EVENT_IDS.index("S1_staging_relapse")
+    assert len(dec.vocab[later]) > 100 and np.abs(dec.bias[later]).max() > 1e-3
+
+
+def test_the_token_cache_keeps_known_words_only():
+    """The decoder caches a token's feature columns only when the token is a word of the
+    event's vocabulary (a stream of unseen words must not grow it), and what it caches is what
+    it would compute."""
+    from llm_bridge.decode import _token_keys, get_decoder
+    from llm_bridge.textnorm import normalize
+
+    dec = get_decoder()
+    e = 6
+    dec._indices(e, normalize("zzqxv will cover the standup"))
+    cache, vocab = dec._token_cache[e], dec.vocab[e]
+    assert ("zzqxv", False) not in cache
+    for tok in ("cover", "standup"):
+        assert f"w:{tok}" in vocab
+        assert cache[(tok, False)] == tuple(vocab[k] for k in _token_keys(tok, False) if k in vocab)

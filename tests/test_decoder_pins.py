@@ -9,7 +9,8 @@ held-out test sets) and on constructed sentences that exercise each normalisatio
 * ``feature_keys``: every key with its count, for each event the reply could answer;
 * ``unreadable_reason``: the rule that fires (or none);
 * the trained decoder (classifier and decision gate, trained afresh): probabilities to 1e-6,
-  the gate's score, the decoded action and confidence.
+  the gate's features and probability, the sentences' decisions, and the decoded action,
+  confidence, probabilities and unreadable kind.
 
 A change to any of them is a change to what the decoder reads, which must be intended: then
 regenerate the file with ``python -m tests.test_decoder_pins --write`` and review its diff.
@@ -168,6 +169,7 @@ def _decoded(dec, event: str, text: str, prompt: str | None) -> dict:
         "decisions": sorted(dec.decisions_in(e, text)),
         "action": int(d.action),
         "confidence": round(float(d.confidence), 6),
+        "probs": [round(float(p), 6) for p in d.probs],
         "reason": d.reason,
     }
 

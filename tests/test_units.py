@@ -822,3 +822,73 @@ def test_the_token_cache_keeps_known_words_only():
     for tok in ("cover", "standup"):
         assert f"w:{tok}" in vocab
         assert cache[(tok, False)] == tuple(vocab[k] for k in _token_keys(tok, False) if k in vocab)
+
+
+# -- the unreadable rules at their thresholds (E7: options of 6, 3 and 4 content words) ---------
+
+STANDUP = 6  # E7_standup: "Decline and send a written async update instead", "Attend the late
+# standup", "Ask Priya to attend in your place"; an option line counts from max(2, 0.6 x size)
+
+
+def test_echo_of_two_option_lines_each_at_its_threshold():
+    """Two lines that each hold just enough of one option's content words (4 of 6; 2 of 3, with
+    exactly two content words on the line) are an echo; one such line is not; a header line of
+    one word before them is skipped, not the end of the search."""
+    from llm_bridge.unreadable import echo_kind, words
+
+    def echo(text):
+        return echo_kind(STANDUP, text, words(text))
+
+    assert echo("Options:\ndecline send written async\nlate standup")
+    assert not echo("Options:\nlate standup\nsomething else entirely")
+    assert not echo("Options:\ndecline send written async\nlate")  # one content word: skipped
+    # the same words, but no line holds enough of either option: read line by line
+    assert not echo("decline send standup\nwritten async late")
+
+
+def test_echo_of_status_lines_and_of_copied_runs_at_their_thresholds():
+    from llm_bridge.unreadable import echo_kind, words
+    from wlf_jax.events import EVENTS
+
+    def echo(text, prompt=None):
+        return echo_kind(STANDUP, text, words(text), prompt)
+
+    assert echo("Energy: 0.4. Sprint health: 0.8.")  # two status lines
+    assert not echo("Energy: 0.4. Fine by me.")
+    # 8 words of the event's message then 6 others: 4 of 10 word 5-grams copied, exactly 0.4
+    body = words(EVENTS[STANDUP].body)
+    assert echo(" ".join(body[:8] + "alpha bravo charlie delta echo foxtrot".split()))
+    assert not echo(" ".join(body[:8] + "alpha bravo charlie delta echo foxtrot golf".split()))
+    # the last seven words of the prompt: its last three 5-grams
+    prompt = "Reply to this note about the quarterly offsite planning committee agenda draft"
+    assert echo("the quarterly offsite planning committee agenda draft", prompt)
+    assert not echo("the quarterly offsite planning committee agenda draft")
+
+
+def test_unreadable_reason_at_the_length_and_repetition_limits():
+    from llm_bridge.unreadable import MAX_REPLY_CHARS, unreadable_reason
+
+    long = ("We will post async notes. " * 160)[: MAX_REPLY_CHARS - 1] + "!"
+    assert len(long) == MAX_REPLY_CHARS and unreadable_reason(STANDUP, long) != "too_long"
+    assert unreadable_reason(STANDUP, long + "!") == "too_long"
+    # 13 words, a period of 5: 5 distinct word 4-grams of 10, a share of exactly 0.5
+    loop = "one two three four five one two three four five one two three"
+    assert unreadable_reason(STANDUP, loop) == "repetition"
+    assert unreadable_reason(STANDUP, " ".join(loop.split()[:11])) is None
+    assert unreadable_reason(STANDUP, "<|im_start|>assistant\n<|im_end|>") == "empty"
+    said = "I will attend the standup."
+    assert unreadable_reason(STANDUP, said) is None
+    assert unreadable_reason(STANDUP, said, contradictory=True) == "contradictory"
+
+
+def test_legible_breaks_ties_to_the_lowest_action():
+    """The classifier's reading with equal scores is the lowest tied action (as ``argmax``)."""
+    from llm_bridge.decode import HybridDecoder
+
+    dec = HybridDecoder().fit([])  # no replies: scores are the biases for an unknown word
+    for bias, want in (((0, 0, 0), 0), ((-1, 0, 0), 1), ((1, 1, 0), 0), ((0, 1, 1), 1),
+                       ((0, 0, 1), 2), ((0, -1, 0), 0)):  # fmt: skip
+        dec.bias[STANDUP] = np.array(bias, float)
+        d = dec.legible(STANDUP, "zzqxv")
+        assert d.action == want, bias
+        assert d.probs == pytest.approx(np.exp(bias) / np.exp(bias).sum(), abs=1e-12)

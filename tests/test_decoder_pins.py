@@ -74,6 +74,7 @@ CONSTRUCTED: tuple[tuple[str, str], ...] = (
     ("S6_thursday_exhaustion", "Taking a half day, I'm running on empty."),
     ("E1_staging", "Raised ticket INFRA-XXXX with the infra team."),
     ("E2_slack", "Now?"),
+    ("E1_staging", "Disk is at 98%: https://status.example.com/incidents/staging-disk-98 - on it."),
     (
         "E3_client_email",
         "We are sorry for the delay and we will share a clear timeline for the"

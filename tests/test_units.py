@@ -892,3 +892,62 @@ def test_legible_breaks_ties_to_the_lowest_action():
         d = dec.legible(STANDUP, "zzqxv")
         assert d.action == want, bias
         assert d.probs == pytest.approx(np.exp(bias) / np.exp(bias).sum(), abs=1e-12)
+
+
+def test_event_idx_and_load_labelled_name_what_is_wrong(tmp_path):
+    """Event ids and indices, and each malformed line of a labelled file, fail with a message
+    naming the file, the line and the cause; blank lines are skipped, not the end of the file."""
+    from llm_bridge.decode import UNREADABLE, event_idx, load_labelled
+
+    assert event_idx("E7_standup") == event_idx(6) == 6 and event_idx(12) == 12
+    with pytest.raises(KeyError, match=r"event index 13 out of range 0\.\.12"):
+        event_idx(13)
+    with pytest.raises(KeyError, match=r"unknown event 'E9'; known: E1_staging, E2_slack, "):
+        event_idx("E9")
+
+    good = tmp_path / "good.jsonl"
+    good.write_text(
+        '{"event": "E7_standup", "action": "attend_sacrifice", "text": "I\'ll be there"}\n'
+        "\n"
+        '{"event": 6, "action": 2, "text": "Rahul will go", "prompt": "p"}\n'
+        '{"event": 6, "action": "0", "text": "no"}\n'
+        '{"event": 6, "action": "unreadable", "text": "la la"}\n'
+    )
+    rows = load_labelled(good)
+    assert [(r.event, r.action, r.text, r.prompt) for r in rows] == [
+        (6, 1, "I'll be there", None), (6, 2, "Rahul will go", "p"), (6, 0, "no", None),
+        (6, UNREADABLE, "la la", None),
+    ]  # fmt: skip
+    bad = {
+        '{"event": 6, "action": 4, "text": "x"}': r"action 4 out of range",
+        '{"event": 6, "action": 0, "text": 3}': r"text is not a string",
+        '{"event": 6, "action": 0, "text": "x", "prompt": 3}': r"prompt is not a string",
+        '{"event": 6, "action": "dance", "text": "x"}': r"tuple.index\(x\): x not in tuple",
+    }
+    for line, why in bad.items():
+        f = tmp_path / "bad.jsonl"
+        f.write_text('{"event": 6, "action": 0, "text": "fine"}\n\n' + line + "\n")
+        with pytest.raises(ValueError, match=rf"bad\.jsonl:3: bad labelled line \({why}"):
+            load_labelled(f)
+    with pytest.raises(FileNotFoundError, match=r"cannot read .*missing\.jsonl"):
+        load_labelled(tmp_path / "missing.jsonl")
+
+
+def test_token_at_finds_the_token_under_every_offset():
+    from llm_bridge.decode import _token_at
+    from llm_bridge.textnorm import normalize
+
+    for text in ("I will not attend", "ok", "Decline, send async notes; attend? no."):
+        n = normalize(text)
+        for pos in range(len(n.plain)):
+            want = max(i for i, s in enumerate(n.starts) if s <= pos)
+            assert _token_at(n.starts, pos) == want, (text, pos)
+
+
+def test_strip_preamble_removes_one_preamble_and_a_pair_of_quotes():
+    from llm_bridge.textnorm import strip_preamble
+
+    assert strip_preamble("Reply: Message: I'll go") == "Message: I'll go"
+    assert strip_preamble('  Here is my reply: "I will go"  ') == "I will go"
+    assert strip_preamble('""') == ""
+    assert strip_preamble('"') == '"'

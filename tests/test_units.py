@@ -775,7 +775,7 @@ def test_fit_gate_defaults_rows_without_prompts_and_needs_both_kinds():
     assert gate.probability(dec, 6, garbled.text) > gate.probability(dec, 6, legible[0].text)
     for rows in (legible, [garbled, garbled]):
         with pytest.raises(
-            ValueError, match=r"needs replies of both kinds \(legible and unreadable\)"
+            ValueError, match=r"^the gate needs replies of both kinds \(legible and unreadable\)$"
         ):
             fit_gate(dec, rows)
 

@@ -245,7 +245,7 @@ def test_trained_decoder_is_pinned(pins):
             want["decisions"],
         ) and all(
             np.allclose(got[k], want[k], atol=2e-6)
-            for k in ("proba", "gate_features", "gate", "confidence")
+            for k in ("proba", "gate_features", "gate", "confidence", "probs")
         )
         if not close:
             bad.append(f"{event} {text[:50]!r}: got {got}, want {want}")

@@ -75,6 +75,7 @@ CONSTRUCTED: tuple[tuple[str, str], ...] = (
     ("E1_staging", "Raised ticket INFRA-XXXX with the infra team."),
     ("E2_slack", "Now?"),
     ("E1_staging", "Disk is at 98%: https://status.example.com/incidents/staging-disk-98 - on it."),
+    ("E1_staging", "I will not open https://status.example.com/incidents/staging-disk-98 tonight."),
     (
         "E3_client_email",
         "We are sorry for the delay and we will share a clear timeline for the"
@@ -85,6 +86,7 @@ CONSTRUCTED: tuple[tuple[str, str], ...] = (
     ("E6_oncall", "Could you take my Wednesday night?\n- Priya"),
     ("E4_leave", "Sundar: approved.\nRahul: thanks, noted."),
     ("E2_slack", "I'll reply async tomorrow. " * 160),
+    ("E2_slack", "ok " * 1333 + "no!"),  # too long: the classifier reads 4,000 characters, "n"
     ("E2_slack", "I'll cover it.\nI'll cover it.\nI'll cover it."),
     ("E5_appraisal", "Energy: 0.4. Sprint health: 0.8. It is Tuesday."),
     ("E6_oncall", "I can't take Wednesday night. Sure, I'll take this one and cover Wednesday."),

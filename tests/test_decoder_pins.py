@@ -75,7 +75,7 @@ CONSTRUCTED: tuple[tuple[str, str], ...] = (
     ("E1_staging", "Raised ticket INFRA-XXXX with the infra team."),
     ("E2_slack", "Now?"),
     ("E1_staging", "Disk is at 98%: https://status.example.com/incidents/staging-disk-98 - on it."),
-    ("E1_staging", "I will not open https://status.example.com/incidents/staging-disk-98 tonight."),
+    ("E1_staging", "I will not open status.example.com/incidents/staging-disk-98 tonight."),
     (
         "E3_client_email",
         "We are sorry for the delay and we will share a clear timeline for the"

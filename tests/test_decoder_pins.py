@@ -6,7 +6,7 @@ what the decoder computes, reply by reply, on its own data (``llm_bridge/data``,
 held-out test sets) and on constructed sentences that exercise each normalisation table:
 
 * ``normalize``: tokens, negation marks, plain string, offsets, word count;
-* ``feature_keys``: every key with its count, for each event the reply could answer;
+* ``feature_keys``: every key with its count, for the event the reply answers;
 * ``unreadable_reason``: the rule that fires (or none);
 * the trained decoder (classifier and decision gate, trained afresh): probabilities to 1e-6,
   the gate's features and probability, the sentences' decisions, and the decoded action,
@@ -153,10 +153,10 @@ def _features(event: str, text: str, full: bool = True) -> list[str] | str:
 
 
 def _reason(event: str, text: str, prompt: str | None) -> str | None:
+    from llm_bridge.decode import event_idx
     from llm_bridge.unreadable import unreadable_reason
-    from wlf_jax.events import EVENT_IDS
 
-    return unreadable_reason(EVENT_IDS.index(event), text, prompt)
+    return unreadable_reason(event_idx(event), text, prompt)
 
 
 def _decoded(dec, event: str, text: str, prompt: str | None) -> dict:
@@ -182,6 +182,7 @@ def snapshot() -> dict:
     from llm_bridge.decode import build_decoder
 
     dec = build_decoder()
+    n_full = len(CONSTRUCTED) + len(echoes())  # the data files' replies get a feature digest
     rows = []
     for i, (event, text, prompt) in enumerate(cases()):
         rows.append(
@@ -189,7 +190,7 @@ def snapshot() -> dict:
                 "event": event,
                 "text": text,
                 "norm": _norm(text),
-                "features": _features(event, text, full=i < len(CONSTRUCTED) + len(echoes())),
+                "features": _features(event, text, full=i < n_full),
                 "reason": _reason(event, text, prompt),
                 "decoded": _decoded(dec, event, text, prompt),
             }

@@ -722,6 +722,9 @@ def test_relationship_component_is_capped_at_one_when_the_weights_sum_past_one()
 
 # -- the decoder's decision gate -----------------------------------------------------------------
 
+STANDUP = 6  # E7_standup: "Decline and send a written async update instead", "Attend the late
+# standup", "Ask Priya to attend in your place"; an option line counts from max(2, 0.6 x size)
+
 
 def _flat_gate(bias: float, threshold: float = 0.8):
     """A gate that ignores every feature: its probability is ``sigmoid(bias)`` for any reply."""
@@ -736,9 +739,11 @@ def test_gate_probability_far_on_the_legible_side_is_zero_not_an_overflow():
 
     dec = get_decoder()
     text = "I will post async notes."
-    assert _flat_gate(-1000.0).probability(dec, 6, text) == 0.0  # exp(1000) would overflow
-    assert _flat_gate(-400.0).probability(dec, 6, text) == pytest.approx(math.exp(-400), rel=1e-9)
-    assert _flat_gate(1000.0).probability(dec, 6, text) == 1.0
+    assert _flat_gate(-1000.0).probability(dec, STANDUP, text) == 0.0  # exp(1000) would overflow
+    assert _flat_gate(-400.0).probability(dec, STANDUP, text) == pytest.approx(
+        math.exp(-400), rel=1e-9
+    )
+    assert _flat_gate(1000.0).probability(dec, STANDUP, text) == 1.0
 
 
 def test_gate_flags_at_its_threshold_and_from_three_words():
@@ -746,12 +751,12 @@ def test_gate_flags_at_its_threshold_and_from_three_words():
     from llm_bridge.gate import MIN_WORDS
 
     dec = get_decoder()
-    p = _flat_gate(1.3).probability(dec, 6, "one two three")
-    assert _flat_gate(1.3, threshold=p).flags(dec, 6, "one two three")  # at the threshold
-    assert not _flat_gate(1.3, threshold=np.nextafter(p, 1)).flags(dec, 6, "one two three")
+    p = _flat_gate(1.3).probability(dec, STANDUP, "one two three")
+    assert _flat_gate(1.3, threshold=p).flags(dec, STANDUP, "one two three")  # at the threshold
+    assert not _flat_gate(1.3, threshold=np.nextafter(p, 1)).flags(dec, STANDUP, "one two three")
     assert MIN_WORDS == 3
-    assert _flat_gate(50.0).flags(dec, 6, "skip it tonight")  # three words: gated
-    assert not _flat_gate(50.0).flags(dec, 6, "skip it")  # two: never
+    assert _flat_gate(50.0).flags(dec, STANDUP, "skip it tonight")  # three words: gated
+    assert not _flat_gate(50.0).flags(dec, STANDUP, "skip it")  # two: never
 
 
 def test_fit_gate_defaults_rows_without_prompts_and_needs_both_kinds():
@@ -765,14 +770,16 @@ def test_fit_gate_defaults_rows_without_prompts_and_needs_both_kinds():
     dec = get_decoder()
     Row = namedtuple("Row", "event action text")  # no prompt attribute
     legible = [
-        Row(6, 0, "I won't attend tonight, I'll post async notes."),
-        Row(6, 1, "Sure, I'll join the standup at 10:30."),
-        Row(6, 2, "Rahul will cover the standup for me."),
+        Row(STANDUP, 0, "I won't attend tonight, I'll post async notes."),
+        Row(STANDUP, 1, "Sure, I'll join the standup at 10:30."),
+        Row(STANDUP, 2, "Rahul will cover the standup for me."),
         Row(1, 0, "I'll reply async tomorrow morning."),
     ]
-    garbled = Row(6, UNREADABLE, "the the standup standup notes notes the the of of")
+    garbled = Row(STANDUP, UNREADABLE, "the the standup standup notes notes the the of of")
     gate = fit_gate(dec, legible + [garbled])
-    assert gate.probability(dec, 6, garbled.text) > gate.probability(dec, 6, legible[0].text)
+    assert gate.probability(dec, STANDUP, garbled.text) > gate.probability(
+        dec, STANDUP, legible[0].text
+    )
     for rows in (legible, [garbled, garbled]):
         with pytest.raises(
             ValueError, match=r"^the gate needs replies of both kinds \(legible and unreadable\)$"
@@ -815,7 +822,7 @@ def test_the_token_cache_keeps_known_words_only():
     from llm_bridge.textnorm import normalize
 
     dec = get_decoder()
-    e = 6
+    e = STANDUP
     dec._indices(e, normalize("zzqxv will cover the standup"))
     cache, vocab = dec._token_cache[e], dec.vocab[e]
     assert ("zzqxv", False) not in cache
@@ -825,9 +832,6 @@ def test_the_token_cache_keeps_known_words_only():
 
 
 # -- the unreadable rules at their thresholds (E7: options of 6, 3 and 4 content words) ---------
-
-STANDUP = 6  # E7_standup: "Decline and send a written async update instead", "Attend the late
-# standup", "Ask Priya to attend in your place"; an option line counts from max(2, 0.6 x size)
 
 
 def test_echo_of_two_option_lines_each_at_its_threshold():

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo lint test bench mutants clean
+.PHONY: install demo lint test bench mutants mutants-sample clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,12 @@ bench: install
 mutants: install
 	rm -rf mutants
 	WLF_CACHE= $(BIN)/mutmut run --max-children 2
+
+# The dynamics and the reward, whose mutants hang in mutmut's forked workers: a seeded sample of
+# mutmut's own mutants, each run in a fresh process (tests/mutation_sample.py; ARGS="--n 0" runs
+# all 843, ARGS="--help" lists the options). Results: wlf_out/mutants_sample.json.
+mutants-sample: install
+	$(BIN)/python -m tests.mutation_sample $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis wlf_out mutants

@@ -431,3 +431,44 @@ def test_an_event_in_the_last_slot_comes_on_that_slot_s_day():
                     reached += 1
                     assert int(s.day) == int(slot_day[-1])
     assert reached, "no path reached the last slot"
+
+
+def test_sprint_and_trust_stop_at_100_after_a_decision():
+    """Outside seed_v1's float64 emulation the values are integer hundredths clipped to
+    [0, 100] after each decision.  From a sprint and trusts of 99, every action of the first
+    event lands on ``min(100, 99 + delta)`` (no alternative outcome: every draw is 1)."""
+    params = PRESETS["week_v2"]
+    _, s = env.reset(jax.random.key(0), params)
+    s = s.replace(
+        sprint=jnp.int32(99),
+        trust=jnp.full_like(s.trust, 99),
+        uniforms=jnp.ones_like(s.uniforms),
+    )
+    e = int(s.slot_event[s.slot])
+    step = jax.jit(lambda s, a: env.step_env(None, s, a, params, -1.0))
+    over = 0
+    for a in range(3):
+        _, nxt, *_, info = step(s, jnp.int32(a))
+        assert not bool(info["alt_outcome"])
+        d_sprint = int(params.sprint_delta[e, a])
+        d_trust = np.asarray(params.trust_delta[e, a])
+        assert int(nxt.sprint) == min(100, 99 + d_sprint)
+        np.testing.assert_array_equal(np.asarray(nxt.trust), np.minimum(100, 99 + d_trust))
+        over += (99 + d_sprint > 100) + int(np.sum(99 + d_trust > 100))
+    assert over > 0  # the cap bites for some action of this event
+
+
+def test_a_decision_is_recorded_for_its_event_only():
+    """``state.actions`` holds each decided event's action (-1 = not decided): a step writes the
+    current event's entry and leaves every other one as it was."""
+    params = PRESETS["week_v2"]
+    _, s = env.reset(jax.random.key(0), params)
+    step = jax.jit(lambda s, a: env.step_env(None, s, a, params, -1.0))
+    assert np.all(np.asarray(s.actions) == -1)
+    for a in (2, 1, 0):
+        e = int(s.slot_event[s.slot])
+        before = np.asarray(s.actions).copy()
+        _, s, *_ = step(s, jnp.int32(a))
+        after = np.asarray(s.actions)
+        assert after[e] == a
+        np.testing.assert_array_equal(np.delete(after, e), np.delete(before, e))

@@ -5,7 +5,8 @@ bench`` starts JAX with one CPU device per core); rates are decisions per second
 ``repeats`` timed runs after a compile run; compile time is reported apart.
 
 * *weeks* (:func:`make_week_harness`, the ``forms`` and ``by_batch`` rows): random-policy weeks
-  played to the end, chance and actions drawn once per week, only real decisions counted;
+  played to the end, chance and actions drawn once per week (one draw of 32-bit words, no key
+  splits), only real decisions counted;
 * *gymnax* (:func:`make_harness`, the ``peers`` rows): ``n_envs`` environments stepped with
   gymnax's auto-reset ``step``, a fresh key split per environment per step, uniformly random
   actions -- the loop of a gymnax trainer, the same for the week and for gymnax's own
@@ -35,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from wlf_jax import WorkWeek, presets
-from wlf_jax.events import N_ACTIONS, N_EVENTS
+from wlf_jax.events import N_ACTIONS
 from wlf_jax.params import EnvParams, to_python
 from wlf_jax.reference import ReferenceWeek
 
@@ -85,6 +86,19 @@ def make_harness(env, env_params, n_envs: int, n_steps: int, static: bool = Fals
     return lambda keys: fn(keys, env_params)
 
 
+def _week_draw(key, n_uniforms: int):
+    """A week's randomness in one draw of 32-bit words: ``MAX_STEPS`` random actions (a word
+    modulo 3: bias 2**-32) and ``n_uniforms`` uniforms in [0, 1) (23 bits, the conversion
+    ``jax.random.uniform`` makes).  One threefry call per two words, no key splits."""
+    from wlf_jax.params import MAX_STEPS
+
+    bits = jax.random.bits(key, (MAX_STEPS + n_uniforms,), jnp.uint32)
+    actions = (bits[:MAX_STEPS] % N_ACTIONS).astype(jnp.int32)
+    one = jnp.uint32(0x3F800000)  # 1.0f: 23 random mantissa bits make a float in [1, 2)
+    unit = jax.lax.bitcast_convert_type((bits[MAX_STEPS:] >> 9) | one, jnp.float32) - 1.0
+    return actions, unit
+
+
 def make_week_harness(form: str, env, env_params, n_weeks: int):
     """A jitted ``run(keys (n_weeks,)) -> decisions made (n_weeks,)``: each week gets its chance
     and its ``MAX_STEPS`` random actions from its key, then plays them to the end."""
@@ -94,18 +108,17 @@ def make_week_harness(form: str, env, env_params, n_weeks: int):
         from wlf_jax.compiled import CompiledState
 
         def play(key, rules):
-            k_chance, k_act = jax.random.split(key)
-            uniforms = jax.random.uniform(k_chance, (N_EVENTS,))
-            actions = jax.random.randint(k_act, (MAX_STEPS,), 0, N_ACTIONS)
+            # An outcome uniform per step: each event is decided at most once in a week, so this
+            # has the law of one uniform per event drawn at Monday (CompiledState).
+            actions, uniforms = _week_draw(key, MAX_STEPS)
 
-            def body(carry, a):
+            def body(carry, x):
                 state, done, count = carry
-                e = jnp.maximum(rules.event[state.id], 0)
-                _, nxt, _, now_done, _ = env.step_with_uniform(state, a, uniforms[e], rules)
+                _, nxt, _, now_done, _ = env.step_with_uniform(state, *x, rules)
                 return (nxt, now_done, count + ~done), None
 
             init = (CompiledState(id=rules.initial), jnp.bool_(False), jnp.int32(0))
-            return jax.lax.scan(body, init, actions)[0][2]
+            return jax.lax.scan(body, init, (actions, uniforms))[0][2]
 
         fn = jax.jit(jax.vmap(play, in_axes=(0, None)))
         return lambda keys: fn(keys, env_params)
@@ -115,7 +128,7 @@ def make_week_harness(form: str, env, env_params, n_weeks: int):
 
     def play_general(key, params):
         k_chance, k_act = jax.random.split(key)
-        actions = jax.random.randint(k_act, (MAX_STEPS,), 0, N_ACTIONS)
+        actions, _ = _week_draw(k_act, 0)
         final, _ = replay_scenario(
             sample_scenario(k_chance, params), params, choose=lambda s, a: a, xs=actions
         )
@@ -284,7 +297,8 @@ def run_bench(
             "n_steps": n_steps,
             "repeats": repeats,
             "statistic": "median",
-            "weeks": "random-policy weeks to the end, chance and actions drawn per week",
+            "weeks": "random-policy weeks to the end, chance and actions drawn per week"
+            " (one draw of 32-bit words per week)",
             "gymnax": "gymnax step (auto-reset), random actions, key split per env per step",
         },
         "jax_steps_per_s": best,

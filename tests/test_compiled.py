@@ -21,6 +21,7 @@ from wlf_jax.compiled import (
     UnsupportedRulesError,
     compile_rules,
     optimal_values,
+    table_step,
 )
 from wlf_jax.events import N_ACTIONS, N_EVENTS
 from wlf_jax.params import MAX_STEPS
@@ -97,6 +98,32 @@ def test_finished_weeks_absorb(compiled):
     nxt = np.asarray(rules.next_id).reshape(-1, N_ACTIONS * 2)[done]
     assert np.all(nxt == done[:, None])
     assert np.all(np.asarray(rules.reward).reshape(-1, N_ACTIONS * 2)[done] == 0.0)
+
+
+def test_a_table_step_reads_its_row_as_the_views_do(compiled):
+    """``table_step`` (one gather of a 16-byte row, the alternative's probability from the
+    (event, action) index in its bits) equals the flat views the solvers read, for every id,
+    action and outcome: a draw of 1 never takes the alternative, a draw of 0 takes it whenever
+    it can happen."""
+    rules, _ = compiled
+    assert rules.packed.shape == (rules.n_states * N_ACTIONS, 4)
+    n = rules.n_states * N_ACTIONS
+    ids, actions = np.arange(n) // N_ACTIONS, np.arange(n) % N_ACTIONS
+    p = np.asarray(rules.alt_prob)
+    np.testing.assert_array_equal(
+        p, np.asarray(presets.week_v2().alt_prob)[np.maximum(np.asarray(rules.event), 0)].ravel()
+    )
+    nxt, rew = np.asarray(rules.next_id).reshape(n, 2), np.asarray(rules.reward).reshape(n, 2)
+    done_tab = np.asarray(rules.done)
+    step = jax.jit(jax.vmap(table_step, in_axes=(None, 0, 0, None)))
+    for uniform in (1.0, 0.0):
+        nid, reward, done, alt = (np.asarray(x) for x in step(rules, ids, actions, uniform))
+        want_alt = uniform < p
+        np.testing.assert_array_equal(alt, want_alt)
+        np.testing.assert_array_equal(nid, np.where(want_alt, nxt[:, 1], nxt[:, 0]))
+        np.testing.assert_array_equal(reward, np.where(want_alt, rew[:, 1], rew[:, 0]))
+        np.testing.assert_array_equal(done, done_tab[nid])
+    assert p.max() > 0 and np.all(nxt < rules.n_states)
 
 
 def test_value_iteration_on_the_tables_equals_the_host_solver(compiled, solver_week_v2):
@@ -212,3 +239,33 @@ def test_wlf_bench_on_a_random_order_rule_book_skips_the_compiled_form(tmp_path)
                   repeats=1, peers=(), forms=("general", "compiled"))  # fmt: skip
     assert set(r["forms"]) == {"general"} and r["fastest_form"] == "general"
     assert "fixed order" in r["forms_skipped"]["compiled"]
+
+
+def test_the_bench_s_week_harness_plays_the_same_weeks_in_every_form(compiled):
+    """The ``weeks`` harness of ``wlf bench`` counts real decisions only, and its one draw per
+    week gives uniform actions and uniforms: over 4,096 random-policy weeks of week_v2 the
+    compiled form (a uniform per step) and the general form (``sample_scenario``) make the same
+    number of decisions per week on average, within 5 standard errors."""
+    from experiments.bench import _week_draw, make_week_harness
+
+    actions, uniforms = jax.vmap(lambda k: _week_draw(k, 3))(
+        jax.random.split(jax.random.key(1), 20_000)
+    )
+    counts = np.bincount(np.asarray(actions).ravel(), minlength=4)
+    assert counts[3] == 0 and np.all(np.abs(counts[:3] / counts.sum() - 1 / 3) < 0.005)
+    u = np.asarray(uniforms)
+    assert u.min() >= 0.0 and u.max() < 1.0 and abs(u.mean() - 0.5) < 0.005
+
+    rules, _ = compiled
+    params = presets.week_v2()
+    keys = jax.random.split(jax.random.key(0), 4096)
+    made = {}
+    for form, env, env_params in (
+        ("compiled", CompiledWeek("week_v2"), rules),
+        ("general", WorkWeek(), params),
+    ):
+        made[form] = np.asarray(make_week_harness(form, env, env_params, len(keys))(keys))
+    for n in made.values():
+        assert n.min() >= 1 and n.max() <= MAX_STEPS
+    se = np.sqrt(made["compiled"].var() / 4096 + made["general"].var() / 4096)
+    assert abs(made["compiled"].mean() - made["general"].mean()) < 5 * se

@@ -47,6 +47,13 @@ from .params import MAX_STEPS, N_DAYS, EnvParams
 from .reward import components, rubric_total
 from .state import EnvState, Scenario
 
+# The bits of a packed next id: the id (24 bits), the main outcome's index into ``alt_table``
+# (6 bits; N_EVENTS * N_ACTIONS <= 64) and, in bit 31, whether that state ends the week.
+ID_BITS = 24
+ID_MASK = (1 << ID_BITS) - 1
+ALT_SHIFT, ALT_MASK = ID_BITS, 63
+assert N_EVENTS * N_ACTIONS <= ALT_MASK + 1
+
 
 class UnsupportedRulesError(ValueError):
     """The rule book cannot be compiled (its event order is random)."""
@@ -56,11 +63,11 @@ class UnsupportedRulesError(ValueError):
 class CompiledRules:
     """A rule book as state-transition tables (``N`` state ids).
 
-    ``packed`` holds what a step reads in one row per (id, action), so a step is one gather:
-    the alternative-outcome probability, the two next ids (bit 31 set when that state ends the
-    week) and the two rewards, as int32 bit patterns.  ``alt_prob``, ``next_id`` and
-    ``reward`` are views of it, flat and indexed by ``id * 3 + action`` and
-    ``(id * 3 + action) * 2 + alt``.
+    ``packed`` holds what a step reads in one 16-byte row per (id, action), so a step is one
+    gather of a quarter of a cache line: the two next ids (bit 31 set when that state ends the
+    week; the main one carries in bits 24-29 the index of its (event, action) in ``alt_table``)
+    and the two rewards, as int32 bit patterns.  ``alt_prob``, ``next_id`` and ``reward`` are
+    views of it, flat and indexed by ``id * 3 + action`` and ``(id * 3 + action) * 2 + alt``.
     """
 
     event: jax.Array  # (N,) int32: the event waiting for a decision, -1 once the week is over
@@ -72,7 +79,9 @@ class CompiledRules:
     day_energy: jax.Array  # (N * 3 * 2, N_DAYS) int8: the energy each day closed by the
     #   transition ended on (hundredths; -1 = the day did not close then), as energy_by_day
     initial: jax.Array  # () int32: Monday morning
-    packed: jax.Array  # (N * 3, 5) int32: alt_prob, next id main/alt (+ done bit), reward main/alt
+    packed: jax.Array  # (N * 3, 4) int32: next id main (+ alt index, done bit) and alt (+ done
+    #   bit), reward main/alt
+    alt_table: jax.Array  # (E * 3,) float32: the alternative-outcome probability of (event, action)
     layers: tuple[int, ...] = struct.field(pytree_node=False, default=())  # first id of each
     #   layer (decisions made), then N: a transition always leads to a later layer, or absorbs
     name: str = struct.field(pytree_node=False, default="custom")
@@ -84,27 +93,27 @@ class CompiledRules:
     @property
     def alt_prob(self) -> jax.Array:
         """(N * 3,) float32: the alternative-outcome probability of (id, action)."""
-        return jax.lax.bitcast_convert_type(self.packed[:, 0], jnp.float32)
+        return self.alt_table[(self.packed[:, 0] >> ALT_SHIFT) & ALT_MASK]
 
     @property
     def next_id(self) -> jax.Array:
         """(N * 3 * 2,) int32: the next id of (id, action, outcome)."""
-        return (self.packed[:, 1:3] & 0x7FFFFFFF).reshape(-1)
+        return (self.packed[:, 0:2] & ID_MASK).reshape(-1)
 
     @property
     def reward(self) -> jax.Array:
         """(N * 3 * 2,) float32: the reward of (id, action, outcome)."""
-        return jax.lax.bitcast_convert_type(self.packed[:, 3:5], jnp.float32).reshape(-1)
+        return jax.lax.bitcast_convert_type(self.packed[:, 2:4], jnp.float32).reshape(-1)
 
 
 def table_step(rules: CompiledRules, state_id, action, uniform):
     """One decision read off the tables: ``(next id, reward, week over, alternative outcome)``.
     The alternative outcome happens when ``uniform < alt_prob``; ``action`` in 0..2."""
     row = rules.packed[state_id * N_ACTIONS + action]  # the one gather of a step
-    alt = uniform < jax.lax.bitcast_convert_type(row[0], jnp.float32)
-    flagged = jnp.where(alt, row[2], row[1])
-    reward = jax.lax.bitcast_convert_type(jnp.where(alt, row[4], row[3]), jnp.float32)
-    return flagged & 0x7FFFFFFF, reward, flagged < 0, alt
+    alt = uniform < rules.alt_table[(row[0] >> ALT_SHIFT) & ALT_MASK]  # a table of E * 3 floats
+    flagged = jnp.where(alt, row[1], row[0])
+    reward = jax.lax.bitcast_convert_type(jnp.where(alt, row[3], row[2]), jnp.float32)
+    return flagged & ID_MASK, reward, flagged < 0, alt
 
 
 @struct.dataclass
@@ -267,18 +276,22 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     every = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs), *states)
     obs, score, comps = _in_chunks(_describe_fn(), every, params)
     event = np.where(every.done, -1, slot_event[np.clip(every.slot, 0, len(slot_event) - 1)])
-    alt = np.asarray(params.alt_prob)[np.clip(event, 0, N_EVENTS - 1)]  # (N, 3)
-    nid_all = np.concatenate(next_id).reshape(-1, 2)  # (N * 3, 2)
+    n_all = len(event)
+    if n_all > ID_MASK + 1:
+        raise UnsupportedRulesError(
+            f"rule book {params.name!r} reaches {n_all:,} states; the compiled form holds at most "
+            f"{ID_MASK + 1:,} (use WorkWeek)"
+        )
+    # (id, action) -> index of its (event, action) in alt_table (a finished week's is event 0's:
+    # it absorbs whatever the draw)
+    alt_index = np.clip(event, 0, N_EVENTS - 1)[:, None] * N_ACTIONS + np.arange(N_ACTIONS)
+    nid_all = np.concatenate(next_id).reshape(-1, 2).astype(np.int64)  # (N * 3, 2)
     rew_all = np.concatenate(reward).astype(np.float32).reshape(-1, 2)
     done_all = np.asarray(every.done, bool)
-    flagged = nid_all.astype(np.int64) | (done_all[nid_all].astype(np.int64) << 31)
+    flagged = nid_all | (done_all[nid_all].astype(np.int64) << 31)
+    flagged[:, 0] |= alt_index.reshape(-1).astype(np.int64) << ALT_SHIFT
     packed = np.concatenate(
-        [
-            alt.reshape(-1, 1).astype(np.float32).view(np.int32),
-            flagged.astype(np.uint32).view(np.int32),
-            rew_all.view(np.int32),
-        ],
-        axis=1,
+        [flagged.astype(np.uint32).view(np.int32), rew_all.view(np.int32)], axis=1
     )
     rules = CompiledRules(
         event=jnp.asarray(event, jnp.int32),
@@ -290,6 +303,7 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
         day_energy=jnp.asarray(np.concatenate(day_energy).reshape(-1, N_DAYS), jnp.int8),
         initial=jnp.int32(0),
         packed=jnp.asarray(packed),
+        alt_table=jnp.asarray(np.asarray(params.alt_prob, np.float32).reshape(-1)),
         layers=tuple(layers),
         name=params.name,
     )
@@ -297,7 +311,7 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
     return (rules, every) if return_states else rules
 
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Bumped whenever the tables or the dynamics change, so stale cached tables are not read."""
 
 

@@ -356,9 +356,11 @@ def test_a_finished_week_absorbs_further_steps_with_zero_reward():
     s, _ = _play([0] * 7)
     params = PRESETS["week_v2"]
     for a in (0, 1, 2):
-        _, after, reward, done, _ = env.step_env(None, s, a, params, 0.9)
+        _, after, reward, done, info = env.step_env(None, s, a, params, 0.9)
         assert float(reward) == 0.0 and bool(done)
         chex.assert_trees_all_equal(after, s)
+        assert int(info["spawned"]) == -1  # nothing happens in a finished week
+        assert not bool(info["alt_outcome"]) and not bool(info["invalid_action"])
 
 
 def test_sleep_debt_waits_for_the_night_when_the_next_event_is_the_same_day():
@@ -472,3 +474,43 @@ def test_a_decision_is_recorded_for_its_event_only():
         after = np.asarray(s.actions)
         assert after[e] == a
         np.testing.assert_array_equal(np.delete(after, e), np.delete(before, e))
+
+
+@pytest.mark.parametrize(
+    "rule, check",
+    [
+        # every night restores the most a rule book allows: energy stops at 100
+        ({"recovery": [100, 100, 100, 100]}, lambda s: int(s.energy) == 100),
+        # every night drains the most a rule book allows: energy stops at 0
+        ({"recovery": [-100, -100, -100, -100]}, lambda s: int(s.energy) == 0),
+        # a boundary credit of 100 per decision: the boundary component stops at 1
+        ({"boundary_credit": np.full((N_EVENTS, 3), 100)}, lambda s: int(s.boundary) > 100),
+    ],
+    ids=["recovery_+100", "recovery_-100", "boundary_credit_100"],
+)
+def test_extreme_rule_books_stay_in_bounds_and_match_plain_python(rule, check):
+    """Rule books at the edges of the validated ranges (a sensitivity sweep reaches them):
+    the nightly recovery keeps energy in [0, 100] and the boundary component stays at most 1,
+    and JAX equals plain Python step by step, including each decision's components."""
+    params = replace(PRESETS["week_v2"], name="extreme", **rule)
+    ref = ReferenceWeek(to_python(params))
+    step = jax.jit(lambda s, a: env.step_env(None, s, a, params, -1.0))
+    hit = False
+    for actions in ([2] * MAX_STEPS, [1] * MAX_STEPS, [0, 1, 2] * 4):
+        w = ref.reset([int(x) for x in np.asarray(params.slot_event)], [0.99] * N_EVENTS)
+        _, s = _week(0.99, params)
+        for a in actions:
+            if w.done:
+                break
+            w, r_ref = ref.step(w, a, None)
+            _, s, r_jax, done, info = step(s, jnp.int32(a))
+            assert bool(done) == w.done and abs(float(r_jax) - r_ref) < 2e-5
+            assert int(s.energy) == w.values[0] and 0 <= int(s.energy) <= 100
+            assert int(s.day) == w.day and int(s.boundary) == w.boundary
+            comps = np.asarray(info["components"])
+            np.testing.assert_allclose(comps, ref.components(w), atol=1e-5)
+            assert np.all((comps >= 0.0) & (comps <= 1.0))
+            if int(s.day) > 0:
+                hit |= bool(check(s))
+        assert bool(s.done)
+    assert hit  # the bound bites in at least one of the weeks

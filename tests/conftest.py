@@ -9,7 +9,16 @@ import pytest
 
 # Tests (and the `wlf` processes they start) keep their caches in a folder of their own, so a
 # test never reads what a user's earlier run left in ~/.cache/wlf, nor leaves anything there.
-os.environ["WLF_CACHE"] = tempfile.mkdtemp(prefix="wlf-test-cache-")
+# The folder is made once per test run and shared by pytest-xdist's workers (they inherit the
+# environment of the process that starts them): a rule book one worker has solved or compiled,
+# and a program JAX has compiled, is read from disk by the other worker and by every `wlf`
+# process (every write is a whole file renamed into place). Only that first process removes it.
+_OWN_CACHE = "WLF_TEST_CACHE" not in os.environ
+if _OWN_CACHE:
+    os.environ["WLF_TEST_CACHE"] = tempfile.mkdtemp(prefix="wlf-test-cache-")
+os.environ["WLF_CACHE"] = os.environ["WLF_TEST_CACHE"]
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.environ["WLF_CACHE"], "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 
 def solved(preset: str):
@@ -33,4 +42,5 @@ def solver_seed_v1():
 def pytest_sessionfinish(session, exitstatus):
     import shutil
 
-    shutil.rmtree(os.environ["WLF_CACHE"], ignore_errors=True)
+    if _OWN_CACHE and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(os.environ["WLF_TEST_CACHE"], ignore_errors=True)

@@ -198,6 +198,9 @@ def _environment(copy: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(copy)
     env["WLF_CACHE"] = ""  # every mutant solves and compiles afresh
+    # and shares no cache folder with a test run that started this one (tests/conftest.py)
+    for name in ("WLF_TEST_CACHE", "JAX_COMPILATION_CACHE_DIR"):
+        env.pop(name, None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 

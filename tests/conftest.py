@@ -7,6 +7,8 @@ import tempfile
 
 import pytest
 
+from experiments.cli.main import use_compilation_cache
+
 # Tests (and the `wlf` processes they start) keep their caches in a folder of their own, so a
 # test never reads what a user's earlier run left in ~/.cache/wlf, nor leaves anything there.
 # The folder is made once per test run and shared by pytest-xdist's workers (they inherit the
@@ -17,8 +19,7 @@ _OWN_CACHE = "WLF_TEST_CACHE" not in os.environ
 if _OWN_CACHE:
     os.environ["WLF_TEST_CACHE"] = tempfile.mkdtemp(prefix="wlf-test-cache-")
 os.environ["WLF_CACHE"] = os.environ["WLF_TEST_CACHE"]
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.environ["WLF_CACHE"], "jax"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+use_compilation_cache()  # JAX's compiled programs under $WLF_CACHE/jax, as the `wlf` command keeps them
 
 
 def solved(preset: str):
@@ -42,5 +43,5 @@ def solver_seed_v1():
 def pytest_sessionfinish(session, exitstatus):
     import shutil
 
-    if _OWN_CACHE and not hasattr(session.config, "workerinput"):
+    if _OWN_CACHE:
         shutil.rmtree(os.environ["WLF_TEST_CACHE"], ignore_errors=True)

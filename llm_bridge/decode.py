@@ -47,7 +47,11 @@ from .unreadable import unreadable_reason
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "replies_train.jsonl"
-GATE_FILES = (DATA_DIR / "replies_styles_dev.jsonl", DATA_DIR / "smollm2_dev.jsonl")
+GATE_FILES = (
+    DATA_DIR / "replies_styles_dev.jsonl",
+    DATA_DIR / "smollm2_dev.jsonl",
+    DATA_DIR / "smollm2_dev_options.jsonl",
+)
 """Fitting data of the decision gate (``llm_bridge.gate``) beside ``TRAIN_FILE``: human replies in
 other styles, and real SmolLM2-135M replies labelled by hand (the dev half; the test half is
 ``tests/data/smollm2_test.jsonl``)."""
@@ -343,8 +347,22 @@ CONTRADICTION_CONFIDENCE = 0.9
 """A reply is contradictory when two of its sentences (3+ words each) are each decoded with at
 least this confidence to different actions while the whole reply is decoded with less."""
 
+STRONG_CONTRADICTION = 0.99
+"""Two clauses that each commit at least this confidently to different actions make a reply
+contradictory even when the whole reply reads as one of them ("I'll join tonight but I'll ask
+Priya to cover"; chosen on ``llm_bridge/data/smollm2_dev_options.jsonl``)."""
+
 _SENTENCES = re.compile(
     r"(?<=[.!?;])\s+|\n+|\s+(?:but|or|actually|wait)\s+|,\s*(?:no|actually|wait|or)\b,?\s*", re.I
+)
+# finer: a comma or "and" before a new first-person commitment also starts a clause ("I'll block
+# Wednesday 3-4, I'll complete it tonight" holds two decisions).  Both splits are read: the
+# finer one can leave a clause too short to commit ("Sure, | I'll take this one").
+_CLAUSES = re.compile(
+    _SENTENCES.pattern
+    + r"|,\s*(?=(?:and\s+)?(?:i'll|i will|i'm going to|i am going to|let's|let me)\b)"
+    + r"|\s+and\s+(?=(?:i'll|i will)\b)",
+    re.I,
 )
 
 
@@ -497,8 +515,13 @@ class HybridDecoder:
         whole = self.legible(e, text)
         # a reply is contradictory when two of its sentences commit confidently to different
         # actions *and* the reply as a whole does not settle it (a brief to Rahul that also
-        # quotes the runbook's restart step is one decision, read with confidence >= 0.95)
-        if whole.confidence < CONTRADICTION_CONFIDENCE and len(self.decisions_in(e, text)) >= 2:
+        # quotes the runbook's restart step is one decision, read with confidence >= 0.95), or
+        # when two clauses are each all but certain (STRONG_CONTRADICTION)
+        clauses = self.clause_decisions(e, text)
+        if len(clauses) >= 2 and (
+            whole.confidence < CONTRADICTION_CONFIDENCE
+            or sorted(clauses.values())[-2] >= STRONG_CONTRADICTION
+        ):
             return Decoded(UNREADABLE, 1.0, whole.probs, "contradictory")
         if self.gate is not None and self.gate.flags(self, e, text, prompt, whole.probs):
             return Decoded(UNREADABLE, 1.0, whole.probs, "no_decision")
@@ -510,12 +533,20 @@ class HybridDecoder:
         """Actions that sentences of ``text`` commit to on their own (decoded with at least
         ``min_confidence``; sentences of fewer than 3 words are skipped).  Two or more make a
         reply contradictory."""
-        acts = set()
-        for seg in _SENTENCES.split(text or ""):
+        return set(self.clause_decisions(event, text, min_confidence))
+
+    def clause_decisions(
+        self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE
+    ) -> dict[int, float]:
+        """{action: highest confidence} over the clauses of ``text`` that commit to an action on
+        their own (see :meth:`decisions_in`)."""
+        acts: dict[int, float] = {}
+        segs = dict.fromkeys(_SENTENCES.split(text or "") + _CLAUSES.split(text or ""))
+        for seg in segs:
             if seg and len(seg.split()) >= 3:
                 d = self.legible(event, seg)
                 if d.confidence >= min_confidence:
-                    acts.add(d.action)
+                    acts[d.action] = max(acts.get(d.action, 0.0), d.confidence)
         return acts
 
     def legible(self, event: int | str, text: str) -> Decoded:

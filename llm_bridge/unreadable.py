@@ -68,6 +68,15 @@ _SPEAKER = re.compile(
 )
 # senders whose messages Arjun answers; a reply signed with one of these names is not his
 _OTHER_NAMES = frozenset({"david", "sundar", "priya", "rahul", "hr"})
+# Arjun asks for his leave to be approved; he cannot approve it himself.  A reply to a leave event
+# in which he does ("I'll approve your Thursday leave request today") is written in the approver's
+# voice, and its recipient cannot tell what Arjun decided.
+_APPROVER_EVENTS = frozenset({"E4_leave", "S4_leave_conflict"})
+_SELF_APPROVAL = re.compile(
+    r"\bi(?:'ll| will|'m going to| am going to| can| shall)?\s+(?:just\s+|also\s+|now\s+)?"
+    r"(?:approve|approving|sign off on)\b|\b(?:reach out|ping \w+|write) today to approve\b",
+    re.I,
+)
 
 
 def words(text: str) -> list[str]:
@@ -106,6 +115,8 @@ def _event_text_uncached(
 
 _event_text = lru_cache(maxsize=64)(_event_text_uncached)  # wrapped, not decorated: see textnorm
 
+_OPTIONS_LINE = re.compile(r"^\s*you could:.*$", re.I | re.M)
+
 _STATUS_ECHO = re.compile(
     r"\b(?:energy|sprint health|trust|status|decision \d+ of the week|it is (?:monday|"
     r"tuesday|wednesday|thursday|friday))\s*[:.]",
@@ -134,7 +145,10 @@ def echo_kind(event: int, text: str, ws: list[str], prompt: str | None = None) -
         mine = [tuple(ws[i : i + 5]) for i in range(len(ws) - 4)]
         source = grams
         if prompt:
-            pw = words(prompt)
+            # the options line is left out: a message that takes one option in the prompt's own
+            # words ("I'll put a fixed slot on the calendar") has chosen, not echoed (two options
+            # are caught above)
+            pw = words(_OPTIONS_LINE.sub(" ", prompt))
             source = source | frozenset(tuple(pw[i : i + 5]) for i in range(len(pw) - 4))
         copied = sum(g in source for g in mine)
         if copied >= 3 and copied / len(mine) >= 0.4:
@@ -144,9 +158,12 @@ def echo_kind(event: int, text: str, ws: list[str], prompt: str | None = None) -
 
 def other_voice(event: int, text: str) -> bool:
     """Whether ``text`` is somebody else's message: addressed to Arjun (except where the sender is
-    his teammate Arjun), signed with another person's name, or a script of other speakers."""
+    his teammate Arjun), signed with another person's name, a script of other speakers, or (on a
+    leave event) Arjun approving the leave himself, in the approver's voice."""
     spec = EVENTS[event]
     if _TO_ARJUN.search(text) and "Arjun" not in spec.sender:
+        return True
+    if spec.id in _APPROVER_EVENTS and _SELF_APPROVAL.search(text):
         return True
     for rx in (_SIGN_OFF, _SIGNED_DASH):
         for m in rx.finditer(text):

@@ -116,6 +116,77 @@ def test_contradictory_decisions(event, text):
     assert reason(event, text) == "contradictory"
 
 
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        # two decisions joined by a comma before a new "I'll" (the finer clause split)
+        ("E5_appraisal", "I'll block Wednesday 3-4 for it, I'll finish it tonight."),
+        # two clauses each all but certain, though the whole reads as one of them (0.96)
+        ("E7_standup", "Hi David, I'll join tonight but I'll ask Priya to cover before 10:30."),
+        # the coarse split still counts: the finer one leaves "Sure" too short to commit
+        ("E6_oncall", "I can't take Wednesday night. Sure, I'll take this one and cover Wednesday."),
+    ],
+)
+def test_two_options_in_one_reply_are_contradictory(event, text):
+    assert reason(event, text) == "contradictory"
+
+
+@pytest.mark.parametrize(
+    "event,text,unreadable",
+    [
+        ("E4_leave", "Hi Sundar, I'll approve my Thursday leave request today. Thanks!", True),
+        ("E4_leave", "Hi Sundar, I'll reach out today to approve your Thursday leave request.", True),
+        ("S4_leave_conflict", "Sure, I will approve the Thursday leave, enjoy the function.", True),
+        ("E4_leave", "Sundar, could you approve my Thursday leave today? Thanks!", False),
+        (
+            "S4_leave_conflict",
+            "I'll keep the Thursday leave and approve the handover doc with Rahul tonight.",
+            False,
+        ),
+        ("E5_appraisal", "I'll approve my own calendar slot for Wednesday 3-4 PM.", False),
+    ],
+)
+def test_approving_his_own_leave_is_the_approvers_voice(event, text, unreadable):
+    """Arjun asks for his leave to be approved; a reply in which he approves it is written as
+    the approver (9 of the 51 unreadable replies of the dev set).  Asking for approval, or
+    approving something else, is Arjun's own voice; other events are not affected."""
+    assert (reason(event, text) == "other_voice") is unreadable
+
+
+def test_taking_one_option_in_the_prompts_words_is_not_an_echo():
+    """The options line is left out of the prompt's copied text: a reply that takes one option
+    in the prompt's own words has chosen.  Two options copied back are still an echo."""
+    import json
+
+    row = next(
+        json.loads(line)
+        for line in (D.DATA_DIR / "smollm2_dev_options.jsonl").read_text().splitlines()
+        if json.loads(line)["text"] == "I'll put a fixed slot on the calendar for them."
+    )
+    assert "You could:" in row["prompt"] and "put a fixed slot on the calendar" in row["prompt"]
+    assert reason(row["event"], row["text"], row["prompt"]) is None
+    two = "I'll own the miss and put a fixed slot on the calendar. I'll spend the afternoon on calls with both of them."
+    assert reason(row["event"], two, row["prompt"]) in ("echo", "contradictory")
+
+
+def test_the_dev_set_of_real_replies_shares_no_state_with_the_test_sets():
+    """``smollm2_dev_options.jsonl`` fits the gate; the labelled test sets of real replies must
+    never share a prompt (a state) with it, or their scores would be in-sample."""
+    from pathlib import Path
+
+    dev = {r.prompt for r in D.load_labelled(D.DATA_DIR / "smollm2_dev_options.jsonl")}
+    # 40 states; two of them differ only in what the compact prompt leaves out
+    assert len(dev) == 39 and None not in dev
+    for name in (
+        "smollm2_test.jsonl",
+        "smollm2_v3_test.jsonl",
+        "smollm2_v4_grpo_test.jsonl",
+        "smollm2_v5_grpo_test.jsonl",
+    ):
+        test = {r.prompt for r in D.load_labelled(Path(__file__).parent / "data" / name)}
+        assert not dev & test, name
+
+
 def test_too_long_is_refused_before_any_work():
     text = "Declining tonight, written notes by 9 PM. " * (MAX_REPLY_CHARS // 20)
     assert len(text) > MAX_REPLY_CHARS
@@ -200,8 +271,10 @@ def test_the_gate_needs_both_kinds_to_fit():
 
 def test_real_smollm2_replies_held_out_from_the_fit():
     """The test half of the hand-labelled SmolLM2 replies (base, warm-up and a reward-hacked GRPO
-    model at temperatures 0.3-1.0) never fits the gate.  Measured: unreadable 0.924 (n=132),
-    legible 0.833 (n=48); bounds sit two or three replies below."""
+    model at temperatures 0.3-1.0) never fits the gate.  Measured: unreadable 0.886 (117 of 132;
+    0.924 before the gate was refitted with replies to the current prompts, which made it softer
+    on these older prompts' rambles), legible 0.833 (n=48); bounds sit two or three replies
+    below."""
     from pathlib import Path
 
     from llm_bridge.decode_eval import evaluate_decoder
@@ -209,7 +282,7 @@ def test_real_smollm2_replies_held_out_from_the_fit():
     rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_test.jsonl")
     assert len(rows) == 180 and all(r.prompt for r in rows)
     res = evaluate_decoder(rows)
-    assert res["per_class"]["unreadable"] >= 0.90
+    assert res["per_class"]["unreadable"] >= 115 / 132
     assert res["per_class"]["legible"] >= 0.78
 
 
@@ -217,12 +290,14 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     """Replies to the prompts that list the options (40 states x temperatures 0.3/0.7/1.0 per
     set): the base model, two warm-up models and the GRPO model of the stages experiment, each
     labelled by a reader who never saw the decoder's output; no part of this set fits anything.
-    Measured: legible 0.802 (239 of 298), unreadable 0.802 (146 of 182).  The gate misses fluent
+    Measured: legible 0.809 (241 of 298), unreadable 0.769 (140 of 182); before the gate was
+    refitted on ``smollm2_dev_options.jsonl``: 0.802 (239) and 0.802 (146).  The gate misses fluent
     replies that say nothing usable ("Sure, go ahead and cover my shift.") and flags short or
     hedged legible ones it has no cue for ("I'll put it on the calendar."; 30 of the GRPO
     model's 95 legible replies).  Both are under the 0.95 target; the bounds sit two replies
     below the measured numbers, so a decoder that gets worse fails.  The first 120 rows (the
-    first warm-up: legible 0.918, unreadable 0.409) keep their own bounds."""
+    first warm-up: legible 0.929, unreadable 0.273, 6 of 22; 0.918 and 0.409 before the refit)
+    keep their own bounds."""
     from pathlib import Path
 
     from llm_bridge.decode_eval import evaluate_decoder
@@ -230,26 +305,28 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     rows = D.load_labelled(Path(__file__).parent / "data" / "smollm2_v3_test.jsonl")
     assert len(rows) == 480 and all(r.prompt for r in rows)
     res = evaluate_decoder(rows)
-    assert res["per_class"]["legible"] >= 237 / 298
-    assert res["per_class"]["unreadable"] >= 144 / 182
+    assert res["per_class"]["legible"] >= 239 / 298
+    assert res["per_class"]["unreadable"] >= 138 / 182
     first = evaluate_decoder(rows[:120])
     assert first["per_class"]["legible"] >= 0.89
-    assert first["per_class"]["unreadable"] >= 0.31
+    assert first["per_class"]["unreadable"] >= 4 / 22
 
 
 # Replies of the two GRPO models of the stages experiment (40 states x temperatures
 # 0.3/0.7/1.0 each), labelled by a reader who never saw the decoder's output; no part fits
-# anything.  Measured: 80 steps: legible 0.895 (94 of 105), unreadable 0.533 (8 of 15); misses
+# anything.  Measured: 80 steps: legible 0.914 (96 of 105), unreadable 0.333 (5 of 15); misses
 # include a clear decline read as a yes ("Ok, I'll say no, my family comes first.").  200 steps
-# (the committed adapter): legible 0.849 (79 of 93), unreadable 0.222 (6 of 27); the reader found
-# 27 unreadable where the 80-step model had 15, and most pass the decoder, e.g. leave requests
-# written as the approver ("Hi Sundar, I'll approve my Thursday leave request today [...]") read
-# as ping_sundar.  All under the 0.95 target; bounds sit two replies below the measured numbers.
+# (the committed adapter): legible 0.828 (77 of 93), unreadable 0.481 (13 of 27).  Before the
+# approver's-voice rule, the finer clause split and the gate's refit on replies to the current
+# prompts (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27; most of the 200-step
+# model's unreadable replies then passed, e.g. leave requests written as the approver ("Hi Sundar,
+# I'll approve my Thursday leave request today [...]") read as ping_sundar.  All under the 0.95
+# target; bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [
-        ("smollm2_v4_grpo_test.jsonl", 15, 92 / 105, 6 / 15),
-        ("smollm2_v5_grpo_test.jsonl", 27, 77 / 93, 4 / 27),
+        ("smollm2_v4_grpo_test.jsonl", 15, 94 / 105, 3 / 15),
+        ("smollm2_v5_grpo_test.jsonl", 27, 75 / 93, 11 / 27),
     ],
 )
 def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):

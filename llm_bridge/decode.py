@@ -53,8 +53,9 @@ GATE_FILES = (
     DATA_DIR / "smollm2_dev_options.jsonl",
 )
 """Fitting data of the decision gate (``llm_bridge.gate``) beside ``TRAIN_FILE``: human replies in
-other styles, and real SmolLM2-135M replies labelled by hand (the dev half; the test half is
-``tests/data/smollm2_test.jsonl``)."""
+other styles, real SmolLM2-135M replies to the older prompts labelled by hand (the dev half; the
+test half is ``tests/data/smollm2_test.jsonl``), and replies to the current prompts from the
+committed warm-up and GRPO adapters on states apart from every test set, labelled blind."""
 
 UNREADABLE = N_ACTIONS
 """Action index of an unreadable reply (``llm_bridge.unreadable``): one past the three actions."""
@@ -366,6 +367,11 @@ _CLAUSES = re.compile(
 )
 
 
+def _second_best(acts: dict[int, float]) -> float:
+    """The second-highest confidence of ``acts`` (0 with fewer than two actions)."""
+    return sorted(acts.values())[-2] if len(acts) >= 2 else 0.0
+
+
 class HybridDecoder:
     """Per-event logistic regression over n-grams and negation-aware cues (see module doc).
 
@@ -516,12 +522,12 @@ class HybridDecoder:
         # a reply is contradictory when two of its sentences commit confidently to different
         # actions *and* the reply as a whole does not settle it (a brief to Rahul that also
         # quotes the runbook's restart step is one decision, read with confidence >= 0.95), or
-        # when two clauses are each all but certain (STRONG_CONTRADICTION)
-        clauses = self.clause_decisions(e, text)
-        if len(clauses) >= 2 and (
-            whole.confidence < CONTRADICTION_CONFIDENCE
-            or sorted(clauses.values())[-2] >= STRONG_CONTRADICTION
-        ):
+        # when two clauses of the finer split are each all but certain (STRONG_CONTRADICTION;
+        # the finer split alone would read "Sorry, I can't do a third one, I'll take one of your
+        # shifts if you cover mine" as a decline and a swap)
+        if (
+            whole.confidence < CONTRADICTION_CONFIDENCE and len(self.decisions_in(e, text)) >= 2
+        ) or _second_best(self.clause_decisions(e, text, fine=True)) >= STRONG_CONTRADICTION:
             return Decoded(UNREADABLE, 1.0, whole.probs, "contradictory")
         if self.gate is not None and self.gate.flags(self, e, text, prompt, whole.probs):
             return Decoded(UNREADABLE, 1.0, whole.probs, "no_decision")
@@ -536,12 +542,19 @@ class HybridDecoder:
         return set(self.clause_decisions(event, text, min_confidence))
 
     def clause_decisions(
-        self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE
+        self,
+        event: int | str,
+        text: str,
+        min_confidence: float = CONTRADICTION_CONFIDENCE,
+        fine: bool = False,
     ) -> dict[int, float]:
-        """{action: highest confidence} over the clauses of ``text`` that commit to an action on
-        their own (see :meth:`decisions_in`)."""
+        """{action: highest confidence} over the sentences of ``text`` that commit to an action
+        on their own (see :meth:`decisions_in`); with ``fine``, also over the clauses of the
+        finer split (a comma or "and" before a new "I'll")."""
         acts: dict[int, float] = {}
-        segs = dict.fromkeys(_SENTENCES.split(text or "") + _CLAUSES.split(text or ""))
+        segs = _SENTENCES.split(text or "")
+        if fine:
+            segs = list(dict.fromkeys(segs + _CLAUSES.split(text or "")))
         for seg in segs:
             if seg and len(seg.split()) >= 3:
                 d = self.legible(event, seg)

@@ -72,9 +72,16 @@ _OTHER_NAMES = frozenset({"david", "sundar", "priya", "rahul", "hr"})
 # in which he does ("I'll approve your Thursday leave request today") is written in the approver's
 # voice, and its recipient cannot tell what Arjun decided.
 _APPROVER_EVENTS = frozenset({"E4_leave", "S4_leave_conflict"})
+_APPROVER_VERB = (
+    r"(?:\bi(?:'ll| will|'m going to| am going to| can| shall)?\s+(?:just\s+|also\s+|now\s+)?"
+    r"(?:approve|sign off on)|\bi(?:'m| am)\s+approving|\bto approve(?=\s+your\b))"
+)
+# the approver's verb in the first person (or "to approve your ..."), with the leave or the request
+# as its object within a few words, or "approve it myself"
 _SELF_APPROVAL = re.compile(
-    r"\bi(?:'ll| will|'m going to| am going to| can| shall)?\s+(?:just\s+|also\s+|now\s+)?"
-    r"(?:approve|approving|sign off on)\b|\b(?:reach out|ping \w+|write) today to approve\b",
+    _APPROVER_VERB
+    + r"\s+(?:my|your|his|the|this|that)\b(?:\W+\w+){0,3}?\W+(?:leave|request)\b"
+    + r"|\bi(?:'ll| will| can| shall)?\s+approve\s+it\s+myself\b",
     re.I,
 )
 
@@ -115,7 +122,7 @@ def _event_text_uncached(
 
 _event_text = lru_cache(maxsize=64)(_event_text_uncached)  # wrapped, not decorated: see textnorm
 
-_OPTIONS_LINE = re.compile(r"^\s*you could:.*$", re.I | re.M)
+_OPTIONS_LINE = re.compile(r"^[ \t]*you could:.*$", re.I | re.M)
 
 _STATUS_ECHO = re.compile(
     r"\b(?:energy|sprint health|trust|status|decision \d+ of the week|it is (?:monday|"
@@ -163,7 +170,7 @@ def other_voice(event: int, text: str) -> bool:
     spec = EVENTS[event]
     if _TO_ARJUN.search(text) and "Arjun" not in spec.sender:
         return True
-    if spec.id in _APPROVER_EVENTS and _SELF_APPROVAL.search(text):
+    if spec.id in _APPROVER_EVENTS and _SELF_APPROVAL.search(text.replace("\u2019", "'")):
         return True
     for rx in (_SIGN_OFF, _SIGNED_DASH):
         for m in rx.finditer(text):

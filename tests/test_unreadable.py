@@ -119,37 +119,62 @@ def test_contradictory_decisions(event, text):
 @pytest.mark.parametrize(
     "event,text",
     [
-        # two decisions joined by a comma before a new "I'll" (the finer clause split)
-        ("E5_appraisal", "I'll block Wednesday 3-4 for it, I'll finish it tonight."),
+        # two sentences, two decisions
+        ("E5_appraisal", "I'll block Wednesday 3-4 for it. I'll also rush it tonight after work."),
         # two clauses each all but certain, though the whole reads as one of them (0.96)
         ("E7_standup", "Hi David, I'll join tonight but I'll ask Priya to cover before 10:30."),
+        (
+            "S3_client_reescalation",
+            "Hi David, I'll hand the thread to Sundar, I'll promise the fix by tomorrow.",
+        ),
         # the coarse split still counts: the finer one leaves "Sure" too short to commit
-        ("E6_oncall", "I can't take Wednesday night. Sure, I'll take this one and cover Wednesday."),
+        (
+            "E6_oncall",
+            "I can't take Wednesday night. Sure, I'll take this one and cover Wednesday.",
+        ),
     ],
 )
 def test_two_options_in_one_reply_are_contradictory(event, text):
     assert reason(event, text) == "contradictory"
 
 
+def test_a_counter_offer_that_opens_with_a_decline_is_one_decision():
+    # the finer split reads a decline (0.94) and a swap (0.99): not both all but certain, and
+    # the coarse split sees one sentence, so the swap stands
+    text = (
+        "Sorry, I can't do a third one, I'll take one of your shifts if you cover mine next week."
+    )
+    assert D.decode("E6_oncall", text)[0] == 2  # counter_offer
+
+
 @pytest.mark.parametrize(
     "event,text,unreadable",
     [
         ("E4_leave", "Hi Sundar, I'll approve my Thursday leave request today. Thanks!", True),
-        ("E4_leave", "Hi Sundar, I'll reach out today to approve your Thursday leave request.", True),
+        (
+            "E4_leave",
+            "Hi Sundar, I'll reach out today to approve your Thursday leave request.",
+            True,
+        ),
         ("S4_leave_conflict", "Sure, I will approve the Thursday leave, enjoy the function.", True),
         ("E4_leave", "Sundar, could you approve my Thursday leave today? Thanks!", False),
+        ("E4_leave", "I'll ping Sundar today to approve my Thursday leave.", False),
+        ("E4_leave", "Sundar, I\u2019ll ping you today to approve my leave.", False),
         (
             "S4_leave_conflict",
-            "I'll keep the Thursday leave and approve the handover doc with Rahul tonight.",
+            "I'll keep Thursday off; I'll approve the handover doc tonight.",
             False,
         ),
+        ("S4_leave_conflict", "I'll sign off on the handover plan before I go.", False),
+        ("E4_leave", "Hi Sundar, I\u2019ll approve my Thursday leave request today.", True),
         ("E5_appraisal", "I'll approve my own calendar slot for Wednesday 3-4 PM.", False),
     ],
 )
 def test_approving_his_own_leave_is_the_approvers_voice(event, text, unreadable):
-    """Arjun asks for his leave to be approved; a reply in which he approves it is written as
-    the approver (9 of the 51 unreadable replies of the dev set).  Asking for approval, or
-    approving something else, is Arjun's own voice; other events are not affected."""
+    """Arjun asks for his leave to be approved; a reply in which he approves the leave or the
+    request is written as the approver (9 of the 51 unreadable replies of the dev set).  Asking
+    for approval (the ping_sundar action itself), or approving something else, is Arjun's own
+    voice; other events are not affected."""
     assert (reason(event, text) == "other_voice") is unreadable
 
 
@@ -166,7 +191,7 @@ def test_taking_one_option_in_the_prompts_words_is_not_an_echo():
     assert "You could:" in row["prompt"] and "put a fixed slot on the calendar" in row["prompt"]
     assert reason(row["event"], row["text"], row["prompt"]) is None
     two = "I'll own the miss and put a fixed slot on the calendar. I'll spend the afternoon on calls with both of them."
-    assert reason(row["event"], two, row["prompt"]) in ("echo", "contradictory")
+    assert reason(row["event"], two, row["prompt"]) == "echo"
 
 
 def test_the_dev_set_of_real_replies_shares_no_state_with_the_test_sets():
@@ -316,17 +341,16 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
 # 0.3/0.7/1.0 each), labelled by a reader who never saw the decoder's output; no part fits
 # anything.  Measured: 80 steps: legible 0.914 (96 of 105), unreadable 0.333 (5 of 15); misses
 # include a clear decline read as a yes ("Ok, I'll say no, my family comes first.").  200 steps
-# (the committed adapter): legible 0.828 (77 of 93), unreadable 0.481 (13 of 27).  Before the
-# approver's-voice rule, the finer clause split and the gate's refit on replies to the current
-# prompts (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27; most of the 200-step
-# model's unreadable replies then passed, e.g. leave requests written as the approver ("Hi Sundar,
-# I'll approve my Thursday leave request today [...]") read as ping_sundar.  All under the 0.95
-# target; bounds sit two replies below the measured numbers.
+# (the committed adapter): legible 0.849 (79 of 93), unreadable 0.259 (7 of 27); most of the
+# unreadable replies pass, e.g. replies naming two options at once.  Before the approver's-voice
+# rule, the finer clause split and the gate's refit on replies to the current prompts
+# (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27.  All under the 0.95 target;
+# bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [
         ("smollm2_v4_grpo_test.jsonl", 15, 94 / 105, 3 / 15),
-        ("smollm2_v5_grpo_test.jsonl", 27, 75 / 93, 11 / 27),
+        ("smollm2_v5_grpo_test.jsonl", 27, 77 / 93, 5 / 27),
     ],
 )
 def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):

@@ -9,21 +9,31 @@ from typing import Any
 
 from wlf_jax.events import ACTION_NAMES, EVENT_IDS, N_ACTIONS
 
-from .decode import UNREADABLE, LabelledReply, action_label, get_decoder, load_labelled
+from .decode import (
+    GATE_FILES,
+    TRAIN_FILE,
+    UNREADABLE,
+    HybridDecoder,
+    LabelledReply,
+    action_label,
+    get_decoder,
+    load_labelled,
+)
 
 N_CLASSES = N_ACTIONS + 1
 """The three actions and ``unreadable`` (index 3)."""
 
 
-def evaluate_decoder(rows: Sequence[LabelledReply], decoder: str = "default") -> dict[str, Any]:
-    """Accuracy of ``decoder`` on labelled ``rows``.
+def evaluate_decoder(rows: Sequence[LabelledReply], decoder: Any = "default") -> dict[str, Any]:
+    """Accuracy of ``decoder`` (a name, or a decoder object with ``decode(event, text, prompt)``)
+    on labelled ``rows``.
 
     Returns a JSON-ready dict: ``decoder``, ``n``, ``accuracy``, ``per_event`` {event id:
     accuracy}, ``per_event_n``, ``per_class`` {"legible" | "unreadable": accuracy} with
     ``per_class_n``, ``confusion`` {event id: 4x4 counts, rows = labelled class, columns =
     decoded class; class 3 = unreadable}, ``mean_confidence`` and up to 50 ``errors``.
     """
-    dec = get_decoder(decoder)
+    dec = get_decoder(decoder) if isinstance(decoder, str) else decoder
     confusion = {eid: [[0] * N_CLASSES for _ in range(N_CLASSES)] for eid in EVENT_IDS}
     by_class = {"legible": [0, 0], "unreadable": [0, 0]}
     errors, conf_sum, correct = [], 0.0, 0
@@ -82,6 +92,71 @@ def evaluate_file(
     if baseline and baseline != out["decoder"]:
         b = evaluate_decoder(rows, baseline)
         out["baseline"] = {k: b[k] for k in ("decoder", "accuracy", "per_event")}
+    return out
+
+
+def prompt_folds(rows: Sequence[LabelledReply], folds: int, seed: int = 0) -> dict[str, int]:
+    """{prompt: fold}: the distinct prompts of ``rows`` (a reply without one is its own group)
+    shuffled with ``seed`` and dealt round-robin into ``folds`` folds, so fold sizes in prompts
+    differ by at most one and all replies to one prompt share a fold."""
+    import random
+
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    groups = sorted({r.prompt or r.text for r in rows})
+    if len(groups) < folds:
+        raise ValueError(f"{len(groups)} prompts, fewer than {folds} folds")
+    random.Random(seed).shuffle(groups)
+    return {g: i % folds for i, g in enumerate(groups)}
+
+
+def cross_validate(path: str | Path, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+    """K-fold cross-validation of the default decoder on one of its gate's fitting files.
+
+    Replies are grouped by their prompt (one prompt = one state of the week), so no state is on
+    both sides of a split.  The groups are shuffled with ``seed`` and dealt into ``folds``
+    folds.  For each fold the decision gate is refitted exactly as :func:`build_decoder` fits
+    it, but without that fold, and the fold is decoded.  (The action classifier is fitted on
+    ``TRAIN_FILE`` alone and never sees a gate file, so it is fitted once.)
+
+    Returns :func:`evaluate_decoder`'s dict over the pooled held-out predictions, plus
+    ``file``, ``folds``, ``seed`` and ``groups``.  Raises ``ValueError`` when ``path`` is not
+    one of ``GATE_FILES`` (any other file is held out already: score it with
+    :func:`evaluate_file`) or has fewer prompts than ``folds``.
+    """
+    from .gate import fit_gate
+
+    path = Path(path).resolve()
+    gate_files = [Path(f).resolve() for f in GATE_FILES]
+    if path not in gate_files:
+        names = ", ".join(f.name for f in gate_files)
+        raise ValueError(
+            f"{path.name} is not a fitting file of the decoder ({names}); it is held out already: "
+            "score it without --cv"
+        )
+    rows = load_labelled(path)
+    fold_of = prompt_folds(rows, folds, seed)
+    train = load_labelled(TRAIN_FILE)
+    others = [r for f in gate_files if f != path for r in load_labelled(f)]
+    dec = HybridDecoder().fit(train)
+    gates = [
+        fit_gate(
+            dec, train + others + [r for r in rows if fold_of[r.prompt or r.text] != k], UNREADABLE
+        )
+        for k in range(folds)
+    ]
+
+    class HeldOut:
+        """The decoder with the gate that did not see the reply's fold."""
+
+        name = dec.name
+
+        def decode(self, event, text, prompt=None):
+            dec.gate = gates[fold_of[prompt or text]]
+            return dec.decode(event, text, prompt)
+
+    out = evaluate_decoder(rows, HeldOut())
+    out.update(file=str(path), folds=folds, seed=seed, groups=len(fold_of))
     return out
 
 

@@ -264,6 +264,52 @@ def test_decode_eval_cli(tmp_path, capsys):
     assert "confusion" in text and "keyword_v1" in text
 
 
+DEV_OPTIONS = D.DATA_DIR / "smollm2_dev_options.jsonl"
+
+
+def test_prompt_folds_keep_a_prompt_in_one_fold():
+    from llm_bridge.decode_eval import prompt_folds
+
+    rows = D.load_labelled(DEV_OPTIONS)
+    folds = prompt_folds(rows, 5, seed=0)
+    assert set(folds) == {r.prompt for r in rows} and set(folds.values()) == set(range(5))
+    sizes = [list(folds.values()).count(k) for k in range(5)]
+    assert max(sizes) - min(sizes) <= 1
+    assert prompt_folds(rows, 5, seed=0) == folds != prompt_folds(rows, 5, seed=1)
+    with pytest.raises(ValueError, match="at least 2"):
+        prompt_folds(rows, 1)
+    with pytest.raises(ValueError, match="fewer than"):
+        prompt_folds(rows[:3], 5)
+
+
+def test_cross_validation_refits_the_gate_without_the_held_out_fold(monkeypatch):
+    import llm_bridge.gate as G
+    from llm_bridge.decode_eval import cross_validate, prompt_folds
+
+    rows = D.load_labelled(DEV_OPTIONS)
+    fitted: list[set] = []
+
+    def record(dec, fit_rows, unreadable):  # no gate: the classifier alone decodes
+        fitted.append({r.prompt for r in fit_rows if r.prompt})
+        return None
+
+    monkeypatch.setattr(G, "fit_gate", record)
+    res = cross_validate(DEV_OPTIONS, folds=4, seed=3)
+    folds = prompt_folds(rows, 4, seed=3)
+    assert len(fitted) == 4 and res["n"] == len(rows) and res["groups"] == len(folds)
+    for k, seen in enumerate(fitted):
+        assert seen & set(folds) == {p for p, f in folds.items() if f != k}
+    # without a gate only the rules flag a reply: fewer unreadable replies are caught
+    assert res["per_class"]["unreadable"] < 0.39
+
+
+def test_cross_validation_refuses_a_held_out_file():
+    from experiments.cli import main
+
+    with pytest.raises(SystemExit, match="held out already"):
+        main(["decode-eval", "--file", str(BLIND), "--cv", "5"])
+
+
 def benchmark_decoder() -> dict:
     """Print the default decoder's throughput on all labelled replies (not a timed test).
 

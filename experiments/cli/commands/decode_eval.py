@@ -1,4 +1,4 @@
-"""`wlf decode-eval --file F.jsonl [--decoder NAME] [--json PATH] [--bench]`."""
+"""`wlf decode-eval --file F.jsonl [--decoder NAME] [--json PATH] [--bench] [--cv K]`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ def register(sub) -> None:
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--errors", type=int, default=10, help="how many errors to print")
     p.add_argument("--bench", action="store_true", help="also measure decoder throughput (msgs/s)")
+    p.add_argument(
+        "--cv",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation grouped by prompt, for a file the decoder is fitted on "
+        "(llm_bridge/data/replies_styles_dev.jsonl, smollm2_dev.jsonl, smollm2_dev_options.jsonl): "
+        "the gate is refitted without each fold before the fold is decoded",
+    )
+    p.add_argument("--seed", type=int, default=0, help="shuffle of the prompts into --cv folds")
     p.set_defaults(func=run)
 
 
@@ -28,10 +37,24 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from llm_bridge.decode_eval import benchmark_file, evaluate_file, format_report
+    from llm_bridge.decode_eval import (
+        benchmark_file,
+        cross_validate,
+        evaluate_file,
+        format_report,
+    )
 
     baseline = None if args.baseline in ("none", "") else args.baseline
-    result = evaluate_file(args.file, args.decoder, baseline)
+    if args.cv is not None:
+        if args.decoder not in ("default", "hybrid_v2"):
+            raise SystemExit("--cv refits the default decoder's gate; leave --decoder out")
+        try:
+            result = cross_validate(args.file, args.cv, args.seed)
+        except ValueError as exc:
+            raise SystemExit(f"wlf decode-eval: {exc}") from None
+        print(f"{args.cv}-fold cross-validation over {result['groups']} prompts (seed {args.seed})")
+    else:
+        result = evaluate_file(args.file, args.decoder, baseline)
     print(format_report(result, show_errors=args.errors))
     if args.bench:
         result["throughput"] = benchmark_file(args.file, args.decoder)

@@ -157,6 +157,16 @@ def test_eval_llm_scripted_cli(tmp_path, capsys):
     assert "week score" in capsys.readouterr().out
 
 
+def test_eval_llm_writes_its_default_transcript_under_wlf_out(tmp_path, monkeypatch):
+    from experiments.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["eval-llm", "--policy", "scripted", "--weeks", "2", "--transcript-weeks", "1"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wlf_out"]
+    assert (tmp_path / "wlf_out" / "eval_llm_transcript.jsonl").read_text().count("\n") >= 5
+
+
 def test_eval_llm_needs_a_model():
     from experiments.cli import main
 

@@ -58,8 +58,9 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--transcript",
-        default="eval_llm_transcript.jsonl",
-        help="transcript file (JSON Lines) of the first weeks",
+        default="wlf_out/eval_llm_transcript.jsonl",
+        help="transcript file (JSON Lines) of the first weeks (default: under wlf_out/, the "
+        "output folder that git ignores)",
     )
     p.add_argument("--transcript-weeks", type=int, default=3)
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")

@@ -204,6 +204,10 @@ def play_weeks(
     if getattr(writer, "model_path", None):
         summary["model"] = writer.model_path
         summary["adapter"] = getattr(writer, "adapter", None)
+    if getattr(writer, "dtype", None) is not None:
+        # greedy replies differ between fp32 and bf16, so a score is tied to the dtype it was
+        # played in (``--dtype auto`` picks bf16 only on CPUs with native bf16)
+        summary["dtype"] = str(writer.dtype).removeprefix("torch.")
     return WeekResults(summary, transcript)
 
 
@@ -221,7 +225,8 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     from wlf_jax.params import COMPONENT_NAMES
 
     lines = [
-        f"agent {summary['agent']} on {summary['preset']}: {summary['weeks']} weeks, {summary['replies']} replies",
+        f"agent {summary['agent']} on {summary['preset']}: {summary['weeks']} weeks, {summary['replies']} replies"
+        + (f", written in {summary['dtype']}" if summary.get("dtype") else ""),
         f"  week score      {summary['mean_score']:.4f} ± {summary['ci95_score']:.4f} (95% CI)",
         f"  return          {summary['mean_return']:.4f} ± {summary['ci95_return']:.4f}",
         f"  message quality {summary['mean_quality']:.3f} ({summary['judge']}), decoder confidence "

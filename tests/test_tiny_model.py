@@ -110,6 +110,8 @@ def test_eval_llm_with_the_tiny_model(tiny, tmp_path, capsys):
                 str(out),
                 "--transcript",
                 str(tmp_path / "t.jsonl"),
+                "--dtype",
+                "float32",
             ]
         )
         == 0
@@ -118,7 +120,9 @@ def test_eval_llm_with_the_tiny_model(tiny, tmp_path, capsys):
     s = res["agents"]["llm"]
     assert s["weeks"] == 8 and s["replies"] >= 56 and 0.0 <= s["mean_score"] <= 1.0
     assert s["model"] == str(tiny)
-    assert "agent llm" in capsys.readouterr().out
+    assert s["dtype"] == "float32"  # the dtype the replies were written in is recorded
+    printed = capsys.readouterr().out
+    assert "agent llm" in printed and "replies, written in float32" in printed
 
 
 def test_llm_judge_with_the_tiny_model(tiny):

@@ -207,6 +207,7 @@ def test_the_dev_set_of_real_replies_shares_no_state_with_the_test_sets():
         "smollm2_v3_test.jsonl",
         "smollm2_v4_grpo_test.jsonl",
         "smollm2_v5_grpo_test.jsonl",
+        "smollm2_v6_grpo_test.jsonl",
     ):
         test = {r.prompt for r in D.load_labelled(Path(__file__).parent / "data" / name)}
         assert not dev & test, name
@@ -337,20 +338,24 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
     assert first["per_class"]["unreadable"] >= 4 / 22
 
 
-# Replies of the two GRPO models of the stages experiment (40 states x temperatures
+# Replies of three GRPO models of the stages experiments (40 states x temperatures
 # 0.3/0.7/1.0 each), labelled by a reader who never saw the decoder's output; no part fits
 # anything.  Measured: 80 steps: legible 0.914 (96 of 105), unreadable 0.333 (5 of 15); misses
 # include a clear decline read as a yes ("Ok, I'll say no, my family comes first.").  200 steps
 # (the committed adapter): legible 0.849 (79 of 93), unreadable 0.259 (7 of 27); most of the
 # unreadable replies pass, e.g. replies naming two options at once.  Before the approver's-voice
 # rule, the finer clause split and the gate's refit on replies to the current prompts
-# (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27.  All under the 0.95 target;
-# bounds sit two replies below the measured numbers.
+# (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27.  The GRPO model rewarded
+# through the refitted decoder (v6): legible 0.859 (67 of 78), unreadable 0.357 (15 of 42);
+# 42 of its 120 sampled replies are unreadable to the reader (18 of them on-call replies, mostly
+# garbled or without a yes or a no), against 27 for the committed
+# 200-step model.  All under the 0.95 target; bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [
         ("smollm2_v4_grpo_test.jsonl", 15, 94 / 105, 3 / 15),
         ("smollm2_v5_grpo_test.jsonl", 27, 77 / 93, 5 / 27),
+        ("smollm2_v6_grpo_test.jsonl", 42, 65 / 78, 13 / 42),
     ],
 )
 def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):

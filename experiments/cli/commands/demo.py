@@ -21,12 +21,6 @@ def register(sub) -> None:
         help="sampled weeks per agent (a check of the exact values; 95%% CI about ±0.004)",
     )
     p.add_argument("--quick", action="store_true", help="smaller runs (for smoke tests)")
-    p.add_argument(
-        "--sequential",
-        action="store_true",
-        help="one step at a time (default: the LLM weeks run in a child process beside the JAX "
-        "steps, and the benchmark runs alone after both)",
-    )
     p.set_defaults(func=run)
 
 
@@ -39,7 +33,7 @@ def run(args) -> int:
     if args.weeks < 2:
         raise ValueError("--weeks must be at least 2")
     console = Console()
-    summary = run_demo(args.out, args.weeks, args.quick, console, parallel=not args.sequential)
+    summary = run_demo(args.out, args.weeks, args.quick, console)
     table = Table(title=f"wlf demo — {summary['wall_s']} s, results in {summary['out']}/")
     table.add_column("step")
     table.add_column("seconds", justify="right")
@@ -48,11 +42,10 @@ def run(args) -> int:
         shown = {
             k: (round(float(v), 4) if isinstance(v, float) else v)
             for k, v in r.items()
-            if k not in ("seconds", "figures", "parallel")
+            if k not in ("seconds", "figures")
         }
         if "figures" in r:
             shown = f"{len(r['figures'])} PNGs in {summary['out']}/figures"
-        seconds = f"{r['seconds']} (in parallel)" if r.get("parallel") else str(r["seconds"])
-        table.add_row(title, seconds, str(shown))
+        table.add_row(title, str(r["seconds"]), str(shown))
     console.print(table)
     return 0

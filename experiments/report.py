@@ -277,12 +277,13 @@ def bench_markdown(bench: dict[str, Any]) -> list[str]:
             )
         out.append("")
     out += [
-        "| weeks in parallel | steps/s | × plain Python | compile s |",
-        "| --- | --- | --- | --- |",
+        "| weeks in parallel | devices | steps/s | × plain Python | compile s |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for r in bench["by_batch"]:
+    for r in bench["by_batch"]:  # results before 2026-12-06 have no per-row device count
         out.append(
-            f"| {r['batch']:,} | {r['steps_per_s']:,.0f} | {r['ratio']:,.0f} | {r['compile_s']:.1f} |"
+            f"| {r['batch']:,} | {r.get('devices', devices)} | {r['steps_per_s']:,.0f} | "
+            f"{r['ratio']:,.0f} | {r['compile_s']:.1f} |"
         )
     out.append("")
     return out

@@ -230,6 +230,17 @@ def test_wlf_bench_json_has_forms_peers_and_devices(tmp_path):
     assert r["ratio"] == pytest.approx(r["jax_steps_per_s"] / r["python_steps_per_s"])
     assert all(v > 0 for v in [*r["forms"].values(), *r["peers"].values()])
     assert "CartPole-v1" in res.stdout and "x plain Python" in res.stdout
+    # each batch size timed sharded over both devices and on one; the best row is named
+    assert [(b["batch"], b["devices"]) for b in r["by_batch"]] == [
+        (64, 2),
+        (64, 1),
+        (128, 2),
+        (128, 1),
+    ]
+    top = max(r["by_batch"], key=lambda b: b["steps_per_s"])  # --envs is one of the batches
+    assert top["steps_per_s"] == r["jax_steps_per_s"]
+    assert (r["best_batch"], r["best_devices"]) == (top["batch"], top["devices"])
+    assert f"x{r['best_devices']} of 2" in " ".join(res.stdout.split())  # rich wraps lines
 
 
 def test_wlf_bench_on_a_random_order_rule_book_skips_the_compiled_form(tmp_path):

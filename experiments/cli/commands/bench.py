@@ -16,7 +16,9 @@ def register(sub) -> None:
         "compiled: every reachable state an id) playing random-policy weeks; the week and "
         "gymnax's CartPole-v1 and Catch-bsuite in one gymnax training-loop harness (auto-reset "
         "step, random actions, a key split per environment per step). The batch is sharded over "
-        "one CPU device per core. Rates are medians of --repeats runs; compile time is excluded.",
+        "one CPU device per core; the fastest form is also timed on one device at each batch "
+        "size, and the best row wins. Rates are medians of --repeats runs; compile time is "
+        "excluded.",
     )
     p.add_argument("--preset", default="week_v2", help="rule book (week_v2 or seed_v1)")
     p.add_argument(
@@ -118,11 +120,12 @@ def run(args) -> int:
             peers.add_row(label, f"{rate:,.0f}", "-" if ratio is None else f"{ratio:.2f}")
         console.print(peers)
     batch = Table(title=f"weeks in parallel ({res['fastest_form']} form)")
-    for col in ("batch", "steps/s", "x plain Python", "compile s"):
+    for col in ("batch", "devices", "steps/s", "x plain Python", "compile s"):
         batch.add_column(col, justify="right")
     for r in res["by_batch"]:
         batch.add_row(
             f"{r['batch']:,}",
+            str(r.get("devices", res["devices"])),
             f"{r['steps_per_s']:,.0f}",
             f"{r['ratio']:,.0f}",
             f"{r['compile_s']:.2f}",
@@ -130,7 +133,9 @@ def run(args) -> int:
     console.print(batch)
     console.print(
         f"best: {res['jax_steps_per_s']:,.0f} steps/s = {res['ratio']:,.0f}x plain Python "
-        f"({res['fastest_form']} form, {where}); {res['state_bytes']} bytes per week state; "
+        f"({res['fastest_form']} form, {res['best_batch']:,} weeks on "
+        f"{res['device']} x{res['best_devices']} of {res['devices']}); "
+        f"{res['state_bytes']} bytes per week state; "
         f"jax {res['versions']['jax']}, gymnax {res['versions']['gymnax']}"
     )
     if args.json:

@@ -214,6 +214,24 @@ def test_a_wrong_policy_table_is_told_apart():
     assert TB.evaluate(rules, opt).exact_score < base.exact_score - 1e-4
 
 
+def test_many_policies_scored_in_one_pass_equal_each_evaluation():
+    """``tables.exact_scores`` (the learning curve's batched pass) gives each policy's
+    ``evaluate(...).exact_score`` exactly, for tables that differ off and on the optimal path."""
+    from agents.exact import tables as TB
+    from wlf_jax.compiled import compiled_for
+
+    rules = compiled_for("week_v2")
+    rng = np.random.default_rng(0)
+    opt = np.asarray(TB.optimal_policy(rules))
+    tweaked = opt.copy()
+    tweaked[int(rules.initial)] = (tweaked[int(rules.initial)] + 1) % 3
+    policies = np.stack([opt, tweaked, np.asarray(TB.myopic_policy(rules)),
+                         rng.integers(0, 3, rules.n_states)]).astype(np.int32)  # fmt: skip
+    got = TB.exact_scores(rules, policies)
+    assert got == [TB.evaluate(rules, p).exact_score for p in policies]
+    assert len(set(got)) == 4  # four different values: a pass that mixed them up would fail
+
+
 def test_map_scores_on_the_tables_equal_pattern_enumeration():
     from agents.exact import relevant_maps
     from agents.exact.tables import map_scores

@@ -162,6 +162,8 @@ def test_table_valuer_values_a_network_policy_as_the_host_solver(solver_week_v2)
         _assert_same_evaluation(got, host.evaluate(act))
         scores.append(got.exact_score)
     assert scores[0] != scores[1]  # two different untrained networks: the check sees the policy
+    # the learning curve's pass: both seeds' networks at once (vmapped), the same scores
+    assert fast.exact_scores(greedy, trainer.policy_params(carry), 2) == scores
     _assert_same_evaluation(fast.optimal(), host.optimal())
 
 

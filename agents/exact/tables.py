@@ -8,7 +8,8 @@ made), so the same exact quantities are a few array passes on the device:
   iteration, :func:`wlf_jax.compiled.optimal_values`) and from the expected immediate reward;
 * :func:`evaluate` -- the exact :class:`~agents.exact.host.Evaluation` of any per-state policy
   table (probability mass pushed forward layer by layer): return, score, rubric components,
-  energy by day, early-end probability, action frequencies;
+  energy by day, early-end probability, action frequencies; :func:`exact_scores` -- only the
+  score, of many tables in one pass (learning curves);
 * :func:`map_scores` -- the exact (score, return) of many state-independent maps at once, by
   walking every chance pattern through the tables (how the best fixed map is searched).
 
@@ -122,6 +123,23 @@ def evaluate(rules: CompiledRules, policy) -> Evaluation:
         },
         event_prob={EVENT_IDS[e]: float(occurs[e]) for e in range(N_EVENTS) if occurs[e] > 0},
     )
+
+
+@jax.jit
+def _end_mass(rules: CompiledRules, policies: jax.Array) -> jax.Array:
+    """(P, N): the probability of ever being in each state under each action table of
+    ``policies`` (P, N), as :func:`evaluate` pushes it."""
+    return jax.vmap(lambda a: _push(rules, as_distribution(a))[0])(policies)
+
+
+def exact_scores(rules: CompiledRules, policies) -> list[float]:
+    """The exact score of each per-state action table of ``policies`` (P, N) in one pass: what
+    :func:`evaluate` gives as ``exact_score`` for each (the same push, the same float64 sum),
+    without the other statistics."""
+    mass = np.asarray(jax.device_get(_end_mass(rules, jnp.asarray(policies, jnp.int32))))
+    end = np.where(np.asarray(rules.done), mass.astype(np.float64), 0.0)
+    score = np.asarray(rules.score, np.float64)
+    return [float(e @ score) for e in end]  # row by row: the same summation as evaluate's
 
 
 @jax.jit

@@ -252,7 +252,7 @@ def _evaluate_final(run: FinishedRun, say, exact_curve: bool = True) -> dict[str
         for j in range(trainer.n_chunks + 1):
             say("exact learning curve", j, trainer.n_chunks + 1)
             snap = load_snapshot(out, j, pp_template)
-            scores.append([e.exact_score for e in evaluate_seeds(snap)])
+            scores.append(valuer.exact_scores(greedy, snap, seeds))  # all seeds in one pass
         curve = {**curve, "scores": np.asarray(scores).T.tolist(), "score_kind": "exact"}
     else:
         curve = {

@@ -244,7 +244,8 @@ def run_bench(
     """The whole benchmark; returns the JSON-ready result.
 
     ``forms`` and ``peers`` run at ``n_envs`` environments; the fastest form then runs at each
-    of ``batches`` (``by_batch``)."""
+    of ``batches`` (``by_batch``), sharded over every device and (on a multi-device host) on one
+    device; a batch the devices do not divide gets the one-device row only."""
     params = presets.get(preset)
     say = progress or (lambda _msg: None)
     say("plain Python")
@@ -287,7 +288,8 @@ def run_bench(
     n_dev = jax.device_count()
     by_batch = []
     for b in batches:
-        for d in sorted({n_dev, 1}, reverse=True):
+        # a batch the devices do not divide would be replicated on each: no multi-device row
+        for d in sorted({n_dev if b % n_dev == 0 else 1, 1}, reverse=True):
             say(f"weeks: {fastest} form, {b:,} in parallel, {d} device(s)")
             r = form_rows[fastest] if (b == n_envs and d == n_dev) else weeks(fastest, b, d)
             by_batch.append(

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     (default ``smollm2-135m``), so that the first command that plays it does not wait for the
     conversion.  The install step (``make install``) runs it."""
     import argparse
+    import sys
 
     p = argparse.ArgumentParser(
         prog="python -m llm_bridge.models",
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(resolve_model(model))
         except ModelNotAvailable as e:
-            print(f"error: {e}")
+            print(f"error: {e}", file=sys.stderr)
             return 1
     return 0
 

@@ -101,5 +101,5 @@ def test_build_command_prints_folders_and_fails_on_missing_files(tmp_path, capsy
     assert models.main([str(folder)]) == 0
     assert capsys.readouterr().out.strip() == str(folder)
     assert models.main([str(tmp_path / "missing.gguf"), str(folder)]) == 1
-    out = capsys.readouterr().out
-    assert "GGUF file not found" in out and str(folder) not in out
+    out = capsys.readouterr()
+    assert "GGUF file not found" in out.err and str(folder) not in out.out

@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,8 +62,9 @@ def seed_slice(tree, i: int):
 
 
 _VALUERS: dict[str, PolicyValuer] = {}
-_BATCHED_GREEDY: dict[Callable, Callable] = {}
-"""``jit(vmap(greedy))`` over stacked policies, per greedy function (compiled once per process)."""
+_BATCHED_GREEDY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""``jit(vmap(greedy))`` over stacked policies, per greedy function (compiled once while that
+function lives)."""
 
 
 def policy_valuer(preset: str) -> PolicyValuer:
@@ -139,7 +141,10 @@ class PolicyValuer:
             ]
         from agents.exact import tables
 
-        return tables.exact_scores(self.rules, self._actions(greedy, policy_params))
+        acts = self._actions(greedy, policy_params)
+        if acts.shape[0] != n_policies:
+            raise ValueError(f"policy_params stack {acts.shape[0]} policies, not {n_policies}")
+        return tables.exact_scores(self.rules, acts)
 
     def _actions(self, greedy: Callable, policy_params) -> jax.Array:
         """(P, N): the greedy action of every state under each stacked policy, on the device,
@@ -153,9 +158,10 @@ class PolicyValuer:
             self._obs_blocks = (n, [jnp.asarray(b) for b in np.split(padded, len(padded) // size)])
         n, blocks = self._obs_blocks
         policy_params = jax.device_put(policy_params)  # once, not once per block
-        if greedy not in _BATCHED_GREEDY:
-            _BATCHED_GREEDY[greedy] = jax.jit(jax.vmap(greedy, in_axes=(0, None)))
-        act = _BATCHED_GREEDY[greedy]
+        try:
+            act = _BATCHED_GREEDY[greedy]
+        except KeyError:
+            act = _BATCHED_GREEDY[greedy] = jax.jit(jax.vmap(greedy, in_axes=(0, None)))
         return jnp.concatenate([act(policy_params, b) for b in blocks], axis=1)[:, :n]
 
     def optimal(self):

@@ -301,8 +301,11 @@ def run_bench(
                     "compile_s": r["compile_s"],
                 }
             )
-    top = max(by_batch, key=lambda r: r["steps_per_s"]) if by_batch else None
     best = max([form_rows[fastest]["steps_per_s"]] + [r["steps_per_s"] for r in by_batch])
+    # the row that gave ``best``; the forms row (n_envs on every device) when no batch row did
+    top = max(by_batch, key=lambda r: r["steps_per_s"], default=None)
+    if top is None or top["steps_per_s"] < best:
+        top = {"batch": n_envs, "devices": n_dev}
     return {
         "preset": preset,
         "device": str(jax.devices()[0].platform),
@@ -331,7 +334,7 @@ def run_bench(
         "versions": {"jax": jax.__version__, "gymnax": _version("gymnax")},
         "state_bytes": state_bytes(params),
         "compile_s": form_rows[fastest]["compile_s"],
-        "best_batch": top["batch"] if top and top["steps_per_s"] >= best else n_envs,
-        "best_devices": top["devices"] if top and top["steps_per_s"] >= best else n_dev,
+        "best_batch": top["batch"],
+        "best_devices": top["devices"],
         "by_batch": by_batch,
     }

@@ -29,6 +29,11 @@ EVAL_BATCH_LARGE = 32_768
 """Block size for large batches (every state of a compiled rule book): far fewer dispatches."""
 
 
+def eval_block(n: int) -> int:
+    """The block size greedy actions of ``n`` observations are computed in."""
+    return EVAL_BATCH_LARGE if n >= EVAL_BATCH_LARGE else EVAL_BATCH
+
+
 def make_act_batch(greedy: Callable, policy_params) -> Callable[[np.ndarray], np.ndarray]:
     """``act_batch(obs (n, OBS_SIZE)) -> actions (n,)`` of a greedy policy, on numpy arrays.
 
@@ -42,7 +47,7 @@ def make_act_batch(greedy: Callable, policy_params) -> Callable[[np.ndarray], np
     def act(obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, np.float32).reshape(-1, OBS_SIZE)
         n = len(obs)
-        size = EVAL_BATCH_LARGE if n >= EVAL_BATCH_LARGE else EVAL_BATCH
+        size = eval_block(n)
         out = np.zeros(n, np.int64)
         for i in range(0, n, size):
             block = np.zeros((size, OBS_SIZE), np.float32)
@@ -152,7 +157,7 @@ class PolicyValuer:
         if self._obs_blocks is None:
             obs = np.asarray(self.rules.obs, np.float32)
             n = len(obs)
-            size = EVAL_BATCH_LARGE if n >= EVAL_BATCH_LARGE else EVAL_BATCH
+            size = eval_block(n)
             padded = np.zeros((-(-n // size) * size, OBS_SIZE), np.float32)
             padded[:n] = obs
             self._obs_blocks = (n, [jnp.asarray(b) for b in np.split(padded, len(padded) // size)])

@@ -288,30 +288,33 @@ def test_solved_values_round_trip_through_the_disk_cache(tmp_path, monkeypatch):
     assert ExactSolver(small).solve().solved_from == "solve"
 
 
-def test_best_fixed_map_of_a_random_order_rule_book_round_trips_through_the_disk_cache(
-    tmp_path, monkeypatch
-):
-    """The pattern search of a random-order rule book runs once per rule book and code: a
+@pytest.mark.parametrize("preset", ["seed_v1", "week_v2"])
+def test_best_fixed_map_round_trips_through_the_disk_cache(tmp_path, monkeypatch, preset):
+    """The search for the best fixed map runs once per rule book and code, by pattern
+    enumeration (random order, seed_v1) or on the compiled tables (fixed order, week_v2): a
     second call reads the same map, score and count; another rule book, a damaged file or
     ``WLF_CACHE=`` searches anew."""
+    import agents.exact.tables as TB
     import experiments.compare as compare
 
     monkeypatch.setenv("WLF_CACHE", str(tmp_path))
-    params = presets.seed_v1()
-    assert not fixed_order(params)
+    params = presets.get(preset)
+    assert fixed_order(params) == (preset == "week_v2")
 
     def reduced(kept):
         return keep_events(params, kept)
 
     small, other = reduced((0, 1, 2, 3)), reduced((0, 1, 2))
     searches = []
-    real = compare.exact_scores
+    # the search that does the work: patterns (compare.exact_scores) or tables (map_scores)
+    owner, fn = (TB, "map_scores") if fixed_order(params) else (compare, "exact_scores")
+    real = getattr(owner, fn)
 
-    def spy(p, maps, **kw):
-        searches.append(p)
-        return real(p, maps, **kw)
+    def spy(*args, **kw):
+        searches.append(args)
+        return real(*args, **kw)
 
-    monkeypatch.setattr(compare, "exact_scores", spy)
+    monkeypatch.setattr(owner, fn, spy)
     first = best_fixed_map(small)
     assert len(searches) == 1 and compare._search_cache(small).is_file()
     again = best_fixed_map(small)

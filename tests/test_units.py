@@ -955,3 +955,20 @@ def test_strip_preamble_removes_one_preamble_and_a_pair_of_quotes():
     assert strip_preamble('  Here is my reply: "I will go"  ') == "I will go"
     assert strip_preamble('""') == ""
     assert strip_preamble('"') == '"'
+
+
+def test_every_command_has_help_that_renders_as_written():
+    """`wlf COMMAND --help` for every command: a description, and no escaped percent sign
+    left in it (argparse formats option help with %, but not a description, so a "%%" there
+    would reach the user as written)."""
+    import argparse
+
+    from experiments.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert len(sub.choices) >= 10
+    for name, command in sub.choices.items():
+        text = command.format_help()
+        assert command.description, name
+        assert "%%" not in text and "%(" not in text, (name, text)

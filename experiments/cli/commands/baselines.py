@@ -11,7 +11,7 @@ def register(sub) -> None:
         help="exact and sampled comparison of all agents, and the design properties",
         description="For every agent (random, accept_all, decline_all, ignore_all, strategic, "
         "myopic, best_fixed_map, optimal): the exact expected return and week score, and "
-        "statistics sampled over fresh weeks with 95%% CIs; then the design properties of the "
+        "statistics sampled over fresh weeks with 95% CIs; then the design properties of the "
         "rule book checked on exact values. A fixed-order rule book (week_v2) is solved on its "
         "compiled tables (seconds); a random order (seed_v1) by the host solver.",
     )

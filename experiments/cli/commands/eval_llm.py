@@ -10,7 +10,7 @@ def register(sub) -> None:
         description="Each decision's prompt (system prompt + live status + incoming message) goes "
         "to the writer; the reply is decoded into an action and judged for quality, and both go to "
         "the simulator. Weeks are played side by side with batched generation. Prints the week "
-        "score (mean ± 95%% CI), rubric components, energy by day and action frequencies, and "
+        "score (mean ± 95% CI), rubric components, energy by day and action frequencies, and "
         "writes a transcript of the first weeks.",
     )
     p.add_argument(

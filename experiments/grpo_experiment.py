@@ -52,7 +52,7 @@ def sample_replies(
         top_p=1.0,
         batch_size=batch_size,
         seed=seed,
-        num_threads=2,
+        num_threads=None,
     )
     msgs = [r["prompt"] for r in rows for _ in range(samples)]
     flat = writer.write([{}] * len(msgs), msgs)
@@ -215,7 +215,7 @@ def compare_before_after(
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             seed=seed,
-            num_threads=2,
+            num_threads=None,
         )
         summary = play_weeks(
             writer, preset=preset, n_weeks=n_weeks, seed=seed, transcript_weeks=0

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_bridge.prompts import render_chat
-from llm_bridge.writers import SCRIPTS
+from llm_bridge.writers import SCRIPTS, cpu_threads
 
 PERSONAS: tuple[str, ...] = ("people_pleaser", "stonewaller", "strategic")
 """The scripted writers a warm-up mixes: one of them at random for every state."""
@@ -71,7 +71,7 @@ def sft_fit(
     batch_size: int = 8,
     learning_rate: float = 3e-3,
     seed: int = 0,
-    threads: int | None = 2,
+    threads: int | None = None,
     lora: bool = False,
     dtype: str = "float32",
 ) -> dict[str, Any]:
@@ -85,8 +85,7 @@ def sft_fit(
 
     from llm_bridge.grpo import load_model, lora_config
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(cpu_threads(threads))
     torch.manual_seed(seed)
     model, tok = load_model(model_path, dtype=dtype)
     if lora:

@@ -9,6 +9,14 @@ import pytest
 
 from experiments.cli.main import use_compilation_cache
 
+# pytest-xdist's workers share the cores: torch in each worker takes its share of them
+# (OMP_NUM_THREADS, which torch and llm_bridge.writers.cpu_threads read) rather than every
+# core, so two workers' thread pools do not spin against each other (test_grpo.py: 126 s of
+# test time -> 52 s with two workers on two cores). XLA keeps its default.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
 # Tests (and the `wlf` processes they start) keep their caches in a folder of their own, so a
 # test never reads what a user's earlier run left in ~/.cache/wlf, nor leaves anything there.
 # The folder is made once per test run and shared by pytest-xdist's workers (they inherit the

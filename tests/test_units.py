@@ -972,3 +972,17 @@ def test_every_command_has_help_that_renders_as_written():
         text = command.format_help()
         assert command.description, name
         assert "%%" not in text and "%(" not in text, (name, text)
+
+
+def test_cpu_threads_take_the_request_then_omp_num_threads_then_every_core(monkeypatch):
+    import os
+
+    from llm_bridge.writers import cpu_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads(5) == 5 and cpu_threads(None) == 3
+    for unset in ("", "zero", "0"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unset)
+        assert cpu_threads() == (os.cpu_count() or 1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_threads() == (os.cpu_count() or 1)

@@ -99,7 +99,7 @@ def size_defaults(size: str, multi_turn: bool = False) -> dict[str, Any]:
             temperature=1.0,
             beta=0.0,
             save_steps=2,
-            threads=2,
+            threads=None,
             compact=False,
         )
     if size == "cpu-smollm2":
@@ -432,8 +432,10 @@ def train_grpo(
     import torch
 
     r = run.resolved()
-    if r.threads and r.size != "gpu-1.5b":
-        torch.set_num_threads(r.threads)
+    if r.size != "gpu-1.5b":
+        from ..writers import cpu_threads
+
+        torch.set_num_threads(cpu_threads(r.threads))
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

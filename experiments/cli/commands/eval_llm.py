@@ -51,7 +51,10 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="prompts per generate() call")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: $OMP_NUM_THREADS when set, else all cores)",
     )
     p.add_argument(
         "--no-options", action="store_true", help="full prompts: do not list the three options"

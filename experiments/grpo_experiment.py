@@ -52,7 +52,7 @@ def sample_replies(
         top_p=1.0,
         batch_size=batch_size,
         seed=seed,
-        num_threads=None,
+        num_threads=2,
     )
     msgs = [r["prompt"] for r in rows for _ in range(samples)]
     flat = writer.write([{}] * len(msgs), msgs)
@@ -215,7 +215,7 @@ def compare_before_after(
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             seed=seed,
-            num_threads=None,
+            num_threads=2,
         )
         summary = play_weeks(
             writer, preset=preset, n_weeks=n_weeks, seed=seed, transcript_weeks=0
@@ -345,7 +345,12 @@ def run_experiment(
     }
     res["scripted_writers"] = scripted
     sft = sft_fit(
-        base, script_examples(train_rows, seed=seed), out / "sft", steps=sft_steps, seed=seed
+        base,
+        script_examples(train_rows, seed=seed),
+        out / "sft",
+        steps=sft_steps,
+        seed=seed,
+        threads=2,  # as the committed runs (torch's sums depend on the thread count)
     )
     res["sft"] = {k: v for k, v in sft.items() if k != "loss_curve"}
     progress(

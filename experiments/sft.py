@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_bridge.prompts import render_chat
-from llm_bridge.writers import SCRIPTS, cpu_threads
+from llm_bridge.writers import SCRIPTS
 
 PERSONAS: tuple[str, ...] = ("people_pleaser", "stonewaller", "strategic")
 """The scripted writers a warm-up mixes: one of them at random for every state."""
@@ -77,7 +77,8 @@ def sft_fit(
 ) -> dict[str, Any]:
     """Fit a causal LM to replies (loss on the reply tokens only) with AdamW; saves to ``out_dir``
     (with ``lora``: only a LoRA adapter, r=16 on every projection, fp32 over base weights of
-    ``dtype``).
+    ``dtype``).  ``threads``: torch's CPU threads (default: torch's own, which honours
+    ``OMP_NUM_THREADS``).
 
     Returns ``{"steps", "wall_s", "loss_first", "loss_last", "loss_curve"}``.
     """
@@ -85,7 +86,8 @@ def sft_fit(
 
     from llm_bridge.grpo import load_model, lora_config
 
-    torch.set_num_threads(cpu_threads(threads))
+    if threads:  # else torch's default (honours OMP_NUM_THREADS)
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     model, tok = load_model(model_path, dtype=dtype)
     if lora:

@@ -175,15 +175,24 @@ class ScriptedWriter(Writer):
 
 
 def cpu_threads(requested: int | None = None) -> int:
-    """Threads for torch on the CPU: ``requested`` when given, else ``OMP_NUM_THREADS`` when the
-    environment sets it (e.g. one process of several sharing the cores), else every core."""
+    """Threads for generation on the CPU: ``requested`` when given, else ``OMP_NUM_THREADS``
+    when the environment sets it (e.g. one process of several sharing the cores), else every
+    core this process may run on."""
     if requested:
         return int(requested)
     try:
         env = int(os.environ.get("OMP_NUM_THREADS", ""))
     except ValueError:
         env = 0
-    return env if env > 0 else (os.cpu_count() or 1)
+    return env if env > 0 else available_cores()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def cpu_has_bf16() -> bool:
@@ -216,8 +225,8 @@ class HFWriter(Writer):
     top.  Prompts are rendered with the tokenizer's chat template and left-padded; ``compact``
     prompts (:func:`llm_bridge.prompts.compact_prompt`) are a quarter of the full ones.
     Sampling is seeded (``torch.manual_seed``) so a run is reproducible on the same machine.
-    On CPU, torch uses ``num_threads`` threads (default: every core; JAX is idle while the
-    model writes).
+    On CPU, torch uses ``num_threads`` threads (default: :func:`cpu_threads`, i.e.
+    ``OMP_NUM_THREADS`` when set, else every core; JAX is idle while the model writes).
     """
 
     def __init__(

@@ -9,10 +9,11 @@ import pytest
 
 from experiments.cli.main import use_compilation_cache
 
-# pytest-xdist's workers share the cores: torch in each worker takes its share of them
-# (OMP_NUM_THREADS, which torch and llm_bridge.writers.cpu_threads read) rather than every
-# core, so two workers' thread pools do not spin against each other (test_grpo.py: 126 s of
-# test time -> 52 s with two workers on two cores). XLA keeps its default.
+# pytest-xdist's workers share the cores: torch and numpy's BLAS in each worker (and in the
+# `wlf` processes it starts) take its share of them (OMP_NUM_THREADS, which they and
+# llm_bridge.writers.cpu_threads read) rather than every core, so two workers' thread pools
+# do not spin against each other (test_grpo.py: 126 s of test time -> 52 s with two workers
+# on two cores). XLA keeps its default.
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
 if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))

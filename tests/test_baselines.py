@@ -331,3 +331,27 @@ def test_best_fixed_map_round_trips_through_the_disk_cache(tmp_path, monkeypatch
     assert compare._search_cache(small) is None
     best_fixed_map(small)
     assert len(searches) == 4
+
+
+def test_the_best_map_cache_is_keyed_by_the_code_of_both_searches(monkeypatch):
+    """An edit to either search (pattern enumeration, the compiled tables and their format) or
+    to the dynamics gives the cached best map a new name, so a stale result is never read."""
+    from pathlib import Path
+
+    import agents.exact.patterns as patterns
+    import agents.exact.tables as tables
+    import experiments.compare as compare
+    import wlf_jax.compiled as compiled
+    from wlf_jax import dynamics
+
+    seen = []
+    real = compiled.keyed_path
+
+    def spy(params, kind, code_files):
+        seen.extend(Path(f).resolve() for f in code_files)
+        return real(params, kind, code_files)
+
+    monkeypatch.setattr(compiled, "keyed_path", spy)
+    compare._search_cache(presets.week_v2())
+    for module in (patterns, tables, compiled, compare, dynamics):  # the rule book: its fingerprint
+        assert Path(module.__file__).resolve() in seen, module.__name__

@@ -977,12 +977,14 @@ def test_every_command_has_help_that_renders_as_written():
 def test_cpu_threads_take_the_request_then_omp_num_threads_then_every_core(monkeypatch):
     import os
 
-    from llm_bridge.writers import cpu_threads
+    from llm_bridge.writers import available_cores, cpu_threads
 
+    cores = len(os.sched_getaffinity(0))
+    assert available_cores() == cores
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cpu_threads(5) == 5 and cpu_threads(None) == 3
     for unset in ("", "zero", "0"):
         monkeypatch.setenv("OMP_NUM_THREADS", unset)
-        assert cpu_threads() == (os.cpu_count() or 1)
+        assert cpu_threads() == cores
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert cpu_threads() == (os.cpu_count() or 1)
+    assert cpu_threads() == cores

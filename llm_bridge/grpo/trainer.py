@@ -432,10 +432,8 @@ def train_grpo(
     import torch
 
     r = run.resolved()
-    if r.size != "gpu-1.5b":
-        from ..writers import cpu_threads
-
-        torch.set_num_threads(cpu_threads(r.threads))
+    if r.threads and r.size != "gpu-1.5b":  # else torch's default (honours OMP_NUM_THREADS)
+        torch.set_num_threads(r.threads)
     out = Path(r.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

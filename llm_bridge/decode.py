@@ -104,6 +104,24 @@ def event_idx(event: int | str) -> int:
         raise KeyError(f"unknown event {event!r}; known: {', '.join(EVENT_IDS)}") from None
 
 
+def parse_action(event: int, action: int | str) -> int:
+    """Action index of a label: an action name of ``event``, ``unreadable``, or an index 0-3.
+    Raises ``ValueError`` for anything else."""
+    if action == UNREADABLE_NAME:
+        return UNREADABLE
+    if isinstance(action, str) and not action.isdigit():
+        if action not in ACTION_NAMES[event]:
+            raise ValueError(
+                f"unknown action {action!r} for {EVENT_IDS[event]}; known: "
+                f"{', '.join(ACTION_NAMES[event])}, {UNREADABLE_NAME}"
+            )
+        return ACTION_NAMES[event].index(action)
+    a = int(action)
+    if not 0 <= a <= UNREADABLE:
+        raise ValueError(f"action {a} out of range")
+    return a
+
+
 def load_labelled(path: str | Path) -> list[LabelledReply]:
     """Read a JSONL file of ``{"event": id|index, "action": name|index, "text": str}`` lines.
 
@@ -122,14 +140,7 @@ def load_labelled(path: str | Path) -> list[LabelledReply]:
         try:
             row = json.loads(line)
             e = event_idx(row["event"])
-            a = row["action"]
-            if a == UNREADABLE_NAME:
-                a = UNREADABLE
-            elif isinstance(a, str) and not a.isdigit():
-                a = ACTION_NAMES[e].index(a)
-            a = int(a)
-            if not 0 <= a <= UNREADABLE:
-                raise ValueError(f"action {a} out of range")
+            a = parse_action(e, row["action"])
             text = row["text"]
             if not isinstance(text, str):
                 raise ValueError("text is not a string")

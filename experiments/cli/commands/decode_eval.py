@@ -1,4 +1,5 @@
-"""`wlf decode-eval --file F.jsonl [--decoder NAME] [--json PATH] [--bench] [--cv K]`."""
+"""`wlf decode-eval --file F.jsonl [--decoder NAME] [--json PATH] [--bench] [--cv K]
+[--readers LABELS ...]`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def register(sub) -> None:
         "the gate is refitted without each fold before the fold is decoded",
     )
     p.add_argument("--seed", type=int, default=0, help="shuffle of the prompts into --cv folds")
+    p.add_argument(
+        "--readers",
+        nargs="+",
+        metavar="LABELS",
+        help='other readers\' labels of the same replies (JSONL, one {"event", "action"} line '
+        "per reply, in the file's order): print how often the readers agree with each other and "
+        "the decoder with each, and its accuracy on the replies all readers label alike",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,11 +46,15 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    from llm_bridge.decode import load_labelled
     from llm_bridge.decode_eval import (
         benchmark_file,
         cross_validate,
         evaluate_file,
+        format_agreement,
         format_report,
+        load_reader_labels,
+        reader_agreement,
     )
 
     baseline = None if args.baseline in ("none", "") else args.baseline
@@ -56,6 +69,18 @@ def run(args) -> int:
     else:
         result = evaluate_file(args.file, args.decoder, baseline)
     print(format_report(result, show_errors=args.errors))
+    if args.readers:
+        rows = load_labelled(args.file)
+        paths = [args.file, *args.readers]
+        stems = [Path(p).stem for p in paths]
+        names = stems if len(set(stems)) == len(stems) else paths  # short names when unique
+        try:
+            readers = {n: load_reader_labels(p, rows) for n, p in zip(names[1:], args.readers)}
+        except ValueError as exc:
+            raise SystemExit(f"wlf decode-eval: {exc}") from None
+        result["readers"] = reader_agreement(rows, readers, args.decoder, first=names[0])
+        print()
+        print(format_agreement(result["readers"]))
     if args.bench:
         result["throughput"] = benchmark_file(args.file, args.decoder)
     if args.json:

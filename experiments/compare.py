@@ -139,9 +139,16 @@ def _search_cache(params: EnvParams) -> Path | None:
 
 
 def sample_host_policy(
-    solver: ExactSolver, policy: HostPolicy, n_weeks: int, seed: int
+    solver: ExactSolver, policy: HostPolicy, n_weeks: int, seed: int, memo: bool = True
 ) -> dict[str, Any]:
-    """Play ``n_weeks`` fresh weeks with a host policy through the plain-Python dynamics."""
+    """Play ``n_weeks`` fresh weeks with a host policy through the plain-Python dynamics.
+
+    With ``memo`` (the default), the policy's action is kept per week without its uniforms
+    (the chance outcomes to come, which a policy must not read), and each step's result per
+    (that week, action, outcome): a step reads the uniforms only to pick the outcome
+    (``ReferenceWeek.step``) and carries them on unchanged. So the weeks played are exactly
+    those of ``memo=False``, and the many weeks that pass through one state compute it once
+    (a test checks the two agree)."""
     ref = solver.ref
     rules = ref.r
     rng = random.Random(seed)
@@ -150,6 +157,9 @@ def sample_host_policy(
     scores, returns, comps, ebd, early = [], [], [], [], []
     freq = np.zeros((N_EVENTS, N_ACTIONS))
     act = getattr(policy, "act", None) or (lambda w: int(np.argmax(policy([w])[0])))
+    alt_prob = rules["alt_prob"]
+    acts: dict[Week, int] = {}
+    steps: dict[tuple, tuple[Week, float]] = {}
     for _ in range(n_weeks):
         order = list(rules["slot_event"])
         moved = [order[t] for t in shuffled]
@@ -159,9 +169,22 @@ def sample_host_policy(
         w: Week = ref.reset(order, [rng.random() for _ in range(ref.n_events)])
         total = 0.0
         while not w.done:
-            a = act(w)
-            freq[w.slot_event[w.slot], a] += 1
-            w, r = ref.step(w, a)
+            e = w.slot_event[w.slot]
+            if memo:
+                uniforms = w.uniforms
+                bare = w._replace(uniforms=())
+                a = acts.get(bare)
+                if a is None:
+                    a = acts[bare] = act(w)
+                alt = uniforms[e] < alt_prob[e][a]
+                hit = steps.get((bare, a, alt))
+                if hit is None:
+                    hit = steps[bare, a, alt] = ref.apply(bare, a, alt)
+                w, r = hit[0]._replace(uniforms=uniforms), hit[1]
+            else:
+                a = act(w)
+                w, r = ref.step(w, a)
+            freq[e, a] += 1
             total += r
         scores.append(ref.score(w))
         returns.append(total)

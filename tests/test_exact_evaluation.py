@@ -347,3 +347,18 @@ def test_the_solver_refuses_a_spawned_event_in_a_shuffled_slot():
     spawn[0, 0, 0] = 2  # E1 would spawn E3, which sits in a shuffled slot
     with pytest.raises(ValueError, match="^exact solver: spawned events cannot sit in shuffled"):
         ExactSolver(replace(s1, name="bad", spawn=spawn))
+
+
+@pytest.mark.parametrize("preset,kept,start_energy", CASES)
+def test_sampling_with_the_step_memo_plays_the_same_weeks(preset, kept, start_energy):
+    """``sample_host_policy`` keeps each step and each action per state; the weeks it plays
+    must be those of the plain loop, statistic for statistic, for the solver's policies and for
+    a state-dependent rule."""
+    from experiments.compare import sample_host_policy
+
+    solver = ExactSolver(_reduced(preset, kept, start_energy))
+    for policy in (solver.optimal_policy(), solver.myopic_policy(), deterministic(_energy_rule)):
+        memo = sample_host_policy(solver, policy, 400, seed=7)
+        plain = sample_host_policy(solver, policy, 400, seed=7, memo=False)
+        assert memo == plain
+        assert memo["weeks"] == 400 and memo["ci95_score"] >= 0

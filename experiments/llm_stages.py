@@ -202,9 +202,12 @@ def run_stages(
     label_states: int = 40,
     label_temperatures: Sequence[float] = (0.3, 0.7, 1.0),
     progress: Callable[[str], None] = print,
+    reward: Any = None,
 ) -> dict[str, Any]:
     """Run (or resume) the three stages and write ``out/stages.json``, ``out/stages.png`` and
-    ``out/replies_for_labelling.jsonl``; the final LoRA adapter is ``out/grpo/adapter``."""
+    ``out/replies_for_labelling.jsonl``; the final LoRA adapter is ``out/grpo/adapter``.
+    ``reward`` (a ``llm_bridge.rewards.RewardConfig``) is GRPO's reward; default: the default
+    one."""
     from experiments.sft import sft_fit
     from llm_bridge.grpo import GRPORun, prompt_rows, train_grpo
 
@@ -272,6 +275,7 @@ def run_stages(
                 compact=True,
                 resume=True,
                 save_steps=10,
+                **({"reward": reward} if reward is not None else {}),
             )
             g = train_grpo(run, rows=train_rows)
             res["grpo_seed"] = grpo_seed  # recorded where GRPO trained (a resume keeps it)

@@ -47,6 +47,11 @@ class RewardConfig:
     illegible_penalty: float = 1.5
     """Times (1 - legibility): word salad, repetition, keyword lists, junk or text aimed at a grader
     would otherwise earn the value of whatever action the decoder reads into it."""
+    gate_weight: float = 0.0
+    """Times the decision gate's probability that a reply the decoder reads as legible commits to
+    no decision (``llm_bridge.gate``; 0 for replies under its ``MIN_WORDS``): a reply just under
+    the gate's threshold then earns less than a clear one, so GRPO is not paid for writing at the
+    edge of what the decoder can see.  0 (the default) leaves the penalty out."""
 
 
 DEFAULT_REWARD = RewardConfig()
@@ -97,19 +102,39 @@ def format_penalties(
     event: int | str, text: str, cfg: RewardConfig = DEFAULT_REWARD, unreadable: bool | None = None
 ) -> dict[str, float]:
     """The format penalties of a reply (each >= 0): ``empty``, ``over_length``, ``unreadable``
-    (the decoder's verdict: a reply that commits to no decision; decoded here unless given) and
-    ``illegible`` (``illegible_penalty * (1 - legibility)``)."""
+    (the decoder's verdict: a reply that commits to no decision; decoded here unless given),
+    ``illegible`` (``illegible_penalty * (1 - legibility)``) and, when ``cfg.gate_weight`` is
+    set, ``uncertain`` (``gate_weight`` times :func:`gate_probability` for a legible reply)."""
     from .decode import get_decoder
 
     stripped = (text or "").strip()
     if unreadable is None:
         unreadable = get_decoder(cfg.decoder).decode(event, stripped).unreadable
-    return {
+    out = {
         "empty": cfg.empty_penalty if not stripped else 0.0,
         "over_length": cfg.over_length_penalty if len(stripped) > cfg.max_chars else 0.0,
         "unreadable": cfg.unreadable_penalty if unreadable else 0.0,
         "illegible": cfg.illegible_penalty * (1.0 - legibility(event, stripped)),
     }
+    if cfg.gate_weight:
+        out["uncertain"] = (
+            0.0 if unreadable else cfg.gate_weight * gate_probability(event, stripped, cfg.decoder)
+        )
+    return out
+
+
+def gate_probability(event: int | str, text: str, decoder: str = "default") -> float:
+    """The decision gate's probability that ``text`` commits to no decision (0 for a decoder
+    without a gate, and for replies under the gate's ``MIN_WORDS``, which it never flags)."""
+    from .decode import event_idx, get_decoder
+    from .gate import MIN_WORDS
+    from .unreadable import words
+
+    dec = get_decoder(decoder)
+    gate = getattr(dec, "gate", None)
+    if gate is None or len(words(text)) < MIN_WORDS:
+        return 0.0
+    return gate.probability(dec, event_idx(event), text)
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,14 @@ def register(sub) -> None:
         help="weight of the judge's quality (default 0.3)",
     )
     p.add_argument(
+        "--gate-penalty",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="subtract W times the decision gate's probability that a reply commits to no "
+        "decision from the reward of every reply the decoder reads as legible (default 0: off)",
+    )
+    p.add_argument(
         "--no-system", action="store_true", help="prompts without the system prompt (shorter)"
     )
     p.add_argument("--no-options", action="store_true", help="prompts without the three options")
@@ -151,6 +159,13 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    from llm_bridge.rewards import RewardConfig
+
+    if args.gate_penalty < 0:
+        raise ValueError(f"--gate-penalty must be >= 0, got {args.gate_penalty}")
+    reward = None
+    if args.gate_penalty or args.judge_weight != RewardConfig.judge_weight:
+        reward = RewardConfig(judge_weight=args.judge_weight, gate_weight=args.gate_penalty)
     if args.experiment and args.model:
         from experiments.llm_stages import format_stages, run_stages
 
@@ -167,6 +182,7 @@ def run(args) -> int:
             **({"grpo_temperature": args.temperature} if args.temperature is not None else {}),
             **({"grpo_seed": args.grpo_seed} if args.grpo_seed is not None else {}),
             **({"n_train": args.prompts} if args.prompts else {}),
+            **({"reward": reward} if reward is not None else {}),
         )
         if args.seed_runs:
             from experiments.llm_stages import add_grpo_seeds, plot_stages
@@ -202,7 +218,6 @@ def run(args) -> int:
         return 0
 
     from llm_bridge.grpo import GRPORun, format_result, train_grpo
-    from llm_bridge.rewards import RewardConfig
 
     if not args.model:
         raise ValueError(
@@ -231,7 +246,7 @@ def run(args) -> int:
         save_steps=args.save_steps,
         show_options=not args.no_options,
         include_system=not args.no_system,
-        reward=RewardConfig(judge_weight=args.judge_weight),
+        reward=reward or RewardConfig(),
     )
     result = train_grpo(run_cfg, json_path=args.json)
     print(format_result(result))

@@ -136,6 +136,54 @@ def test_format_penalties():
             assert sum(rewards.format_penalties(event, text, cfg).values()) == 0.0, (event, text)
 
 
+def test_gate_penalty_charges_legible_replies_by_the_gates_doubt():
+    from llm_bridge.decode import get_decoder
+
+    off, on = rewards.RewardConfig(), rewards.RewardConfig(gate_weight=2.0)
+    clear = "Sorry Arjun, I can't take Wednesday this time, I've covered the last two."
+    doubtful = "Let me think about the rota thing, will see how it goes."
+    assert "uncertain" not in rewards.format_penalties("E6_oncall", clear, off)  # off by default
+    p_clear = rewards.gate_probability("E6_oncall", clear)
+    p_doubt = rewards.gate_probability("E6_oncall", doubtful)
+    dec = get_decoder()
+    assert not dec.decode("E6_oncall", clear).unreadable
+    assert not dec.decode("E6_oncall", doubtful).unreadable  # legible to the decoder, yet:
+    assert 0.0 <= p_clear < 0.1 < p_doubt < dec.gate.threshold
+    assert rewards.format_penalties("E6_oncall", clear, on)["uncertain"] == pytest.approx(
+        2 * p_clear
+    )
+    assert rewards.format_penalties("E6_oncall", doubtful, on)["uncertain"] == pytest.approx(
+        2 * p_doubt
+    )
+    # an unreadable reply pays its own penalty, not this one; a short one is never doubted
+    mixed = "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."
+    assert rewards.format_penalties("E7_standup", mixed, on)["uncertain"] == 0.0
+    assert rewards.gate_probability("E6_oncall", "No, sorry.") == 0.0
+
+
+def test_grpo_cli_passes_the_reward_to_the_stages_experiment(monkeypatch, tmp_path, capsys):
+    import experiments.llm_stages as stages
+    from experiments.cli import main
+
+    seen = {}
+
+    def fake_run_stages(**kw):
+        seen.update(kw)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(stages, "run_stages", fake_run_stages)
+    argv = ["grpo", "--experiment", "--model", "smollm2-135m", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        main([*argv, "--gate-penalty", "0.5", "--judge-weight", "0.2"])
+    assert seen["reward"] == rewards.RewardConfig(judge_weight=0.2, gate_weight=0.5)
+    seen.clear()
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "reward" not in seen  # the experiment's default reward
+    assert main([*argv, "--gate-penalty", "-1"]) == 2
+    assert "--gate-penalty must be >= 0" in capsys.readouterr().err
+
+
 def test_rows_carry_their_state_exactly(rows):
     visited = grpo.visit_states(PRESET, 6, seed=11)
     for source, w in visited[::3]:

@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         "--stage",
         action="append",
         metavar="NAME=ADAPTER[@T1,T2,...]",
-        help="a stage to sample (repeatable); default: the committed warm-up and GRPO adapters",
+        help="a stage to sample (repeatable); default: the committed warm-up and GRPO adapters "
+        "(llm_bridge/data/smollm2_dev_options.jsonl was sampled with the GRPO adapter of commit "
+        "5d42626)",
     )
     a = p.parse_args(argv)
     stages = a.stage or [

@@ -208,6 +208,7 @@ def test_the_dev_set_of_real_replies_shares_no_state_with_the_test_sets():
         "smollm2_v4_grpo_test.jsonl",
         "smollm2_v5_grpo_test.jsonl",
         "smollm2_v6_grpo_test.jsonl",
+        "smollm2_v7_grpo_test.jsonl",
     ):
         test = {r.prompt for r in D.load_labelled(Path(__file__).parent / "data" / name)}
         assert not dev & test, name
@@ -348,14 +349,17 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
 # (``smollm2_dev_options.jsonl``): 94/105, 8/15, 79/93 and 6/27.  The GRPO model rewarded
 # through the refitted decoder (v6): legible 0.859 (67 of 78), unreadable 0.357 (15 of 42);
 # 42 of its 120 sampled replies are unreadable to the reader (18 of them on-call replies, mostly
-# garbled or without a yes or a no), against 27 for the committed 200-step model.  All under
-# the 0.95 target; bounds sit two replies below the measured numbers.
+# garbled or without a yes or a no), against 27 for the committed 200-step model.  The GRPO
+# model rewarded with the gate penalty (v7): legible 0.960 (97 of 101), unreadable 0.211 (4 of
+# 19); 19 of its 120 replies are unreadable to the reader, most of them appraisal replies that
+# block Wednesday and also write tonight.  Bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [
         ("smollm2_v4_grpo_test.jsonl", 15, 94 / 105, 3 / 15),
         ("smollm2_v5_grpo_test.jsonl", 27, 77 / 93, 5 / 27),
         ("smollm2_v6_grpo_test.jsonl", 42, 65 / 78, 13 / 42),
+        ("smollm2_v7_grpo_test.jsonl", 19, 95 / 101, 2 / 19),
     ],
 )
 def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):

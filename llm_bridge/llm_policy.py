@@ -64,14 +64,15 @@ def play_weeks(
     preset: str = "week_v2",
     n_weeks: int = 16,
     seed: int = 0,
-    decoder: str = "default",
+    decoder: Any = "default",
     judge: str = "default",
     transcript_weeks: int = 3,
     show_options: bool = True,
     progress: Callable[[int, int], None] | None = None,
     compact: bool | None = None,
 ) -> WeekResults:
-    """Play ``n_weeks`` weeks with ``writer``; every reply is decoded and judged.
+    """Play ``n_weeks`` weeks with ``writer``; every reply is decoded and judged.  ``decoder`` is
+    a decoder's name or a decoder object (``decode(event, text, prompt)``).
 
     Returns a :class:`WeekResults` whose ``summary`` has the shape of
     ``wlf_jax.rollout.summarize`` (score mean and 95% CI, components, energy by day, ...) plus
@@ -95,7 +96,8 @@ def play_weeks(
     if compact is None:
         compact = bool(getattr(writer, "compact", False))
     env, reset, step = _batched_env()
-    dec, jud = get_decoder(decoder), get_judge(judge)
+    dec = get_decoder(decoder) if isinstance(decoder, str) else decoder
+    jud = get_judge(judge)
     keys = jax.random.split(jax.random.key(seed), n_weeks)
     _, state = reset(keys, params)
     returns = np.zeros(n_weeks)

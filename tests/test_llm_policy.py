@@ -173,3 +173,21 @@ def test_eval_llm_needs_a_model():
     assert main(["eval-llm", "--weeks", "2"]) == 2  # ValueError -> exit status 2
     with pytest.raises(KeyError):
         ScriptedWriter("nobody")
+
+
+def test_play_weeks_reads_replies_with_a_decoder_object(weeks):
+    """A decoder object replaces the named one: here every reply is read as the worst action
+    (unreadable), where the named decoder reads the strategic script's replies as legible."""
+    from llm_bridge.decode import UNREADABLE, Decoded
+
+    class Unreadable:
+        name = "all unreadable"
+
+        def decode(self, event, text, prompt=None):
+            return Decoded(UNREADABLE, 1.0, (1 / 3, 1 / 3, 1 / 3), "no_decision")
+
+    res = play_weeks(ScriptedWriter("strategic"), preset="week_v2", n_weeks=8, seed=1,
+                     decoder=Unreadable(), transcript_weeks=0)  # fmt: skip
+    assert res.summary["decoder"] == "all unreadable" and res.summary["unreadable_rate"] == 1.0
+    assert weeks["strategic"].summary["unreadable_rate"] == 0.0
+    assert res.summary["week_score"] < weeks["strategic"].summary["week_score"] - 0.2

@@ -101,12 +101,9 @@ def main(argv=None):
         assert EVENT_IDS[e] == lab["event"], (r, lab)
         table[(e, r["text"].strip())] = parse_action(e, lab["action"])
     dec = LabelDecoder(table)
-    real = llm_policy.get_decoder  # play_weeks reads its decoder through this name
-    llm_policy.get_decoder = lambda name="default": dec if name == "default" else real(name)
-    try:
-        res = llm_policy.play_weeks(writer(a.adapter), preset="week_v2", n_weeks=a.weeks, seed=0, transcript_weeks=0)
-    finally:
-        llm_policy.get_decoder = real
+    res = llm_policy.play_weeks(
+        writer(a.adapter), preset="week_v2", n_weeks=a.weeks, seed=0, decoder=dec, transcript_weeks=0
+    )
     s = res.summary
     out = {k: s[k] for k in ("week_score", "week_score_ci", "unreadable_rate", "judged_quality", "replies")}
     out["unlabelled"] = len(dec.unlabelled)

@@ -377,6 +377,17 @@ _CLAUSES = re.compile(
     re.I,
 )
 
+# a reply's clauses also part at an "and" that joins a second verb to the same "I" ("I'll block
+# Wednesday afternoon and write the appraisal tonight" commits to two options): an "and" not
+# followed by a new subject, a determiner or "then" (read by the whole-reply contradiction rule
+# only, so "I'll own it and set up a call" stays one decision when the reply reads clearly)
+_PREDICATES = re.compile(
+    _SENTENCES.pattern
+    + r"|\s+and\s+(?!(?:i'll|i will|then|the|a|an|we|you|they|he|she|it|its|this|that|there"
+    r"|my|your|our|their|his|her)\b)",
+    re.I,
+)
+
 
 def _second_best(acts: dict[int, float]) -> float:
     """The second-highest confidence of ``acts`` (0 with fewer than two actions)."""
@@ -547,10 +558,10 @@ class HybridDecoder:
     def decisions_in(
         self, event: int | str, text: str, min_confidence: float = CONTRADICTION_CONFIDENCE
     ) -> set[int]:
-        """Actions that sentences of ``text`` commit to on their own (decoded with at least
-        ``min_confidence``; sentences of fewer than 3 words are skipped).  Two or more make a
-        reply contradictory."""
-        return set(self.clause_decisions(event, text, min_confidence))
+        """Actions that sentences of ``text``, or the predicates an "and" joins to one "I",
+        commit to on their own (decoded with at least ``min_confidence``; pieces of fewer than 3
+        words are skipped).  Two or more make a reply contradictory."""
+        return set(self.clause_decisions(event, text, min_confidence, predicates=True))
 
     def clause_decisions(
         self,
@@ -558,12 +569,16 @@ class HybridDecoder:
         text: str,
         min_confidence: float = CONTRADICTION_CONFIDENCE,
         fine: bool = False,
+        predicates: bool = False,
     ) -> dict[int, float]:
         """{action: highest confidence} over the sentences of ``text`` that commit to an action
-        on their own (see :meth:`decisions_in`); with ``fine``, also over the clauses of the
-        finer split (a comma or "and" before a new "I'll")."""
+        on their own (see :meth:`decisions_in`); with ``predicates``, also over the pieces an
+        "and" without a new subject parts; with ``fine``, also over the clauses of the finer
+        split (a comma or "and" before a new "I'll")."""
         acts: dict[int, float] = {}
         segs = _SENTENCES.split(text or "")
+        if predicates:
+            segs = list(dict.fromkeys(segs + _PREDICATES.split(text or "")))
         if fine:
             segs = list(dict.fromkeys(segs + _CLAUSES.split(text or "")))
         for seg in segs:

@@ -138,6 +138,31 @@ def test_two_options_in_one_reply_are_contradictory(event, text):
     assert reason(event, text) == "contradictory"
 
 
+@pytest.mark.parametrize(
+    "event,text",
+    [
+        # one "I" and two verbs joined by "and", each verb an option of its own
+        ("E5_appraisal", "I'll reserve an hour on Wednesday and finish it tonight anyway."),
+        ("E5_appraisal", "I'll block Wednesday 3-4 PM and ask HR for an extension."),
+    ],
+)
+def test_two_options_joined_by_and_are_contradictory(event, text):
+    assert reason(event, text) == "contradictory"
+
+
+@pytest.mark.parametrize(
+    "event,text,action",
+    [
+        # the second verb carries out the same option
+        ("E5_appraisal", "I'll finish the appraisal tonight and send it to HR before bed.", 1),
+        ("E1_staging", "I'll clear the logs myself and restart the service.", 0),
+        ("E7_standup", "I'll skip tonight's standup and post a written update.", 0),
+    ],
+)
+def test_two_verbs_of_one_option_joined_by_and_are_one_decision(event, text, action):
+    assert D.decode(event, text)[0] == action
+
+
 def test_a_counter_offer_that_opens_with_a_decline_is_one_decision():
     # the finer split reads a decline (0.94) and a swap (0.99): not both all but certain, and
     # the coarse split sees one sentence, so the swap stands

@@ -13,9 +13,11 @@ from .decode import (
     GATE_FILES,
     TRAIN_FILE,
     UNREADABLE,
+    Decoded,
     HybridDecoder,
     LabelledReply,
     action_label,
+    event_idx,
     get_decoder,
     load_labelled,
 )
@@ -93,6 +95,48 @@ def evaluate_file(
         b = evaluate_decoder(rows, baseline)
         out["baseline"] = {k: b[k] for k in ("decoder", "accuracy", "per_event")}
     return out
+
+
+class LabelReader:
+    """A decoder that reads each reply as a reader labelled it.
+
+    ``rows`` are labelled replies (:func:`llm_bridge.decode.load_labelled`).  A reply whose
+    event and text (stripped of surrounding space) are among them decodes to its label: an
+    action with confidence 1, or ``UNREADABLE`` (kind ``labelled``).  Any other reply is read by
+    ``fallback`` (a decoder name or object) and counted in ``unlabelled`` {(event index, text):
+    count}.  ``wlf eval-llm --labels`` plays a model's weeks this way, so its week score is the
+    one a reader would give the same replies.  Raises ``ValueError`` when one reply carries two
+    different labels.
+    """
+
+    def __init__(self, rows: Sequence[LabelledReply], fallback: Any = "default"):
+        self.table: dict[tuple[int, str], int] = {}
+        for r in rows:
+            key = (r.event, r.text.strip())
+            if self.table.setdefault(key, r.action) != r.action:
+                raise ValueError(
+                    f"{EVENT_IDS[r.event]} reply {r.text.strip()[:60]!r} is labelled both "
+                    f"{action_label(r.event, self.table[key])} and {action_label(r.event, r.action)}"
+                )
+        self.fallback = get_decoder(fallback) if isinstance(fallback, str) else fallback
+        self.name = f"labels, else {getattr(self.fallback, 'name', fallback)}"
+        self.labelled = 0
+        self.unlabelled: dict[tuple[int, str], int] = {}
+
+    def decode(self, event: int | str, text: str, prompt: str | None = None) -> Decoded:
+        """The label of ``text``, or the fallback decoder's reading when it has none."""
+        e = event_idx(event)
+        key = (e, (text or "").strip())
+        a = self.table.get(key)
+        if a is None:
+            self.unlabelled[key] = self.unlabelled.get(key, 0) + 1
+            return self.fallback.decode(e, text, prompt)
+        self.labelled += 1
+        if a == UNREADABLE:
+            return Decoded(UNREADABLE, 1.0, (1 / 3, 1 / 3, 1 / 3), "labelled")
+        probs = [0.0, 0.0, 0.0]
+        probs[a] = 1.0
+        return Decoded(a, 1.0, (probs[0], probs[1], probs[2]))
 
 
 def prompt_folds(rows: Sequence[LabelledReply], folds: int, seed: int = 0) -> dict[str, int]:

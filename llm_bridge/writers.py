@@ -155,6 +155,36 @@ SCRIPTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+class RecordingWriter(Writer):
+    """Wraps a writer and counts every distinct reply it writes, per event: ``seen`` maps
+    (event id, reply stripped of surrounding space) to how often it was written.  ``wlf eval-llm
+    --replies-out`` writes them for a reader to label."""
+
+    def __init__(self, inner: Writer):
+        self.inner, self.name = inner, inner.name
+        self.seen: dict[tuple[str, str], int] = {}
+
+    def write(self, descs, messages) -> list[str]:
+        """The inner writer's replies, unchanged; each one is counted."""
+        texts = self.inner.write(descs, messages)
+        for d, t in zip(descs, texts):
+            key = (d["event"]["id"], (t or "").strip())
+            self.seen[key] = self.seen.get(key, 0) + 1
+        return texts
+
+    def rows(self) -> list[dict[str, Any]]:
+        """``{"i", "event", "text", "count"}`` per distinct reply, in event order, the most
+        frequent reply of each event first."""
+        from wlf_jax.events import EVENT_IDS
+
+        order = {eid: n for n, eid in enumerate(EVENT_IDS)}
+        items = sorted(self.seen.items(), key=lambda kv: (order[kv[0][0]], -kv[1], kv[0][1]))
+        return [{"i": i, "event": e, "text": t, "count": n} for i, ((e, t), n) in enumerate(items)]
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
 class ScriptedWriter(Writer):
     """A persona with canned replies (``people_pleaser``, ``stonewaller``, ``strategic``).
 

@@ -191,3 +191,49 @@ def test_play_weeks_reads_replies_with_a_decoder_object(weeks):
     assert res.summary["decoder"] == "all unreadable" and res.summary["unreadable_rate"] == 1.0
     assert weeks["strategic"].summary["unreadable_rate"] == 0.0
     assert res.summary["week_score"] < weeks["strategic"].summary["week_score"] - 0.2
+
+
+def test_eval_llm_records_replies_and_reads_them_by_labels(tmp_path):
+    """--replies-out lists every distinct reply with its count; --labels reads a reply as
+    labelled (its decoder reading gives the same weeks; an unreadable label makes it the worst
+    action) and any reply the labels lack by the decoder, counted as unlabelled."""
+    from experiments.cli import main
+
+    base = ["eval-llm", "--policy", "scripted", "--persona", "strategic", "--weeks", "8"]
+    base += ["--seed", "1", "--transcript", str(tmp_path / "t.jsonl")]
+
+    def run(*extra):
+        out = tmp_path / "res.json"
+        assert main([*base, *extra, "--json", str(out)]) == 0
+        return json.loads(out.read_text())["agents"]["scripted:strategic"]
+
+    replies = tmp_path / "replies.jsonl"
+    plain = run("--replies-out", str(replies))
+    rows = [json.loads(line) for line in replies.read_text().splitlines()]
+    assert [r["i"] for r in rows] == list(range(len(rows)))
+    assert sum(r["count"] for r in rows) == plain["replies"]
+    assert all(r["text"] in SCRIPTS["strategic"][r["event"]] for r in rows)
+
+    def labels(name, pick):
+        path = tmp_path / name
+        lines = [{"event": r["event"], "text": r["text"], "action": pick(r)} for r in rows]
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines if x["action"] is not None))
+        return str(path)
+
+    as_decoded = labels("same.jsonl", lambda r: decode(r["event"], r["text"])[0])
+    same = run("--labels", as_decoded)
+    assert same["week_score"] == plain["week_score"]
+    assert (same["labelled"], same["unlabelled"]) == (plain["replies"], 0)
+
+    oncall = labels("e6.jsonl", lambda r: "unreadable" if r["event"] == "E6_oncall" else None)
+    e6 = run("--labels", oncall)
+    n_e6 = sum(r["count"] for r in rows if r["event"] == "E6_oncall")
+    assert n_e6 > 0 and e6["unreadable"] == n_e6 and e6["labelled"] == n_e6
+    # the worst action on E6 spawns other events, so this week has more replies than before
+    assert e6["unlabelled"] == e6["replies"] - n_e6 and e6["replies"] != plain["replies"]
+    assert e6["week_score"] < plain["week_score"]
+
+    clash = tmp_path / "clash.jsonl"
+    r = next(r for r in rows if r["event"] == "E6_oncall")
+    clash.write_text("".join(json.dumps({**r, "action": a}) + "\n" for a in (0, "unreadable")))
+    assert main([*base, "--labels", str(clash)]) == 2

@@ -66,6 +66,19 @@ def register(sub) -> None:
         "output folder that git ignores)",
     )
     p.add_argument("--transcript-weeks", type=int, default=3)
+    p.add_argument(
+        "--replies-out",
+        metavar="PATH",
+        help="write every distinct reply played (JSONL: i, event, text, count) for a reader to "
+        "label; one writer only",
+    )
+    p.add_argument(
+        "--labels",
+        metavar="PATH",
+        help="labelled replies (JSONL lines {event, text, action}, action a name or "
+        "'unreadable', as for decode-eval): a reply found there is read as labelled, any other "
+        "by --decoder and counted as unlabelled; the week score is then the one a reader gives",
+    )
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.set_defaults(func=run)
 
@@ -76,11 +89,19 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
+    from llm_bridge.decode import load_labelled
+    from llm_bridge.decode_eval import LabelReader
     from llm_bridge.llm_policy import format_summary, play_weeks, write_transcript
-    from llm_bridge.writers import SCRIPTS, make_writer
+    from llm_bridge.writers import SCRIPTS, RecordingWriter, make_writer
+    from wlf_jax.events import EVENT_IDS
 
     if args.weeks < 1:
         raise ValueError("--weeks must be at least 1")
+    if args.replies_out and args.policy == "scripted" and args.persona == "all":
+        raise ValueError("--replies-out records one writer: give --persona")
+    labels = load_labelled(args.labels) if args.labels else None
+    if labels is not None and not labels:
+        raise ValueError(f"{args.labels}: no labelled replies")
     if args.policy == "scripted":
         personas = list(SCRIPTS) if args.persona == "all" else [args.persona]
         writers = [make_writer("scripted", persona=p, seed=args.seed) for p in personas]
@@ -100,25 +121,49 @@ def run(args) -> int:
                 dtype=args.dtype,
             )
         ]
+    if args.replies_out:
+        writers = [RecordingWriter(w) for w in writers]
     results, transcript = {}, []
     for writer in writers:
+        reader = LabelReader(labels, args.decoder) if labels is not None else None
         with tqdm(total=None, desc=writer.name, unit="decision", leave=False) as bar:
             res = play_weeks(
                 writer,
                 preset=args.preset,
                 n_weeks=args.weeks,
                 seed=args.seed,
-                decoder=args.decoder,
+                decoder=reader or args.decoder,
                 judge=args.judge,
                 transcript_weeks=args.transcript_weeks,
                 show_options=not args.no_options,
                 progress=lambda t, n: bar.update(1),
                 compact=args.prompt == "compact" if args.policy == "llm" else False,
             )
+        if reader is not None:
+            # how many replies the labels covered; the others were read by --decoder
+            res.summary["labels"] = str(args.labels)
+            res.summary["labelled"] = reader.labelled
+            res.summary["unlabelled"] = sum(reader.unlabelled.values())
+            res.summary["unlabelled_replies"] = [
+                {"event": EVENT_IDS[e], "text": t, "count": n}
+                for (e, t), n in sorted(reader.unlabelled.items(), key=lambda kv: -kv[1])
+            ]
         results[writer.name] = res.summary
         transcript += [{"agent": writer.name, **row} for row in res.transcript]
         print(format_summary(res.summary))
+        if reader is not None:
+            print(
+                f"  read by labels  {reader.labelled} replies from {args.labels}; "
+                f"{res.summary['unlabelled']} unlabelled ({len(reader.unlabelled)} distinct) "
+                f"read by the decoder"
+            )
         print()
+        if args.replies_out:
+            out = Path(args.replies_out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            rows = writer.rows()
+            out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            print(f"wrote {len(rows)} distinct replies to {out}")
     path = write_transcript(transcript, args.transcript)
     print(f"transcript: {path} ({len(transcript)} decisions)")
     if args.json:

@@ -403,6 +403,33 @@ def add_grpo_seeds(res: dict[str, Any], runs: Sequence[Mapping[str, Any]]) -> di
     return res
 
 
+def add_reader_readings(
+    res: dict[str, Any], readings: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Add ``res["read_by_labels"][stage]`` for each ``stage: eval_json`` of ``readings``: the
+    ``--json`` output of ``wlf eval-llm --labels`` for that stage's model, played on the same
+    weeks (preset, seed and number of weeks of the stages' evaluation), so the stage is shown
+    beside the same weeks as a reader reads them.  Raises ``ValueError`` for an unknown stage,
+    an output made without ``--labels``, or other weeks."""
+    out = dict(res.get("read_by_labels", {}))
+    for stage, ev in readings.items():
+        if stage not in res["stages"]:
+            raise ValueError(f"no stage {stage!r}; stages: {', '.join(res['stages'])}")
+        agents = list(ev.get("agents", {}).values())
+        if len(agents) != 1 or "labels" not in agents[0]:
+            raise ValueError(f"{stage}: not the output of one `wlf eval-llm --labels ... --json`")
+        want = (res["preset"], res["seed"], res["eval_weeks"])
+        got = (ev.get("preset"), ev.get("seed"), ev.get("weeks"))
+        if got != want:
+            raise ValueError(f"{stage}: played preset/seed/weeks {got}, the stages {want}")
+        keep = ("week_score", "week_score_ci", "unreadable_rate", "judged_quality", "replies")
+        out[stage] = {k: agents[0][k] for k in keep} | {
+            k: agents[0][k] for k in ("labels", "labelled", "unlabelled")
+        }
+    res["read_by_labels"] = out
+    return res
+
+
 def format_stages(res: Mapping[str, Any]) -> str:
     """The stages and the structured agents in one table."""
     lines = [
@@ -415,6 +442,12 @@ def format_stages(res: Mapping[str, Any]) -> str:
         lines.append(
             f"  {name:<16}{s['week_score']:>10.3f} ± {s['week_score_ci']:.3f}{ratio:>10}"
             f"{s['unreadable_rate']:>12.1%}{s['judged_quality']:>9.3f}{s['replies_per_s']:>11.2f}"
+        )
+    for name, s in res.get("read_by_labels", {}).items():
+        ratio = f"{s['week_score'] / opt:.3f}" if opt else ""
+        lines.append(
+            f"  {name + ', reader':<16}{s['week_score']:>10.3f} ± {s['week_score_ci']:.3f}"
+            f"{ratio:>10}{s['unreadable_rate']:>12.1%}{s['judged_quality']:>9.3f}"
         )
     for name, s in res.get("structured", {}).items():
         ratio = f"{s['mean_score'] / opt:.3f}" if opt else ""
@@ -430,32 +463,39 @@ def format_stages(res: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def stage_bars(res: Mapping[str, Any]) -> list[tuple[str, float, float, str]]:
+    """The bars of :func:`plot_stages`, top to bottom: (label, week score, 95% CI, colour) for
+    each stage, for each stage read by a reader's labels (``res["read_by_labels"]``: {stage:
+    ``wlf eval-llm --labels`` summary}), for each further GRPO seed, then the structured agents
+    (exact, no CI)."""
+    bars = []
+    for name, s in res["stages"].items():
+        colour = {"base": "#999999", "warm-up": "#7570b3"}.get(name, "#d95f02")
+        label = f"{name} ({s['unreadable_rate']:.0%} unreadable)"
+        bars.append((label, s["week_score"], s["week_score_ci"], colour))
+    for name, s in res.get("read_by_labels", {}).items():
+        label = f"{name}, as a reader reads it ({s['unreadable_rate']:.0%} unreadable)"
+        bars.append((label, s["week_score"], s["week_score_ci"], "#e7298a"))
+    for seed, g in res.get("grpo_seeds", {}).items():
+        if str(seed) == str(res.get("grpo_seed", res.get("seed"))):
+            continue  # the GRPO row above
+        label = f"GRPO, seed {seed} ({g['unreadable_rate']:.0%} unreadable)"
+        bars.append((label, g["week_score"], g["week_score_ci"], "#e6ab02"))
+    for name, s in res.get("structured", {}).items():
+        bars.append((name, s["mean_score"], 0.0, "#1b9e77"))
+    return bars
+
+
 def plot_stages(res: Mapping[str, Any], path: str | Path) -> Path:
-    """Week score of each stage (95% CI) beside the structured agents' exact scores, as a PNG."""
+    """Week score of each stage (95% CI) beside the structured agents' exact scores, as a PNG
+    (the bars of :func:`stage_bars`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    names, vals, errs, colors = [], [], [], []
-    for name, s in res["stages"].items():
-        names.append(f"{name} ({s['unreadable_rate']:.0%} unreadable)")
-        vals.append(s["week_score"])
-        errs.append(s["week_score_ci"])
-        colors.append({"base": "#999999", "warm-up": "#7570b3"}.get(name, "#d95f02"))
-    for seed, g in res.get("grpo_seeds", {}).items():
-        if str(seed) == str(res.get("grpo_seed", res.get("seed"))):
-            continue  # the GRPO row above
-        names.append(f"GRPO, seed {seed} ({g['unreadable_rate']:.0%} unreadable)")
-        vals.append(g["week_score"])
-        errs.append(g["week_score_ci"])
-        colors.append("#e6ab02")
-    for name, s in res.get("structured", {}).items():
-        names.append(name)
-        vals.append(s["mean_score"])
-        errs.append(0.0)
-        colors.append("#1b9e77")
+    names, vals, errs, colors = (list(c) for c in zip(*stage_bars(res)))
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 1.2))
     ax.barh(names, vals, xerr=errs, color=colors)
     for i, v in enumerate(vals):

@@ -195,6 +195,50 @@ def test_grpo_cli_passes_the_reward_to_the_stages_experiment(monkeypatch, tmp_pa
     assert capsys.readouterr().err.count("applies to the single-turn reward") == 2
 
 
+def _stage(score, unreadable, quality=0.7):
+    return {"week_score": score, "week_score_ci": 0.02, "unreadable_rate": unreadable,
+            "judged_quality": quality, "replies_per_s": 3.0, "replies": 500}  # fmt: skip
+
+
+def test_a_reader_reading_joins_the_stages_table_and_figure(monkeypatch, tmp_path):
+    """`wlf grpo --experiment --reader-reading GRPO=J` adds the weeks of `wlf eval-llm --labels
+    --json J` beside the stages: in stages.json, the table and the figure's bars (between the
+    stages and the structured agents); other weeks, or an output made without --labels, are
+    refused."""
+    import experiments.llm_stages as stages
+    from experiments.cli import main
+
+    res = {"model": "m", "preset": "week_v2", "seed": 0, "eval_weeks": 64,
+           "stages": {"warm-up": _stage(0.563, 0.14), "GRPO": _stage(0.806, 0.0)},
+           "structured": {"optimal": {"mean_score": 0.861}}}  # fmt: skip
+    reader = {"labels": "l.jsonl", "labelled": 500, "unlabelled": 0} | _stage(0.62, 0.227, 0.56)
+    ev = {"preset": "week_v2", "seed": 0, "weeks": 64, "agents": {"llm": reader}}
+    (tmp_path / "reader.json").write_text(json.dumps(ev))
+    monkeypatch.setattr(stages, "run_stages", lambda **kw: json.loads(json.dumps(res)))
+    argv = ["grpo", "--experiment", "--model", "smollm2-135m", "--out", str(tmp_path)]
+    assert main([*argv, "--reader-reading", f"GRPO={tmp_path / 'reader.json'}"]) == 0
+    saved = json.loads((tmp_path / "stages.json").read_text())
+    assert saved["read_by_labels"]["GRPO"]["week_score"] == 0.62
+    assert saved["read_by_labels"]["GRPO"]["unlabelled"] == 0
+    assert (tmp_path / "stages.png").stat().st_size > 0
+    bars = stages.stage_bars(saved)
+    assert [b[0] for b in bars] == [
+        "warm-up (14% unreadable)",
+        "GRPO (0% unreadable)",
+        "GRPO, as a reader reads it (23% unreadable)",
+        "optimal",
+    ]
+    assert [b[1] for b in bars] == [0.563, 0.806, 0.62, 0.861]
+    row = next(x for x in stages.format_stages(saved).splitlines() if "GRPO, reader" in x)
+    assert "0.620 ± 0.020" in row and "22.7%" in row and f"{0.62 / 0.861:.3f}" in row
+    # refused: a stage that is not there, other weeks, an output without --labels, no '='
+    for bad in ({"SFT": ev}, {"GRPO": ev | {"weeks": 8}},
+                {"GRPO": ev | {"agents": {"llm": _stage(0.6, 0.1)}}}):  # fmt: skip
+        with pytest.raises(ValueError):
+            stages.add_reader_readings(json.loads(json.dumps(res)), bad)
+    assert main([*argv, "--reader-reading", "GRPO"]) == 2
+
+
 def test_stages_refuse_a_grpo_stage_trained_with_another_reward(tmp_path):
     from experiments.llm_stages import _check_same_reward
 

@@ -147,6 +147,15 @@ def register(sub) -> None:
         "their GRPO rows and gains over the warm-up are added to OUT/stages.json",
     )
     p.add_argument(
+        "--reader-reading",
+        nargs="+",
+        default=None,
+        metavar="STAGE=JSON",
+        help="--experiment --model: add a stage's weeks as a reader reads them, from the --json "
+        "of `wlf eval-llm --labels` played on the same weeks (e.g. GRPO=reader.json); shown "
+        "beside the stages in OUT/stages.json, the table and the figure",
+    )
+    p.add_argument(
         "--beta",
         type=float,
         default=None,
@@ -190,11 +199,20 @@ def run(args) -> int:
             **({"n_train": args.prompts} if args.prompts else {}),
             **({"reward": reward} if reward is not None else {}),
         )
-        if args.seed_runs:
-            from experiments.llm_stages import add_grpo_seeds, plot_stages
+        if args.seed_runs or args.reader_reading:
+            from experiments.llm_stages import add_grpo_seeds, add_reader_readings, plot_stages
 
-            runs = [json.loads((Path(d) / "stages.json").read_text()) for d in args.seed_runs]
-            res = add_grpo_seeds(res, runs)
+            if args.seed_runs:
+                runs = [json.loads((Path(d) / "stages.json").read_text()) for d in args.seed_runs]
+                res = add_grpo_seeds(res, runs)
+            if args.reader_reading:
+                readings = {}
+                for item in args.reader_reading:
+                    stage, sep, path = item.partition("=")
+                    if not sep or not path:
+                        raise ValueError(f"--reader-reading wants STAGE=JSON, got {item!r}")
+                    readings[stage] = json.loads(Path(path).read_text())
+                res = add_reader_readings(res, readings)
             (Path(out) / "stages.json").write_text(json.dumps(res, indent=1))
             plot_stages(res, Path(out) / "stages.png")
         print(format_stages(res))

@@ -502,7 +502,9 @@ def plot_stages(res: Mapping[str, Any], path: str | Path) -> Path:
         ax.text(v + 0.01, i, f"{v:.3f}", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("week score (LLM stages: mean ± 95% CI over full weeks; agents: exact)")
+    ax.set_xlabel(
+        "week score (language model: mean ± 95% CI over full weeks; agents: exact)", fontsize=8
+    )
     ax.set_title(f"{res['model']} on {res['preset']}: base, warm-up, GRPO")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -234,6 +234,7 @@ def test_the_dev_set_of_real_replies_shares_no_state_with_the_test_sets():
         "smollm2_v5_grpo_test.jsonl",
         "smollm2_v6_grpo_test.jsonl",
         "smollm2_v7_grpo_test.jsonl",
+        "smollm2_v8_grpo_test.jsonl",
     ):
         test = {r.prompt for r in D.load_labelled(Path(__file__).parent / "data" / name)}
         assert not dev & test, name
@@ -377,14 +378,19 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
 # garbled or without a yes or a no), against 27 for the committed 200-step model.  The GRPO
 # model rewarded with the gate penalty (v7): legible 0.960 (97 of 101), unreadable 0.211 (4 of
 # 19); 19 of its 120 replies are unreadable to the reader, 9 of them appraisal replies (7 that
-# block Wednesday and also write tonight).  Bounds sit two replies below the measured numbers.
+# block Wednesday and also write tonight).  With the "and" rule (two verbs of one "I", each an
+# option of its own, are contradictory): v4 unreadable 6 of 15, v7 9 of 19.  The model trained
+# with that rule and the gate penalty (v8): legible 0.948 (109 of 115); the reader finds 5 of
+# its 120 replies unreadable and the decoder catches none of them (no bound: 0 of 5 is all it
+# reaches).  Bounds sit two replies below the measured numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [
-        ("smollm2_v4_grpo_test.jsonl", 15, 94 / 105, 3 / 15),
+        ("smollm2_v4_grpo_test.jsonl", 15, 94 / 105, 4 / 15),
         ("smollm2_v5_grpo_test.jsonl", 27, 77 / 93, 5 / 27),
         ("smollm2_v6_grpo_test.jsonl", 42, 65 / 78, 13 / 42),
-        ("smollm2_v7_grpo_test.jsonl", 19, 95 / 101, 2 / 19),
+        ("smollm2_v7_grpo_test.jsonl", 19, 95 / 101, 7 / 19),
+        ("smollm2_v8_grpo_test.jsonl", 5, 107 / 115, None),
     ],
 )
 def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):
@@ -397,7 +403,8 @@ def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, un
     assert sum(r.action == D.UNREADABLE for r in rows) == n_unreadable
     res = evaluate_decoder(rows)
     assert res["per_class"]["legible"] >= legible
-    assert res["per_class"]["unreadable"] >= unreadable
+    if unreadable is not None:
+        assert res["per_class"]["unreadable"] >= unreadable
 
 
 @pytest.mark.parametrize("name", ["replies_styles_test.jsonl", "replies_blind.jsonl"])

@@ -410,7 +410,9 @@ def add_reader_readings(
     ``--json`` output of ``wlf eval-llm --labels`` for that stage's model, played on the same
     weeks (preset, seed and number of weeks of the stages' evaluation), so the stage is shown
     beside the same weeks as a reader reads them.  Raises ``ValueError`` for an unknown stage,
-    an output made without ``--labels``, or other weeks."""
+    an output made without ``--labels``, or other weeks.  That it played the stage's model (the
+    same adapter, greedy, 48 new tokens) is the caller's to ensure: the adapter's folder may
+    differ from the one the stage recorded."""
     out = dict(res.get("read_by_labels", {}))
     for stage, ev in readings.items():
         if stage not in res["stages"]:

@@ -182,6 +182,10 @@ class RecordingWriter(Writer):
         return [{"i": i, "event": e, "text": t, "count": n} for i, ((e, t), n) in enumerate(items)]
 
     def __getattr__(self, name):
+        # only reached for attributes the wrapper lacks; never for its own or for dunders (so
+        # copy and pickle do not recurse before ``inner`` exists)
+        if name.startswith("__") or name in ("inner", "seen"):
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
 

@@ -237,6 +237,9 @@ def test_a_reader_reading_joins_the_stages_table_and_figure(monkeypatch, tmp_pat
         with pytest.raises(ValueError):
             stages.add_reader_readings(json.loads(json.dumps(res)), bad)
     assert main([*argv, "--reader-reading", "GRPO"]) == 2
+    assert (
+        main(["grpo", "--model", "x", "--reader-reading", f"GRPO={tmp_path / 'reader.json'}"]) == 2
+    )
 
 
 def test_stages_refuse_a_grpo_stage_trained_with_another_reward(tmp_path):

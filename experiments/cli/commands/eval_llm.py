@@ -102,6 +102,10 @@ def run(args) -> int:
     labels = load_labelled(args.labels) if args.labels else None
     if labels is not None and not labels:
         raise ValueError(f"{args.labels}: no labelled replies")
+    if labels is not None:
+        LabelReader(
+            labels, args.decoder
+        )  # two labels for one reply: refused before any model loads
     if args.policy == "scripted":
         personas = list(SCRIPTS) if args.persona == "all" else [args.persona]
         writers = [make_writer("scripted", persona=p, seed=args.seed) for p in personas]

@@ -178,6 +178,14 @@ def run(args) -> int:
             "--gate-penalty applies to the single-turn reward: not to --multi-turn (rewarded by "
             "the week's score) nor to the tiny-model --experiment"
         )
+    if (args.reader_reading or args.seed_runs) and not (args.experiment and args.model):
+        raise ValueError("--reader-reading and --seed-runs go with --experiment --model")
+    readings = {}
+    for item in args.reader_reading or ():
+        stage, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"--reader-reading wants STAGE=JSON, got {item!r}")
+        readings[stage] = json.loads(Path(path).read_text())
     reward = None
     if args.gate_penalty or args.judge_weight != RewardConfig.judge_weight:
         reward = RewardConfig(judge_weight=args.judge_weight, gate_weight=args.gate_penalty)
@@ -205,13 +213,7 @@ def run(args) -> int:
             if args.seed_runs:
                 runs = [json.loads((Path(d) / "stages.json").read_text()) for d in args.seed_runs]
                 res = add_grpo_seeds(res, runs)
-            if args.reader_reading:
-                readings = {}
-                for item in args.reader_reading:
-                    stage, sep, path = item.partition("=")
-                    if not sep or not path:
-                        raise ValueError(f"--reader-reading wants STAGE=JSON, got {item!r}")
-                    readings[stage] = json.loads(Path(path).read_text())
+            if readings:
                 res = add_reader_readings(res, readings)
             (Path(out) / "stages.json").write_text(json.dumps(res, indent=1))
             plot_stages(res, Path(out) / "stages.png")

@@ -132,21 +132,12 @@ def test_contradictory_decisions(event, text):
             "E6_oncall",
             "I can't take Wednesday night. Sure, I'll take this one and cover Wednesday.",
         ),
-    ],
-)
-def test_two_options_in_one_reply_are_contradictory(event, text):
-    assert reason(event, text) == "contradictory"
-
-
-@pytest.mark.parametrize(
-    "event,text",
-    [
         # one "I" and two verbs joined by "and", each verb an option of its own
         ("E5_appraisal", "I'll reserve an hour on Wednesday and finish it tonight anyway."),
         ("E5_appraisal", "I'll block Wednesday 3-4 PM and ask HR for an extension."),
     ],
 )
-def test_two_options_joined_by_and_are_contradictory(event, text):
+def test_two_options_in_one_reply_are_contradictory(event, text):
     assert reason(event, text) == "contradictory"
 
 

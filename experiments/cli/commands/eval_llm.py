@@ -103,9 +103,8 @@ def run(args) -> int:
     if labels is not None and not labels:
         raise ValueError(f"{args.labels}: no labelled replies")
     if labels is not None:
-        LabelReader(
-            labels, args.decoder
-        )  # two labels for one reply: refused before any model loads
+        # a reply labelled twice is refused here, before any model loads
+        LabelReader(labels, args.decoder)
     if args.policy == "scripted":
         personas = list(SCRIPTS) if args.persona == "all" else [args.persona]
         writers = [make_writer("scripted", persona=p, seed=args.seed) for p in personas]

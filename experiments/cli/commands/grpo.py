@@ -207,7 +207,7 @@ def run(args) -> int:
             **({"n_train": args.prompts} if args.prompts else {}),
             **({"reward": reward} if reward is not None else {}),
         )
-        if args.seed_runs or args.reader_reading:
+        if args.seed_runs or readings:
             from experiments.llm_stages import add_grpo_seeds, add_reader_readings, plot_stages
 
             if args.seed_runs:

@@ -129,10 +129,9 @@ def _search_cache(params: EnvParams) -> Path | None:
     (``wlf_jax.compiled.keyed_path``)."""
     import agents.exact.patterns as patterns
     import agents.exact.tables as tables
-    import wlf_jax
-    from wlf_jax.compiled import keyed_path
+    from wlf_jax.compiled import dynamics_code, keyed_path
 
-    code = sorted(Path(wlf_jax.__file__).parent.glob("*.py"))
+    code = dynamics_code()
     code += [Path(patterns.__file__), Path(tables.__file__)]
     code.append(Path(__file__))  # the selection rule (argmax of the rounded returns) is here
     return keyed_path(params, "bestmap.json", code)

@@ -279,3 +279,38 @@ def test_the_bench_s_week_harness_plays_the_same_weeks_in_every_form(compiled):
         assert n.min() >= 1 and n.max() <= MAX_STEPS
     se = np.sqrt(made["compiled"].var() / 4096 + made["general"].var() / 4096)
     assert abs(made["compiled"].mean() - made["general"].mean()) < 5 * se
+
+
+def test_cached_tables_are_keyed_by_the_code_that_compiles_them_and_by_jax(tmp_path, monkeypatch):
+    """The on-disk tables are read back only for the same rule book, the same code of the
+    dynamics and of ``compile_rules`` (every module of wlf_jax) and the same JAX: an edit to that
+    code, or another JAX, compiles again instead of reading stale tables."""
+    from pathlib import Path
+
+    import wlf_jax.compiled as C
+    from wlf_jax.params import keep_events
+
+    monkeypatch.setenv("WLF_CACHE", str(tmp_path))
+    small = keep_events(presets.week_v2(), (0, 1, 2))
+    assert Path(C.__file__).resolve() in [p.resolve() for p in C.dynamics_code()]
+    code = tmp_path / "dynamics.py"
+    code.write_text("one version")
+    monkeypatch.setattr(C, "dynamics_code", lambda: [code])
+    compiles = []
+    real = C.compile_rules
+
+    def spy(*args, **kw):
+        compiles.append(args)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(C, "compile_rules", spy)
+    first = C.load_or_compile(small)
+    again = C.load_or_compile(small)
+    assert len(compiles) == 1
+    assert np.array_equal(np.asarray(first.packed), np.asarray(again.packed))
+    code.write_text("an edited version")
+    C.load_or_compile(small)
+    assert len(compiles) == 2
+    monkeypatch.setattr(C.jax, "__version__", "0.0.0-other")
+    C.load_or_compile(small)
+    assert len(compiles) == 3

@@ -333,12 +333,13 @@ def fingerprint(params: EnvParams) -> str:
 def keyed_path(params: EnvParams, kind: str, code_files: Sequence[str | Path]) -> Path | None:
     """Where a value computed from a rule book by some code is kept between processes:
     ``$WLF_CACHE/compiled/<name>-<fingerprint>-<hash of the code files>.<kind>``, so an edit to
-    the rule book or to any of ``code_files`` never reads a stale value.  None when caching is
-    off (``WLF_CACHE=``) or a code file cannot be read."""
+    the rule book or to any of ``code_files``, or another JAX or NumPy (whose float32 sums and
+    ties a cached value may depend on), never reads a stale value.  None when caching is off
+    (``WLF_CACHE=``) or a code file cannot be read."""
     folder = cache_dir()
     if folder is None:
         return None
-    code = hashlib.sha256()
+    code = hashlib.sha256(f"jax {jax.__version__} numpy {np.__version__}".encode())
     try:
         for f in code_files:
             code.update(Path(f).read_bytes())
@@ -347,11 +348,17 @@ def keyed_path(params: EnvParams, kind: str, code_files: Sequence[str | Path]) -
     return folder / f"{params.name}-{fingerprint(params)}-{code.hexdigest()[:16]}.{kind}"
 
 
+def dynamics_code() -> list[Path]:
+    """The files of the dynamics and of :func:`compile_rules` (every module of ``wlf_jax``):
+    the code part of the key of the compiled tables and of every value computed from them."""
+    return sorted(Path(__file__).parent.glob("*.py"))
+
+
 def load_or_compile(params: EnvParams, progress=None) -> CompiledRules:
-    """:func:`compile_rules`, read from the on-disk cache when this exact rule book (and table
-    format) was compiled before, and written there otherwise (atomically)."""
-    folder = cache_dir()
-    path = None if folder is None else folder / f"{params.name}-{fingerprint(params)}.npz"
+    """:func:`compile_rules`, read from the on-disk cache when this exact rule book was
+    compiled before by this code (:func:`keyed_path` over :func:`dynamics_code`), and written
+    there otherwise (atomically)."""
+    path = keyed_path(params, "npz", dynamics_code())
     if path is not None and path.is_file():
         try:
             with np.load(path) as z:

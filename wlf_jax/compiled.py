@@ -312,7 +312,8 @@ def compile_rules(params: EnvParams, progress=None, return_states: bool = False)
 
 
 FORMAT_VERSION = 3
-"""Bumped whenever the tables or the dynamics change, so stale cached tables are not read."""
+"""Part of every cached file's name (:func:`fingerprint`); an edit to the code of the dynamics
+or of the tables already changes the name (:func:`keyed_path`), so this needs no bump for it."""
 
 
 def cache_dir() -> Path | None:

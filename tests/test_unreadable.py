@@ -227,6 +227,7 @@ def test_the_dev_set_of_real_replies_shares_no_state_with_the_test_sets():
         "smollm2_v7_grpo_test.jsonl",
         "smollm2_v8_grpo_test.jsonl",
         "smollm2_v8s1_grpo_test.jsonl",
+        "smollm2_v8s2_grpo_test.jsonl",
     ):
         test = {r.prompt for r in D.load_labelled(Path(__file__).parent / "data" / name)}
         assert not dev & test, name
@@ -375,8 +376,9 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
 # with that rule and the gate penalty (v8): legible 0.948 (109 of 115); the reader finds 5 of
 # its 120 replies unreadable and the decoder catches none of them (no bound: 0 of 5 is all it
 # reaches).  The same recipe with GRPO seed 1 (v8s1): legible 0.952 (100 of 105), unreadable 2 of
-# 15 (no bound), most of the missed ones on-call replies with the roles reversed.  Bounds sit
-# two replies below the measured numbers.
+# 15 (no bound), most of the missed ones on-call replies with the roles reversed.  Seed 2 (v8s2):
+# legible 0.928 (103 of 111), unreadable 3 of 9.  Bounds sit two replies below the measured
+# numbers.
 @pytest.mark.parametrize(
     ("name", "n_unreadable", "legible", "unreadable"),
     [
@@ -386,6 +388,7 @@ def test_real_smollm2_replies_to_the_prompts_with_options():
         ("smollm2_v7_grpo_test.jsonl", 19, 95 / 101, 7 / 19),
         ("smollm2_v8_grpo_test.jsonl", 5, 107 / 115, None),
         ("smollm2_v8s1_grpo_test.jsonl", 15, 98 / 105, None),
+        ("smollm2_v8s2_grpo_test.jsonl", 9, 101 / 111, 1 / 9),
     ],
 )
 def test_real_smollm2_replies_of_the_grpo_models(name, n_unreadable, legible, unreadable):

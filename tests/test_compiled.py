@@ -212,7 +212,9 @@ def test_wlf_bench_json_has_forms_peers_and_devices(tmp_path):
     import sys
 
     out = tmp_path / "bench.json"
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    # the run's XLA_FLAGS without a device count: the command asks for its own
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+    env = dict(os.environ, XLA_FLAGS=flags)
     res = subprocess.run(
         [sys.executable, "-m", "experiments.cli", "bench", "--envs", "64", "--steps", "3",
          "--batches", "63,128", "--repeats", "1", "--python-seconds", "0.05", "--devices", "2",

@@ -25,7 +25,7 @@ from agents.fixed import FIXED_MAP_NAMES, action_map
 from experiments import sensitivity as S
 from experiments.sensitivity.design import stack_params
 from experiments.sensitivity.sweep import check_trained, possible_chance, trained_scores
-from tests.conftest import solved
+from tests.conftest import solved, xla_flags_with_devices
 from wlf_jax import presets
 from wlf_jax.events import EVENT_IDS, event_index
 from wlf_jax.params import keep_events, replace
@@ -575,9 +575,7 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_equals_unsharded_on_8_cpu_devices():
-    env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
-    )
+    env = dict(os.environ, XLA_FLAGS=xla_flags_with_devices(8), JAX_PLATFORMS="cpu")
     script = SHARDED.format(root=str(ROOT), tests=str(ROOT / "tests"))
     out = subprocess.run(
         [sys.executable, "-c", script],

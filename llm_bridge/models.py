@@ -53,6 +53,20 @@ def smollm2_gguf() -> Path:
     return path
 
 
+def _no_init_weights():
+    """transformers' context that skips weight initialisation (``transformers.initialization``
+    since 5.0, ``modeling_utils`` before); without either, the weights are initialised and then
+    replaced all the same."""
+    import contextlib
+
+    for module in ("transformers.initialization", "transformers.modeling_utils"):
+        try:
+            return importlib.import_module(module).no_init_weights()
+        except (ImportError, AttributeError):
+            continue
+    return contextlib.nullcontext()
+
+
 def build_from_gguf(gguf: str | Path, out: str | Path) -> Path:
     """Dequantise a GGUF causal LM into a Hugging Face folder ``out`` (fp32 safetensors, the
     tokenizer with its chat template).  Written to a temporary folder and renamed, so an
@@ -60,7 +74,6 @@ def build_from_gguf(gguf: str | Path, out: str | Path) -> Path:
     if importlib.util.find_spec("gguf") is None:
         raise ModelNotAvailable(f"reading {gguf} needs the gguf package: pip install gguf")
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.initialization import no_init_weights
 
     gguf = Path(gguf)
     out = Path(out)
@@ -76,7 +89,7 @@ def build_from_gguf(gguf: str | Path, out: str | Path) -> Path:
     config = copy.deepcopy(loaded.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    with no_init_weights():
+    with _no_init_weights():
         model = AutoModelForCausalLM.from_config(config)
     missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
     # a tied output layer is the only key a rebuilt model may lack

@@ -42,6 +42,11 @@ def test_real_model_builds_once_loads_offline_and_writes(cache, monkeypatch):
         models.resolve_model("smollm2-135m") == folder and stamp.stat().st_mtime_ns == built
     )  # cached
     assert json.loads(stamp.read_text())["gguf"].endswith(models.SMOLLM2_FILE)
+    from safetensors import safe_open
+
+    with safe_open(folder / "model.safetensors", "pt") as f:  # the output layer stays tied to
+        keys = set(f.keys())  # the embedding: stored once, not a second 113 MB copy
+    assert "model.embed_tokens.weight" in keys and "lm_head.weight" not in keys
 
     tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True).eval()

@@ -174,16 +174,18 @@ def time_harness(
 
 def week_form(form: str, params: EnvParams):
     """``(env, env_params, static)`` of one form of the week; raises ``ValueError`` for a form
-    the rule book does not have (``compiled`` needs a fixed event order)."""
+    the rule book does not have (``compiled`` needs a fixed event order).  The compiled tables
+    are read from the on-disk cache when an earlier command built them (``load_or_compile``;
+    building week_v2's takes about 10 s)."""
     if form == "general":
         return _env, params, False
     if form == "static":
         return _env, params, True
     if form == "compiled":
-        from wlf_jax.compiled import CompiledWeek, UnsupportedRulesError, compile_rules
+        from wlf_jax.compiled import CompiledWeek, UnsupportedRulesError, load_or_compile
 
         try:
-            return CompiledWeek(params.name), compile_rules(params), False
+            return CompiledWeek(params.name), load_or_compile(params), False
         except UnsupportedRulesError as e:
             raise ValueError(str(e)) from None
     raise ValueError(f"unknown form {form!r}; known: {', '.join(FORMS)}")

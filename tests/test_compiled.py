@@ -253,6 +253,25 @@ def test_wlf_bench_on_a_random_order_rule_book_skips_the_compiled_form(tmp_path)
     assert "fixed order" in r["forms_skipped"]["compiled"]
 
 
+def test_the_bench_reads_compiled_tables_an_earlier_command_built(monkeypatch):
+    """`wlf bench` takes the compiled form's tables from the on-disk cache (the demo's
+    baselines, or an earlier bench, built them) instead of enumerating the week again."""
+    from experiments.bench import week_form
+    from wlf_jax import compiled as C
+
+    params = presets.week_v2()
+    built = C.load_or_compile(params)  # written to this test run's cache folder
+
+    def no_compile(*a, **k):
+        raise AssertionError("the tables were built again")
+
+    monkeypatch.setattr(C, "compile_rules", no_compile)
+    env, rules, static = week_form("compiled", params)
+    assert isinstance(env, C.CompiledWeek) and not static
+    assert rules.layers == built.layers
+    np.testing.assert_array_equal(np.asarray(rules.next_id), np.asarray(built.next_id))
+
+
 def test_the_bench_s_week_harness_plays_the_same_weeks_in_every_form(compiled):
     """The ``weeks`` harness of ``wlf bench`` counts real decisions only, and its one draw per
     week gives uniform actions and uniforms: over 4,096 random-policy weeks of week_v2 the

@@ -30,11 +30,16 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_XLA_FLAG}".strip()
 
 
+def xla_flags_without_devices() -> str:
+    """This run's XLA_FLAGS (the test optimisation level) less any host device count, for a
+    child process that chooses its own (``wlf bench --devices``)."""
+    return " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+
+
 def xla_flags_with_devices(n: int) -> str:
-    """This run's XLA_FLAGS (the test optimisation level) with ``n`` host CPU devices, for a
-    child process that needs several devices; any device count already there is replaced."""
-    kept = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
-    return " ".join([*kept, f"--xla_force_host_platform_device_count={n}"])
+    """This run's XLA_FLAGS with ``n`` host CPU devices (any count already there replaced), for
+    a child process that needs several devices."""
+    return f"{xla_flags_without_devices()} --xla_force_host_platform_device_count={n}".strip()
 
 
 # Tests (and the `wlf` processes they start) keep their caches in a folder of their own, so a

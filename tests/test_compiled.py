@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.conftest import xla_flags_without_devices
 from wlf_jax import WorkWeek, dynamics, observe, presets
 from wlf_jax.compiled import (
     CompiledState,
@@ -212,9 +213,7 @@ def test_wlf_bench_json_has_forms_peers_and_devices(tmp_path):
     import sys
 
     out = tmp_path / "bench.json"
-    # the run's XLA_FLAGS without a device count: the command asks for its own
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
-    env = dict(os.environ, XLA_FLAGS=flags)
+    env = dict(os.environ, XLA_FLAGS=xla_flags_without_devices())  # --devices asks for its own
     res = subprocess.run(
         [sys.executable, "-m", "experiments.cli", "bench", "--envs", "64", "--steps", "3",
          "--batches", "63,128", "--repeats", "1", "--python-seconds", "0.05", "--devices", "2",
